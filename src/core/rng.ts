@@ -12,7 +12,7 @@ export const systemRng: Rng = {
   fill(out: Uint8Array): void {
     // getRandomValues accepts at most 65536 bytes per call.
     for (let off = 0; off < out.length; off += 65536) {
-      globalThis.crypto.getRandomValues(out.subarray(off, Math.min(out.length, off + 65536)));
+      globalThis.crypto.getRandomValues(out.subarray(off, Math.min(out.length, off + 65536)) as Uint8Array<ArrayBuffer>);
     }
   },
 };

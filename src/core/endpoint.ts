@@ -1,0 +1,709 @@
+/**
+ * The sans-I/O WireGuard endpoint: many peers, one local static key.
+ *
+ * Inputs are calls with the current time `now` (milliseconds, monotonic, chosen by the caller):
+ * `recv` for datagrams from the network, `send` for plaintext packets to a peer, `tick` when the
+ * deadline from `nextDeadline()` has come. Outputs go synchronously to the `EndpointIO` the
+ * caller supplies: datagrams for a peer (the caller knows its address), datagrams back to the
+ * source of a packet (cookie replies), decrypted packets, and events.
+ *
+ * Buffers handed to `io` are valid only during the call: copy them to keep them. `recv` may
+ * decrypt in place, overwriting the datagram it was given.
+ *
+ * The core never sees addresses. A datagram's source is an opaque value of type S that is
+ * handed back in `authenticated` (so the caller can update the peer's endpoint — roaming) and
+ * in `sendToSource`; `io.sourceTag(source)` gives bytes identifying it for cookies (IP ‖ port).
+ */
+import { isAllZero, readU32LE, toHex, utf8, writeU32LE } from './bytes.ts';
+import {
+  CONSTRUCTION, IDENTIFIER, KEEPALIVE_TIMEOUT, MAX_QUEUED_PACKETS, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES_HI,
+  REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_ON_RECEIVE_AGE, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
+  UNDER_LOAD_AFTER_TIME, UNDER_LOAD_HANDSHAKES_PER_SECOND, ZERO_KEY_MATERIAL_AFTER,
+} from './constants.ts';
+import { CookieChecker } from './cookie.ts';
+import type { CryptoProvider } from './crypto.ts';
+import { equalConstantTime, zeroize } from './crypto.ts';
+import { ConfigError } from './errors.ts';
+import type { HandshakeContext, IndexEntry, LocalIdentity } from './handshake.ts';
+import { beginSession, consumeInitiation, consumeResponse, createInitiation, createResponse } from './handshake.ts';
+import { IndexTable } from './indexes.ts';
+import {
+  CookieReply, Initiation, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
+  messageType, paddedLength, Response, TAG_SIZE, Transport, writeType,
+} from './messages.ts';
+import type { NoiseStart } from './noise.ts';
+import { noiseStart } from './noise.ts';
+import type { PeerConfig, PeerId, PeerStats } from './peer.ts';
+import { Peer } from './peer.ts';
+import type { Rng } from './rng.ts';
+import { randomUint32, systemRng } from './rng.ts';
+import type { Session } from './session.ts';
+
+export type EndpointEvent =
+  | { type: 'handshakeInitiated'; peer: PeerId; retry: boolean }
+  | { type: 'handshakeCompleted'; peer: PeerId; initiator: boolean }
+  /** Retries went on for REKEY_ATTEMPT_TIME without an answer; queued packets were dropped. */
+  | { type: 'handshakeFailed'; peer: PeerId }
+  | { type: 'sessionExpired'; peer: PeerId; localIndex: number }
+  /** No handshake for 3 × REJECT_AFTER_TIME: all of the peer's key material was erased. */
+  | { type: 'keysZeroed'; peer: PeerId }
+  | { type: 'cookieReplySent' }
+  | { type: 'underLoad'; active: boolean };
+
+export interface EndpointIO<S> {
+  /** A datagram for `peer`'s current endpoint. */
+  sendToPeer(peer: PeerId, datagram: Uint8Array): void;
+  /** A datagram back to where a received packet came from (cookie replies). */
+  sendToSource(source: S, datagram: Uint8Array): void;
+  /** A decrypted packet from `peer` (padded plaintext; the caller strips padding by IP length). */
+  deliver(peer: PeerId, packet: Uint8Array): void;
+  /** `peer` sent an authenticated packet from `source`: the caller may update its endpoint. */
+  authenticated(peer: PeerId, source: S): void;
+  /** Bytes identifying `source` for cookies (IP address ‖ port). Only called when needed. */
+  sourceTag(source: S): Uint8Array;
+  event?(event: EndpointEvent): void;
+}
+
+export interface EndpointOptions<S> {
+  crypto: CryptoProvider;
+  io: EndpointIO<S>;
+  /** Our static private key (32 bytes); may be set later with setPrivateKey. */
+  privateKey?: Uint8Array | null;
+  /** Wall-clock milliseconds since the Unix epoch at monotonic time `now` (TAI64N, last handshake). */
+  wallClock: (now: number) => number;
+  rng?: Rng;
+  /** Cap for padding (the tunnel MTU); 0 pads every packet to a multiple of 16. */
+  mtu?: number;
+  /** 'auto' (default) engages under-load mode from the handshake rate; true/false force it. */
+  underLoad?: boolean | 'auto';
+  /** Noise prologue; WireGuard's identifier unless a test needs another. */
+  identifier?: string;
+}
+
+export const DROP_REASONS = [
+  'malformed', 'mac1', 'cookieRequired', 'noPrivateKey', 'unknownPeer', 'handshakeDecrypt', 'replayedTimestamp',
+  'floodedInitiation', 'unexpectedResponse', 'unexpectedCookie', 'unknownIndex', 'expiredSession', 'replay',
+  'decrypt', 'queueFull', 'noSession',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export interface EndpointCounters {
+  datagramsReceived: number;
+  handshakeInitiationsSent: number;
+  handshakeResponsesSent: number;
+  handshakesCompleted: number;
+  cookieRepliesSent: number;
+  cookieRepliesReceived: number;
+  dataPacketsSent: number;
+  dataPacketsReceived: number;
+  keepalivesSent: number;
+  keepalivesReceived: number;
+  dropped: Record<DropReason, number>;
+}
+
+export type RecvResult = 'data' | 'keepalive' | 'handshake' | 'cookie' | 'dropped';
+export type SendResult = 'sent' | 'queued' | 'dropped';
+
+const MAX_HANDSHAKE_ATTEMPTS = Math.floor(REKEY_ATTEMPT_TIME / REKEY_TIMEOUT);
+
+export class Endpoint<S = unknown> {
+  readonly crypto: CryptoProvider;
+  readonly counters: EndpointCounters;
+  private readonly io: EndpointIO<S>;
+  private readonly rng: Rng;
+  private readonly wallClock: (now: number) => number;
+  private readonly mtu: number;
+  private readonly start: NoiseStart;
+  private readonly indexes: IndexTable<IndexEntry>;
+  private readonly peers = new Map<PeerId, Peer>();
+  private readonly peersByKey = new Map<string, Peer>();
+  private local: LocalIdentity | null = null;
+  private cookieChecker: CookieChecker | null = null;
+  private nextPeerId = 1;
+  private underLoadMode: boolean | 'auto';
+  private underLoadUntil = -Infinity;
+  private underLoadActive = false;
+  private rateWindowStart = -Infinity;
+  private rateWindowCount = 0;
+  private scratch = new Uint8Array(2048);
+  private readonly jitterScratch = new Uint8Array(4);
+  private readonly ctx: HandshakeContext;
+
+  constructor(options: EndpointOptions<S>) {
+    this.crypto = options.crypto;
+    this.io = options.io;
+    this.rng = options.rng ?? systemRng;
+    this.wallClock = options.wallClock;
+    this.mtu = options.mtu ?? 0;
+    this.underLoadMode = options.underLoad ?? 'auto';
+    this.start = noiseStart(this.crypto, CONSTRUCTION, utf8(options.identifier ?? IDENTIFIER));
+    this.indexes = new IndexTable<IndexEntry>(this.rng);
+    const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+    this.counters = {
+      datagramsReceived: 0, handshakeInitiationsSent: 0, handshakeResponsesSent: 0, handshakesCompleted: 0,
+      cookieRepliesSent: 0, cookieRepliesReceived: 0, dataPacketsSent: 0, dataPacketsReceived: 0,
+      keepalivesSent: 0, keepalivesReceived: 0, dropped,
+    };
+    this.ctx = {
+      crypto: this.crypto, rng: this.rng, start: this.start, indexes: this.indexes,
+      local: () => this.local,
+      wallClock: (now) => this.wallClock(now),
+    };
+    if (options.privateKey) this.setPrivateKey(options.privateKey);
+  }
+
+  // ---------------------------------------------------------------- configuration
+
+  get publicKey(): Uint8Array | null {
+    return this.local?.publicKey ?? null;
+  }
+
+  /**
+   * Sets (or with null clears) the static private key. As in wireguard-go, a changed key
+   * expires every session, and a peer whose public key equals our new one is removed.
+   */
+  setPrivateKey(privateKey: Uint8Array | null): void {
+    if (privateKey && privateKey.length !== 32) throw new ConfigError('ERR_KEY_LENGTH', 'private key must be 32 bytes');
+    if (privateKey && this.local && equalConstantTime(privateKey, this.local.privateKey)) return;
+    if (this.local) zeroize(this.local.privateKey);
+    if (privateKey && !isAllZero(privateKey)) {
+      const raw = privateKey.slice();
+      const key = this.crypto.x25519PrivateKey(raw);
+      this.local = { privateKey: raw, key, publicKey: key.publicKey };
+      if (this.cookieChecker) this.cookieChecker.setPublicKey(key.publicKey);
+      else this.cookieChecker = new CookieChecker(this.crypto, this.rng, key.publicKey);
+      const self = this.peersByKey.get(toHex(key.publicKey));
+      if (self) this.removePeer(self.id);
+    } else {
+      this.local = null;
+    }
+    for (const peer of this.peers.values()) {
+      this.computeStaticStatic(peer);
+      this.expireSessions(peer);
+      this.indexes.delete(peer.handshake.localIndex);
+      peer.handshake.clear();
+    }
+  }
+
+  addPeer(config: PeerConfig, now: number): PeerId {
+    const key = checkKey(config.publicKey, 'public key');
+    const hex = toHex(key);
+    if (this.peersByKey.has(hex)) throw new ConfigError('ERR_PEER_EXISTS', 'a peer with this public key already exists');
+    if (this.local && equalConstantTime(key, this.local.publicKey)) {
+      throw new ConfigError('ERR_PEER_IS_SELF', "a peer's public key cannot be the interface's own");
+    }
+    const id = this.nextPeerId++;
+    const peer = new Peer(id, this.crypto, key.slice(), hex);
+    this.peers.set(id, peer);
+    this.peersByKey.set(hex, peer);
+    this.computeStaticStatic(peer);
+    this.updatePeer(id, { presharedKey: config.presharedKey, persistentKeepalive: config.persistentKeepalive }, now);
+    return id;
+  }
+
+  /** Changes a peer's preshared key or persistent keepalive while traffic flows. */
+  updatePeer(id: PeerId, changes: Partial<Omit<PeerConfig, 'publicKey'>>, now: number): void {
+    const peer = this.mustPeer(id);
+    if (changes.presharedKey !== undefined) {
+      const psk = changes.presharedKey ?? new Uint8Array(32);
+      checkKey(psk, 'preshared key');
+      peer.presharedKey.set(psk);
+    }
+    if (changes.persistentKeepalive !== undefined) {
+      const interval = changes.persistentKeepalive;
+      if (!Number.isInteger(interval) || interval < 0 || interval > 65535) {
+        throw new ConfigError('ERR_KEEPALIVE', 'persistent keepalive must be an integer from 0 to 65535 seconds');
+      }
+      const was = peer.persistentKeepalive;
+      peer.persistentKeepalive = interval;
+      if (interval === 0) peer.persistentKeepaliveAt = Infinity;
+      // As wireguard-go: turning it on sends a keepalive at once when the interface is up.
+      else if (was === 0 && this.local) this.sendKeepalive(peer, now);
+    }
+  }
+
+  /** Removes a peer, erasing its keys; its indexes become free. */
+  removePeer(id: PeerId): void {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    this.expireSessions(peer);
+    this.indexes.delete(peer.handshake.localIndex);
+    peer.handshake.clear();
+    peer.cookies.clear();
+    zeroize(peer.staticStatic, peer.presharedKey);
+    peer.queue.length = 0;
+    this.peers.delete(id);
+    this.peersByKey.delete(peer.publicKeyHex);
+  }
+
+  peerIdByKey(publicKey: Uint8Array): PeerId | undefined {
+    return this.peersByKey.get(toHex(publicKey))?.id;
+  }
+
+  peerIds(): IterableIterator<PeerId> {
+    return this.peers.keys();
+  }
+
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  peerStats(id: PeerId): Readonly<PeerStats> {
+    return this.mustPeer(id).stats;
+  }
+
+  /** A read-only look at a peer's state, for tests and `show`. */
+  inspectPeer(id: PeerId) {
+    const p = this.mustPeer(id);
+    const session = (s: Session | null) => s && !s.isErased
+      ? { localIndex: s.localIndex, remoteIndex: s.remoteIndex, created: s.created, isInitiator: s.isInitiator, sendCounter: s.sendHi * 2 ** 32 + s.sendLo }
+      : null;
+    return {
+      publicKey: p.publicKey,
+      persistentKeepalive: p.persistentKeepalive,
+      handshakeStage: p.handshake.stage,
+      handshakeAttempts: p.handshakeAttempts,
+      current: session(p.current),
+      previous: session(p.previous),
+      next: session(p.next),
+      queued: p.queue.length,
+      timers: {
+        retransmitHandshake: p.retransmitHandshakeAt, sendKeepalive: p.sendKeepaliveAt, newHandshake: p.newHandshakeAt,
+        zeroKeyMaterial: p.zeroKeyMaterialAt, persistentKeepalive: p.persistentKeepaliveAt,
+      },
+    };
+  }
+
+  /** Force under-load mode on or off, or leave it to the handshake rate ('auto'). */
+  setUnderLoad(mode: boolean | 'auto'): void {
+    this.underLoadMode = mode;
+  }
+
+  isUnderLoad(now: number): boolean {
+    if (this.underLoadMode !== 'auto') return this.underLoadMode;
+    return now < this.underLoadUntil;
+  }
+
+  /** Number of live receiver indexes (pending handshakes and sessions). */
+  get liveIndexes(): number {
+    return this.indexes.size;
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** A datagram from the network. Never throws on any input; bad input is dropped and counted. */
+  recv(now: number, datagram: Uint8Array, source: S): RecvResult {
+    this.counters.datagramsReceived++;
+    switch (messageType(datagram)) {
+      case MESSAGE_TRANSPORT: return this.recvTransport(now, datagram, source);
+      case MESSAGE_INITIATION: return this.recvInitiation(now, datagram, source);
+      case MESSAGE_RESPONSE: return this.recvResponse(now, datagram, source);
+      case MESSAGE_COOKIE_REPLY: return this.recvCookieReply(now, datagram);
+      default: return this.drop('malformed');
+    }
+  }
+
+  /**
+   * A plaintext packet for `peer`: encrypted and sent at once when a session can be used,
+   * otherwise queued (a copy) while a handshake is started.
+   */
+  send(now: number, id: PeerId, packet: Uint8Array): SendResult {
+    const peer = this.peers.get(id);
+    if (!peer) return this.drop('noSession');
+    if (peer.queue.length === 0) {
+      const s = peer.current;
+      if (s && s.canSend(now)) {
+        this.sealAndSend(now, peer, s, packet);
+        this.keepKeyFreshSending(now, peer, s);
+        return 'sent';
+      }
+    }
+    this.enqueue(peer, packet.slice());
+    this.sendStaged(now, peer);
+    return peer.queue.length === 0 ? 'sent' : 'queued';
+  }
+
+  /** Starts a handshake now (subject to the REKEY_TIMEOUT rate limit). */
+  initiateHandshake(now: number, id: PeerId): void {
+    const peer = this.peers.get(id);
+    if (peer) this.sendInitiation(now, peer, false);
+  }
+
+  /** Sends an empty (keepalive) packet to `peer`, starting a handshake if needed. */
+  keepalive(now: number, id: PeerId): void {
+    const peer = this.peers.get(id);
+    if (peer) this.sendKeepalive(peer, now);
+  }
+
+  /** When `tick` should next be called (Infinity if nothing is scheduled). */
+  nextDeadline(): number {
+    let t = Infinity;
+    for (const peer of this.peers.values()) {
+      const d = peer.nextDeadline(REJECT_AFTER_TIME);
+      if (d < t) t = d;
+    }
+    return t;
+  }
+
+  /** Runs every timer that is due at `now`. */
+  tick(now: number): void {
+    for (const peer of this.peers.values()) {
+      if (peer.nextDeadline(REJECT_AFTER_TIME) > now) continue;
+      this.expireOldSessions(now, peer);
+      if (peer.retransmitHandshakeAt <= now) this.onRetransmitHandshake(now, peer);
+      if (peer.sendKeepaliveAt <= now) this.onSendKeepalive(now, peer);
+      if (peer.newHandshakeAt <= now) {
+        peer.newHandshakeAt = Infinity;
+        // We sent data and heard nothing back for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT.
+        this.sendInitiation(now, peer, false);
+      }
+      if (peer.zeroKeyMaterialAt <= now) this.onZeroKeyMaterial(peer);
+      if (peer.persistentKeepaliveAt <= now) {
+        peer.persistentKeepaliveAt = Infinity;
+        this.sendKeepalive(peer, now);
+      }
+    }
+    if (this.underLoadActive && !this.isUnderLoad(now)) {
+      this.underLoadActive = false;
+      this.emit({ type: 'underLoad', active: false });
+    }
+  }
+
+  // ---------------------------------------------------------------- receive path
+
+  private recvTransport(now: number, d: Uint8Array, source: S): RecvResult {
+    const entry = this.indexes.get(readU32LE(d, Transport.receiver));
+    const s = entry?.session;
+    if (!entry || !s) return this.drop('unknownIndex');
+    if (!s.canReceive(now)) return this.drop('expiredSession');
+    const lo = readU32LE(d, Transport.counter);
+    const hi = readU32LE(d, Transport.counter + 4);
+    if (!s.replay.check(lo, hi)) return this.drop('replay');
+    const ciphertext = d.subarray(Transport.headerSize);
+    if (!this.crypto.open(s.receiveKey, lo, hi, ciphertext, EMPTY_AD, d, Transport.headerSize)) return this.drop('decrypt');
+    if (!s.replay.mark(lo, hi)) return this.drop('replay');
+    const peer = entry.peer;
+    peer.stats.rxBytes += d.length;
+    this.io.authenticated(peer.id, source);
+    if (peer.next === s) this.confirmNext(now, peer);
+    this.anyAuthenticatedPacketReceived(peer);
+    this.anyAuthenticatedPacketTraversal(now, peer);
+    this.keepKeyFreshReceiving(now, peer);
+    const length = ciphertext.length - TAG_SIZE;
+    if (length === 0) {
+      this.counters.keepalivesReceived++;
+      return 'keepalive';
+    }
+    this.counters.dataPacketsReceived++;
+    this.dataReceived(now, peer);
+    this.io.deliver(peer.id, d.subarray(Transport.headerSize, Transport.headerSize + length));
+    return 'data';
+  }
+
+  /** mac1 always; under load also mac2, answering with a cookie reply when it is missing. */
+  private admitHandshake(now: number, msg: Uint8Array, senderIndex: number, source: S): boolean {
+    const checker = this.cookieChecker;
+    if (!checker || !this.local) { this.drop('noPrivateKey'); return false; }
+    if (!checker.checkMac1(msg)) { this.drop('mac1'); return false; }
+    if (this.noteHandshakeRate(now)) {
+      const tag = this.io.sourceTag(source);
+      if (!checker.checkMac2(msg, tag, now)) {
+        const reply = checker.createReply(msg, senderIndex, tag, now);
+        this.counters.cookieRepliesSent++;
+        this.io.sendToSource(source, reply);
+        this.emit({ type: 'cookieReplySent' });
+        this.drop('cookieRequired');
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Counts a handshake message towards the automatic under-load trigger; returns whether under load. */
+  private noteHandshakeRate(now: number): boolean {
+    if (now - this.rateWindowStart >= 1000) {
+      this.rateWindowStart = now;
+      this.rateWindowCount = 0;
+    }
+    if (++this.rateWindowCount >= UNDER_LOAD_HANDSHAKES_PER_SECOND) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+    const active = this.isUnderLoad(now);
+    if (active !== this.underLoadActive) {
+      this.underLoadActive = active;
+      this.emit({ type: 'underLoad', active });
+    }
+    return active;
+  }
+
+  private recvInitiation(now: number, msg: Uint8Array, source: S): RecvResult {
+    if (!this.admitHandshake(now, msg, readU32LE(msg, Initiation.sender), source)) return 'dropped';
+    const result = consumeInitiation(this.ctx, msg, now, (key) => this.peersByKey.get(toHex(key)));
+    if (typeof result === 'string') return this.drop(result === 'decrypt' ? 'handshakeDecrypt' : result);
+    const peer = result;
+    peer.stats.rxBytes += msg.length;
+    this.io.authenticated(peer.id, source);
+    this.anyAuthenticatedPacketReceived(peer);
+    this.anyAuthenticatedPacketTraversal(now, peer);
+    const response = createResponse(this.ctx, peer, now);
+    if (!response) return this.drop('handshakeDecrypt');
+    const gone = beginSession(this.ctx, peer, now, false);
+    for (const s of gone) this.dropSession(s);
+    peer.handshake.lastSentHandshake = now;
+    this.counters.handshakeResponsesSent++;
+    this.transmit(peer, response);
+    this.anyAuthenticatedPacketSent(peer);
+    this.anyAuthenticatedPacketTraversal(now, peer);
+    this.sessionDerived(now, peer);
+    return 'handshake';
+  }
+
+  private recvResponse(now: number, msg: Uint8Array, source: S): RecvResult {
+    if (!this.admitHandshake(now, msg, readU32LE(msg, Response.sender), source)) return 'dropped';
+    const peer = consumeResponse(this.ctx, msg);
+    if (!peer) return this.drop('unexpectedResponse');
+    peer.stats.rxBytes += msg.length;
+    this.io.authenticated(peer.id, source);
+    const gone = beginSession(this.ctx, peer, now, true);
+    for (const s of gone) this.dropSession(s);
+    this.anyAuthenticatedPacketReceived(peer);
+    this.anyAuthenticatedPacketTraversal(now, peer);
+    this.sessionDerived(now, peer);
+    this.handshakeComplete(now, peer, true);
+    // The responder needs a packet to confirm the session: queued data, or a keepalive.
+    this.sendKeepalive(peer, now);
+    return 'handshake';
+  }
+
+  private recvCookieReply(now: number, msg: Uint8Array): RecvResult {
+    const entry = this.indexes.get(readU32LE(msg, CookieReply.receiver));
+    if (!entry || entry.session) return this.drop('unexpectedCookie');
+    if (!entry.peer.cookies.consumeReply(msg, now)) return this.drop('unexpectedCookie');
+    this.counters.cookieRepliesReceived++;
+    return 'cookie';
+  }
+
+  // ---------------------------------------------------------------- send path
+
+  private sealAndSend(now: number, peer: Peer, s: Session, packet: Uint8Array): void {
+    const padded = paddedLength(packet.length, this.mtu);
+    const total = Transport.headerSize + padded + TAG_SIZE;
+    if (this.scratch.length < total) this.scratch = new Uint8Array(Math.max(total, this.scratch.length * 2));
+    const buf = this.scratch;
+    writeType(buf, MESSAGE_TRANSPORT);
+    writeU32LE(buf, Transport.receiver, s.remoteIndex);
+    writeU32LE(buf, Transport.counter, s.sendLo);
+    writeU32LE(buf, Transport.counter + 4, s.sendHi);
+    buf.set(packet, Transport.headerSize);
+    buf.fill(0, Transport.headerSize + packet.length, Transport.headerSize + padded);
+    const plaintext = buf.subarray(Transport.headerSize, Transport.headerSize + padded);
+    this.crypto.seal(s.sendKey, s.sendLo, s.sendHi, plaintext, EMPTY_AD, buf, Transport.headerSize);
+    s.nextCounter();
+    this.transmit(peer, buf.subarray(0, total));
+    if (packet.length === 0) this.counters.keepalivesSent++;
+    else {
+      this.counters.dataPacketsSent++;
+      this.dataSent(now, peer);
+    }
+    this.anyAuthenticatedPacketSent(peer);
+    this.anyAuthenticatedPacketTraversal(now, peer);
+  }
+
+  private transmit(peer: Peer, datagram: Uint8Array): void {
+    peer.stats.txBytes += datagram.length;
+    this.io.sendToPeer(peer.id, datagram);
+  }
+
+  private enqueue(peer: Peer, packet: Uint8Array): void {
+    if (peer.queue.length >= MAX_QUEUED_PACKETS) {
+      peer.queue.shift(); // wireguard-go drops the oldest
+      peer.stats.queueDrops++;
+      this.counters.dropped.queueFull++;
+    }
+    peer.queue.push(packet);
+  }
+
+  /** wireguard-go's SendStagedPackets: send what waits, or start a handshake if no session can. */
+  private sendStaged(now: number, peer: Peer): void {
+    const s = peer.current;
+    if (!s || !s.canSend(now)) {
+      this.sendInitiation(now, peer, false);
+      return;
+    }
+    const queued = peer.queue.splice(0);
+    for (const packet of queued) this.sealAndSend(now, peer, s, packet);
+    this.keepKeyFreshSending(now, peer, s);
+  }
+
+  /** An empty packet, staged only when nothing else waits (anything else keeps alive as well). */
+  private sendKeepalive(peer: Peer, now: number): void {
+    if (peer.queue.length === 0) this.enqueue(peer, EMPTY_PACKET);
+    this.sendStaged(now, peer);
+  }
+
+  /** wireguard-go's SendHandshakeInitiation: at most one per REKEY_TIMEOUT unless a retry. */
+  private sendInitiation(now: number, peer: Peer, isRetry: boolean): void {
+    if (!isRetry) peer.handshakeAttempts = 0;
+    if (now - peer.handshake.lastSentHandshake < REKEY_TIMEOUT) return;
+    const msg = createInitiation(this.ctx, peer, now);
+    if (!msg) return;
+    peer.handshake.lastSentHandshake = now;
+    this.counters.handshakeInitiationsSent++;
+    this.transmit(peer, msg);
+    this.emit({ type: 'handshakeInitiated', peer: peer.id, retry: isRetry });
+    this.anyAuthenticatedPacketTraversal(now, peer);
+    this.anyAuthenticatedPacketSent(peer);
+    peer.retransmitHandshakeAt = now + REKEY_TIMEOUT + this.jitter();
+  }
+
+  private keepKeyFreshSending(now: number, peer: Peer, s: Session): void {
+    if ((s.isInitiator && now - s.created >= REKEY_AFTER_TIME) || s.sendHi >= REKEY_AFTER_MESSAGES_HI) {
+      this.sendInitiation(now, peer, false);
+    }
+  }
+
+  private keepKeyFreshReceiving(now: number, peer: Peer): void {
+    const s = peer.current;
+    if (!s || !s.isInitiator || peer.sentRekeyOnReceive) return;
+    if (now - s.created >= REKEY_ON_RECEIVE_AGE) {
+      peer.sentRekeyOnReceive = true;
+      this.sendInitiation(now, peer, false);
+    }
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  private confirmNext(now: number, peer: Peer): void {
+    const next = peer.next!;
+    if (peer.previous) this.dropSession(peer.previous);
+    peer.previous = peer.current;
+    peer.current = next;
+    peer.next = null;
+    this.handshakeComplete(now, peer, false);
+    if (peer.queue.length > 0) this.sendStaged(now, peer);
+  }
+
+  private dropSession(s: Session): void {
+    this.indexes.delete(s.localIndex);
+    s.erase();
+  }
+
+  /** Erase all sessions of a peer (key change, removal, zeroing). */
+  private expireSessions(peer: Peer): void {
+    for (const s of [peer.current, peer.previous, peer.next]) if (s) this.dropSession(s);
+    peer.current = peer.previous = peer.next = null;
+  }
+
+  private expireOldSessions(now: number, peer: Peer): void {
+    const expired = (s: Session | null) => s !== null && now - s.created >= REJECT_AFTER_TIME;
+    if (expired(peer.previous)) { this.dropSession(peer.previous!); peer.previous = null; }
+    if (expired(peer.next)) { this.dropSession(peer.next!); peer.next = null; }
+    if (expired(peer.current)) {
+      const s = peer.current!;
+      this.dropSession(s);
+      peer.current = null;
+      this.emit({ type: 'sessionExpired', peer: peer.id, localIndex: s.localIndex });
+    }
+  }
+
+  // ---------------------------------------------------------------- timers (wireguard-go timers.go)
+
+  private jitter(): number {
+    return randomUint32(this.rng, this.jitterScratch) % (REKEY_TIMEOUT_JITTER_MAX + 1);
+  }
+
+  private dataSent(now: number, peer: Peer): void {
+    if (peer.newHandshakeAt === Infinity) peer.newHandshakeAt = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + this.jitter();
+  }
+
+  private dataReceived(now: number, peer: Peer): void {
+    if (peer.sendKeepaliveAt === Infinity) peer.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+    else peer.needAnotherKeepalive = true;
+  }
+
+  private anyAuthenticatedPacketSent(peer: Peer): void {
+    peer.sendKeepaliveAt = Infinity;
+  }
+
+  private anyAuthenticatedPacketReceived(peer: Peer): void {
+    peer.newHandshakeAt = Infinity;
+  }
+
+  private anyAuthenticatedPacketTraversal(now: number, peer: Peer): void {
+    if (peer.persistentKeepalive > 0) peer.persistentKeepaliveAt = now + peer.persistentKeepalive * 1000;
+  }
+
+  private sessionDerived(now: number, peer: Peer): void {
+    peer.zeroKeyMaterialAt = now + ZERO_KEY_MATERIAL_AFTER;
+  }
+
+  private handshakeComplete(now: number, peer: Peer, initiator: boolean): void {
+    peer.retransmitHandshakeAt = Infinity;
+    peer.handshakeAttempts = 0;
+    peer.sentRekeyOnReceive = false;
+    peer.stats.lastHandshakeWall = this.wallClock(now);
+    this.counters.handshakesCompleted++;
+    this.emit({ type: 'handshakeCompleted', peer: peer.id, initiator });
+  }
+
+  private onRetransmitHandshake(now: number, peer: Peer): void {
+    peer.retransmitHandshakeAt = Infinity;
+    if (peer.handshakeAttempts >= MAX_HANDSHAKE_ATTEMPTS) {
+      // Gave up after REKEY_ATTEMPT_TIME: forget what was waiting and stop keepalives.
+      peer.sendKeepaliveAt = Infinity;
+      peer.queue.length = 0;
+      if (peer.zeroKeyMaterialAt === Infinity) peer.zeroKeyMaterialAt = now + ZERO_KEY_MATERIAL_AFTER;
+      this.indexes.delete(peer.handshake.localIndex);
+      peer.handshake.clear();
+      this.emit({ type: 'handshakeFailed', peer: peer.id });
+      return;
+    }
+    peer.handshakeAttempts++;
+    this.sendInitiation(now, peer, true);
+  }
+
+  private onSendKeepalive(now: number, peer: Peer): void {
+    peer.sendKeepaliveAt = Infinity;
+    this.sendKeepalive(peer, now);
+    if (peer.needAnotherKeepalive) {
+      peer.needAnotherKeepalive = false;
+      peer.sendKeepaliveAt = now + KEEPALIVE_TIMEOUT;
+    }
+  }
+
+  private onZeroKeyMaterial(peer: Peer): void {
+    peer.zeroKeyMaterialAt = Infinity;
+    this.expireSessions(peer);
+    this.indexes.delete(peer.handshake.localIndex);
+    peer.handshake.clear();
+    this.emit({ type: 'keysZeroed', peer: peer.id });
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private computeStaticStatic(peer: Peer): void {
+    zeroize(peer.staticStatic);
+    peer.staticStatic = this.local ? this.crypto.x25519(this.local.key, peer.publicKey) : null;
+  }
+
+  private mustPeer(id: PeerId): Peer {
+    const peer = this.peers.get(id);
+    if (!peer) throw new ConfigError('ERR_NO_PEER', `no peer with id ${id}`);
+    return peer;
+  }
+
+  private drop(reason: DropReason): 'dropped' {
+    this.counters.dropped[reason]++;
+    return 'dropped';
+  }
+
+  private emit(event: EndpointEvent): void {
+    this.io.event?.(event);
+  }
+}
+
+const EMPTY_AD = new Uint8Array(0);
+const EMPTY_PACKET = new Uint8Array(0);
+
+function checkKey(key: Uint8Array | null | undefined, what: string): Uint8Array {
+  if (!(key instanceof Uint8Array) || key.length !== 32) throw new ConfigError('ERR_KEY_LENGTH', `${what} must be 32 bytes`);
+  return key;
+}

@@ -1,0 +1,188 @@
+/**
+ * WireGuard handshake messages around the Noise core: indexes, timestamps, MACs, and turning a
+ * finished handshake into a session (whitepaper §5.4.2–§5.4.6).
+ */
+import { EMPTY, compareBytes, readU32LE, writeU32LE } from './bytes.ts';
+import { HANDSHAKE_INITIATION_RATE } from './constants.ts';
+import type { CryptoProvider, X25519PrivateKey } from './crypto.ts';
+import { zeroize } from './crypto.ts';
+import type { IndexTable } from './indexes.ts';
+import {
+  Initiation, KEY_SIZE, MESSAGE_INITIATION, MESSAGE_RESPONSE, Response, TIMESTAMP_SIZE, writeType,
+} from './messages.ts';
+import type { NoiseStart } from './noise.ts';
+import { readMessage1, readMessage2, split, writeMessage1, writeMessage2 } from './noise.ts';
+import type { Peer } from './peer.ts';
+import type { Rng } from './rng.ts';
+import { Session } from './session.ts';
+import { tai64n } from './tai64n.ts';
+
+export interface LocalIdentity {
+  readonly privateKey: Uint8Array;
+  readonly key: X25519PrivateKey;
+  readonly publicKey: Uint8Array;
+}
+
+/** What an index names: a pending handshake (session null) or a session of a peer. */
+export interface IndexEntry {
+  readonly peer: Peer;
+  readonly session: Session | null;
+}
+
+export interface HandshakeContext {
+  readonly crypto: CryptoProvider;
+  readonly rng: Rng;
+  readonly start: NoiseStart;
+  local(): LocalIdentity | null;
+  readonly indexes: IndexTable<IndexEntry>;
+  wallClock(now: number): number;
+}
+
+function newEphemeral(ctx: HandshakeContext): { raw: Uint8Array; key: X25519PrivateKey } {
+  const raw = new Uint8Array(KEY_SIZE);
+  ctx.rng.fill(raw);
+  return { raw, key: ctx.crypto.x25519PrivateKey(raw) };
+}
+
+/** A new initiation for `peer` (replacing any pending handshake), or null if impossible. */
+export function createInitiation(ctx: HandshakeContext, peer: Peer, now: number): Uint8Array | null {
+  const local = ctx.local();
+  if (!local || !peer.staticStatic) return null;
+  const hs = peer.handshake;
+  ctx.indexes.delete(hs.localIndex);
+  hs.clear();
+  const eph = newEphemeral(ctx);
+  const msg = new Uint8Array(Initiation.size);
+  writeType(msg, MESSAGE_INITIATION);
+  const timestamp = tai64n(ctx.wallClock(now));
+  const state = writeMessage1(
+    ctx.crypto, ctx.start, local.key, peer.publicKey, peer.staticStatic, eph.key, timestamp, msg, Initiation.noiseStart,
+  );
+  if (!state) { zeroize(eph.raw); return null; }
+  hs.localIndex = ctx.indexes.allocate({ peer, session: null });
+  writeU32LE(msg, Initiation.sender, hs.localIndex);
+  hs.stage = 'initiationCreated';
+  hs.chainKey = state.chainKey;
+  hs.hash = state.hash;
+  hs.localEphemeral = eph.key;
+  hs.localEphemeralRaw = eph.raw;
+  peer.cookies.addMacs(msg, now);
+  return msg;
+}
+
+export type ConsumeFailure = 'decrypt' | 'unknownPeer' | 'replayedTimestamp' | 'floodedInitiation' | 'noPrivateKey';
+
+/**
+ * Consumes an initiation whose MACs were checked. Updates the peer's handshake only when the
+ * message is genuine, newer than the last one and not flooding.
+ */
+export function consumeInitiation(
+  ctx: HandshakeContext, msg: Uint8Array, now: number, peerByKey: (publicKey: Uint8Array) => Peer | undefined,
+): Peer | ConsumeFailure {
+  const local = ctx.local();
+  if (!local) return 'noPrivateKey';
+  let peer: Peer | undefined;
+  let unknown = false;
+  const state = readMessage1(ctx.crypto, ctx.start, local.key, msg.subarray(Initiation.noiseStart, Initiation.noiseEnd), (key) => {
+    peer = peerByKey(key);
+    if (!peer) unknown = true;
+    return peer?.staticStatic ?? null;
+  });
+  if (unknown) return 'unknownPeer';
+  if (!state || !peer || state.payload.length !== TIMESTAMP_SIZE) return 'decrypt';
+  const hs = peer.handshake;
+  if (compareBytes(state.payload, hs.lastTimestamp) <= 0) { zeroize(state.chainKey); return 'replayedTimestamp'; }
+  if (now - hs.lastInitiationConsumed < HANDSHAKE_INITIATION_RATE) { zeroize(state.chainKey); return 'floodedInitiation'; }
+  ctx.indexes.delete(hs.localIndex);
+  hs.clear();
+  hs.stage = 'initiationConsumed';
+  hs.chainKey = state.chainKey;
+  hs.hash = state.hash;
+  hs.remoteEphemeral = state.remoteEphemeral;
+  hs.remoteIndex = readU32LE(msg, Initiation.sender);
+  hs.lastTimestamp.set(state.payload);
+  hs.lastInitiationConsumed = now;
+  return peer;
+}
+
+/** The response to a consumed initiation, or null if none is pending or a DH fails. */
+export function createResponse(ctx: HandshakeContext, peer: Peer, now: number): Uint8Array | null {
+  const hs = peer.handshake;
+  if (hs.stage !== 'initiationConsumed' || !hs.chainKey || !hs.hash || !hs.remoteEphemeral) return null;
+  const eph = newEphemeral(ctx);
+  const msg = new Uint8Array(Response.size);
+  writeType(msg, MESSAGE_RESPONSE);
+  writeU32LE(msg, Response.receiver, hs.remoteIndex);
+  const state = { chainKey: hs.chainKey, hash: hs.hash };
+  const ok = writeMessage2(
+    ctx.crypto, state, hs.remoteEphemeral, peer.publicKey, peer.presharedKey, eph.key, EMPTY, msg, Response.noiseStart,
+  );
+  if (!ok) { zeroize(eph.raw); hs.clear(); return null; }
+  hs.localIndex = ctx.indexes.allocate({ peer, session: null });
+  writeU32LE(msg, Response.sender, hs.localIndex);
+  hs.chainKey = state.chainKey;
+  hs.hash = state.hash;
+  hs.localEphemeral = eph.key;
+  hs.localEphemeralRaw = eph.raw;
+  hs.stage = 'responseCreated';
+  peer.cookies.addMacs(msg, now);
+  return msg;
+}
+
+/** Consumes a response to our pending initiation; returns the peer, or null if it does not fit. */
+export function consumeResponse(ctx: HandshakeContext, msg: Uint8Array): Peer | null {
+  const local = ctx.local();
+  if (!local) return null;
+  const entry = ctx.indexes.get(readU32LE(msg, Response.receiver));
+  if (!entry || entry.session) return null;
+  const peer = entry.peer;
+  const hs = peer.handshake;
+  if (hs.stage !== 'initiationCreated' || !hs.chainKey || !hs.hash || !hs.localEphemeral) return null;
+  const result = readMessage2(
+    ctx.crypto, { chainKey: hs.chainKey, hash: hs.hash, ephemeral: hs.localEphemeral }, local.key, peer.presharedKey,
+    msg.subarray(Response.noiseStart, Response.noiseEnd),
+  );
+  if (!result) return null;
+  zeroize(hs.chainKey);
+  hs.chainKey = result.state.chainKey;
+  hs.hash = result.state.hash;
+  hs.remoteIndex = readU32LE(msg, Response.sender);
+  return peer;
+}
+
+/**
+ * Turns the finished handshake into a session and places it (wireguard-go's
+ * BeginSymmetricSession): the initiator uses it at once; the responder keeps it as `next`
+ * until the initiator's first packet confirms it. Returns sessions that left the slots.
+ */
+export function beginSession(ctx: HandshakeContext, peer: Peer, now: number, isInitiator: boolean): Session[] {
+  const hs = peer.handshake;
+  const [k1, k2] = split(ctx.crypto, { chainKey: hs.chainKey!, hash: hs.hash! });
+  const session = new Session(
+    ctx.crypto, hs.localIndex, hs.remoteIndex, isInitiator, now, isInitiator ? k1 : k2, isInitiator ? k2 : k1,
+  );
+  ctx.indexes.replace(hs.localIndex, { peer, session });
+  hs.localIndex = 0; // handed over to the session
+  hs.chainKey = null;
+  hs.clear();
+  const gone: Session[] = [];
+  if (isInitiator) {
+    if (peer.next) {
+      // An unconfirmed responder session becomes the fallback for in-flight packets.
+      if (peer.current) gone.push(peer.current);
+      if (peer.previous) gone.push(peer.previous);
+      peer.previous = peer.next;
+      peer.next = null;
+    } else {
+      if (peer.previous) gone.push(peer.previous);
+      peer.previous = peer.current;
+    }
+    peer.current = session;
+  } else {
+    if (peer.next) gone.push(peer.next);
+    if (peer.previous) gone.push(peer.previous);
+    peer.next = session;
+    peer.previous = null;
+  }
+  return gone;
+}

@@ -1,0 +1,101 @@
+/**
+ * The `wireweave` command line: dispatches a subcommand and returns its exit code. All I/O goes
+ * through `io`, so tests and embedders can run it in-process; `bin/wireweave` wires it to the
+ * real process. Subcommand modules are imported lazily to keep startup short.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+export interface CliIo {
+  stdin: NodeJS.ReadableStream;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+export const USAGE = `Usage: wireweave <command> [<args>]
+
+A userspace WireGuard for Node.js.
+
+Commands:
+  genkey   Generate a new private key and write it to stdout
+  pubkey   Read a private key from stdin and write its public key to stdout
+  genpsk   Generate a new preshared key and write it to stdout
+  demo     Run the demo
+  help     Show this help
+
+Options:
+  -h, --help      Show this help
+  -V, --version   Print the version
+
+Pass --help to a command for its usage. Example:
+  umask 077; wireweave genkey | tee private.key | wireweave pubkey > public.key
+`;
+
+function write(stream: Writable, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    stream.write(text, () => resolve());
+  });
+}
+
+/** The version in the package.json next to src/. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  if (typeof pkg.version !== 'string') throw new Error('package.json has no version');
+  return pkg.version;
+}
+
+/** Quote a command name in an error only when it cannot be key material or other junk. */
+function nameForMessage(arg: string): string {
+  return /^-{0,2}[A-Za-z][A-Za-z0-9-]{0,31}$/.test(arg) ? ` '${arg}'` : '';
+}
+
+type DemoModule = { runDemo?: (args: string[], io: CliIo) => Promise<number | void> | number | void };
+
+async function runDemoCommand(args: string[], io: CliIo): Promise<number> {
+  const url = new URL('../demo/main.ts', import.meta.url);
+  if (!existsSync(fileURLToPath(url))) {
+    await write(io.stderr, 'wireweave: demo not available: this build has no demo (src/demo/main.ts is missing)\n');
+    return 1;
+  }
+  const mod = (await import(url.href)) as DemoModule;
+  if (typeof mod.runDemo !== 'function') {
+    await write(io.stderr, 'wireweave: demo not available: src/demo/main.ts does not export runDemo\n');
+    return 1;
+  }
+  const code = await mod.runDemo(args, io);
+  return typeof code === 'number' ? code : 0;
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case undefined:
+      await write(io.stderr, USAGE);
+      return 1;
+    case 'help':
+    case '--help':
+    case '-h':
+      await write(io.stdout, USAGE);
+      return 0;
+    case 'version':
+    case '--version':
+    case '-V':
+      await write(io.stdout, packageVersion() + '\n');
+      return 0;
+    case 'genkey':
+      return (await import('./keys.ts')).genkey(args, io);
+    case 'genpsk':
+      return (await import('./keys.ts')).genpsk(args, io);
+    case 'pubkey':
+      return (await import('./keys.ts')).pubkey(args, io);
+    case 'demo':
+      return runDemoCommand(args, io);
+    default:
+      await write(
+        io.stderr,
+        `wireweave: unknown command${nameForMessage(command)}; run 'wireweave --help' for the list of commands\n`,
+      );
+      return 1;
+  }
+}

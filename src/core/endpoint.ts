@@ -16,7 +16,7 @@
  */
 import { isAllZero, readU32LE, toHex, utf8, writeU32LE } from './bytes.ts';
 import {
-  CONSTRUCTION, IDENTIFIER, KEEPALIVE_TIMEOUT, MAX_QUEUED_PACKETS, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES_HI,
+  CONSTRUCTION, IDENTIFIER, KEEPALIVE_TIMEOUT, MAX_QUEUED_PACKETS, REKEY_AFTER_MESSAGES_HI,
   REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_ON_RECEIVE_AGE, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
   UNDER_LOAD_AFTER_TIME, UNDER_LOAD_HANDSHAKES_PER_SECOND, ZERO_KEY_MATERIAL_AFTER,
 } from './constants.ts';
@@ -217,8 +217,9 @@ export class Endpoint<S = unknown> {
       const was = peer.persistentKeepalive;
       peer.persistentKeepalive = interval;
       if (interval === 0) peer.persistentKeepaliveAt = Infinity;
-      // As wireguard-go: turning it on sends a keepalive at once when the interface is up.
-      else if (was === 0 && this.local) this.sendKeepalive(peer, now);
+      // As wireguard-go, turning it on sends a keepalive at once: at the next tick, so the
+      // caller can finish configuring the peer (its endpoint) first.
+      else if (was === 0) peer.persistentKeepaliveAt = now;
     }
   }
 
@@ -339,7 +340,7 @@ export class Endpoint<S = unknown> {
   nextDeadline(): number {
     let t = Infinity;
     for (const peer of this.peers.values()) {
-      const d = peer.nextDeadline(REJECT_AFTER_TIME);
+      const d = peer.nextDeadline();
       if (d < t) t = d;
     }
     return t;
@@ -348,7 +349,7 @@ export class Endpoint<S = unknown> {
   /** Runs every timer that is due at `now`. */
   tick(now: number): void {
     for (const peer of this.peers.values()) {
-      if (peer.nextDeadline(REJECT_AFTER_TIME) > now) continue;
+      if (peer.nextDeadline() > now) continue;
       this.expireOldSessions(now, peer);
       if (peer.retransmitHandshakeAt <= now) this.onRetransmitHandshake(now, peer);
       if (peer.sendKeepaliveAt <= now) this.onSendKeepalive(now, peer);
@@ -474,8 +475,9 @@ export class Endpoint<S = unknown> {
   }
 
   private recvCookieReply(now: number, msg: Uint8Array): RecvResult {
+    // The reply names the index of our handshake message: pending, or (for a response) already a session.
     const entry = this.indexes.get(readU32LE(msg, CookieReply.receiver));
-    if (!entry || entry.session) return this.drop('unexpectedCookie');
+    if (!entry) return this.drop('unexpectedCookie');
     if (!entry.peer.cookies.consumeReply(msg, now)) return this.drop('unexpectedCookie');
     this.counters.cookieRepliesReceived++;
     return 'cookie';
@@ -593,7 +595,7 @@ export class Endpoint<S = unknown> {
   }
 
   private expireOldSessions(now: number, peer: Peer): void {
-    const expired = (s: Session | null) => s !== null && now - s.created >= REJECT_AFTER_TIME;
+    const expired = (s: Session | null) => s !== null && now >= s.expiresAt;
     if (expired(peer.previous)) { this.dropSession(peer.previous!); peer.previous = null; }
     if (expired(peer.next)) { this.dropSession(peer.next!); peer.next = null; }
     if (expired(peer.current)) {

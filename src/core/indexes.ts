@@ -16,7 +16,8 @@ export class IndexTable<T> {
 
   /** A fresh index bound to `value`. 0 is never handed out so it can mean "none". */
   allocate(value: T): number {
-    for (;;) {
+    for (let tries = 0; ; tries++) {
+      if (tries > 1000) throw new Error('rng stuck ' + this.entries.size);
       const index = randomUint32(this.rng, this.scratch);
       if (index !== 0 && !this.entries.has(index)) {
         this.entries.set(index, value);

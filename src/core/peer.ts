@@ -99,15 +99,15 @@ export class Peer {
   }
 
   /** The earliest of this peer's deadlines, including session expiry. */
-  nextDeadline(rejectAfterTime: number): number {
+  nextDeadline(): number {
     let t = Math.min(
       this.retransmitHandshakeAt, this.sendKeepaliveAt, this.newHandshakeAt,
       this.zeroKeyMaterialAt, this.persistentKeepaliveAt,
     );
     const c = this.current, p = this.previous, n = this.next;
-    if (c && !c.isErased) t = Math.min(t, c.created + rejectAfterTime);
-    if (p && !p.isErased) t = Math.min(t, p.created + rejectAfterTime);
-    if (n && !n.isErased) t = Math.min(t, n.created + rejectAfterTime);
+    if (c && !c.isErased && c.expiresAt < t) t = c.expiresAt;
+    if (p && !p.isErased && p.expiresAt < t) t = p.expiresAt;
+    if (n && !n.isErased && n.expiresAt < t) t = n.expiresAt;
     return t;
   }
 }

@@ -13,6 +13,8 @@ export class Session {
   readonly isInitiator: boolean;
   /** `now` when the handshake that made this session completed. */
   readonly created: number;
+  /** created + REJECT_AFTER_TIME, computed once so deadline and check agree to the last bit. */
+  readonly expiresAt: number;
   readonly sendKey: AeadKey;
   readonly receiveKey: AeadKey;
   /** Next send counter as 32-bit halves. */
@@ -31,6 +33,7 @@ export class Session {
     this.remoteIndex = remoteIndex;
     this.isInitiator = isInitiator;
     this.created = created;
+    this.expiresAt = created + REJECT_AFTER_TIME;
     this.sendKey = crypto.aeadKey(sendKey);
     this.receiveKey = crypto.aeadKey(receiveKey);
     this.rawKeys = [sendKey, receiveKey];
@@ -42,7 +45,7 @@ export class Session {
 
   /** Usable for receiving: not erased and younger than REJECT_AFTER_TIME. */
   canReceive(now: number): boolean {
-    return !this.erased && now - this.created < REJECT_AFTER_TIME;
+    return !this.erased && now < this.expiresAt;
   }
 
   /** Usable for sending: as for receiving, and the send counter below REJECT_AFTER_MESSAGES. */

@@ -25,7 +25,7 @@ describe('handshake and data', () => {
     assert.equal(a.eventsOf('handshakeCompleted').length, 1);
     assert.equal(b.eventsOf('handshakeCompleted').length, 1);
     const sa = a.endpoint.inspectPeer(aToB), sb = b.endpoint.inspectPeer(bToA);
-    assert.ok(sa.current && sb.current);
+    assert.ok(sa.current && sb.current, 'sa.current && sb.current');
     assert.equal(sa.current.isInitiator, true);
     assert.equal(sb.current.isInitiator, false);
     assert.equal(sa.current.remoteIndex, sb.current.localIndex);
@@ -39,7 +39,7 @@ describe('handshake and data', () => {
     // Byte counters cover handshake and transport datagrams (as wg show reports).
     assert.equal(a.endpoint.peerStats(aToB).txBytes, 148 + 96);
     assert.equal(b.endpoint.peerStats(bToA).rxBytes, 148 + 96);
-    assert.ok(a.endpoint.peerStats(aToB).lastHandshakeWall > 1_700_000_000_000);
+    assert.ok(a.endpoint.peerStats(aToB).lastHandshakeWall > 1_700_000_000_000, 'a.endpoint.peerStats(aToB).lastHandshakeWall > 1_700_000_000_000');
   });
 
   it('pads plaintext to a multiple of 16 and capped by the MTU', () => {
@@ -87,7 +87,7 @@ describe('timers', () => {
     // The initiator started a new handshake when it sent on a session REKEY_AFTER_TIME old.
     const initiations = a.sentOfType(MESSAGE_INITIATION);
     assert.equal(initiations.length, 2);
-    assert.ok(initiations[1]!.at - created0 >= REKEY_AFTER_TIME && initiations[1]!.at - created0 < REKEY_AFTER_TIME + 1000);
+    assert.ok(initiations[1]!.at - created0 >= REKEY_AFTER_TIME && initiations[1]!.at - created0 < REKEY_AFTER_TIME + 1000, 'initiations[1]!.at - created0 >= REKEY_AFTER_TIME && initiations[1]!.at - created0 < REKEY_AFTER_TIME + 1000');
     assert.notEqual(first(), index0);
     assert.equal(b.sentOfType(MESSAGE_INITIATION).length, 0);
     // Every packet arrived, in order, both ways.
@@ -101,7 +101,7 @@ describe('timers', () => {
     sim.run(50);
     const created = a.endpoint.inspectPeer(aToB).current!.created;
     sim.runUntil(created + REJECT_AFTER_TIME - 1);
-    assert.ok(a.endpoint.inspectPeer(aToB).current);
+    assert.ok(a.endpoint.inspectPeer(aToB).current, 'a.endpoint.inspectPeer(aToB).current');
     assert.equal(a.eventsOf('sessionExpired').length, 0);
     sim.runUntil(created + REJECT_AFTER_TIME + 10);
     assert.equal(a.endpoint.inspectPeer(aToB).current, null);
@@ -126,9 +126,9 @@ describe('timers', () => {
     assert.ok(new Set(gaps).size > 3, 'retries are jittered');
     const failed = a.eventsOf('handshakeFailed');
     assert.equal(failed.length, 1);
-    assert.ok(failed[0]!.at >= REKEY_ATTEMPT_TIME && failed[0]!.at <= REKEY_ATTEMPT_TIME + 2 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
+    assert.ok(failed[0]!.at >= REKEY_ATTEMPT_TIME && failed[0]!.at <= REKEY_ATTEMPT_TIME + 2 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX), 'failed[0]!.at >= REKEY_ATTEMPT_TIME && failed[0]!.at <= REKEY_ATTEMPT_TIME + 2 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX)');
     assert.equal(times.length, REKEY_ATTEMPT_TIME / REKEY_TIMEOUT + 1);
-    assert.ok(times.at(-1)! < failed[0]!.at);
+    assert.ok(times.at(-1)! < failed[0]!.at, 'times.at(-1)! < failed[0]!.at');
     // The waiting packet was dropped and nothing more is sent.
     assert.equal(a.endpoint.inspectPeer(aToB).queued, 0);
     const count = a.sent.length;
@@ -168,7 +168,7 @@ describe('timers', () => {
     sim.run(KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX + 10);
     const inits = a.sentOfType(MESSAGE_INITIATION);
     assert.equal(inits.length, 2);
-    assert.ok(inits[1]!.at >= sentAt + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
+    assert.ok(inits[1]!.at >= sentAt + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, 'inits[1]!.at >= sentAt + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT');
   });
 
   it('sends persistent keepalives at the configured interval', () => {
@@ -189,7 +189,7 @@ describe('timers', () => {
     const before = a.sent.length;
     sim.run(100_000);
     assert.equal(a.sentOfType(MESSAGE_TRANSPORT).filter((s) => s.at > sim.now - 100_000).length, 0);
-    assert.ok(a.sent.length - before <= 1);
+    assert.ok(a.sent.length - before <= 1, 'a.sent.length - before <= 1');
   });
 
   it('resolves simultaneous initiations from both sides', () => {
@@ -197,8 +197,8 @@ describe('timers', () => {
     a.send(aToB, packet(1, 0));
     b.send(bToA, packet(2, 0));
     sim.run(3 * REKEY_TIMEOUT);
-    assert.ok(a.endpoint.inspectPeer(aToB).current);
-    assert.ok(b.endpoint.inspectPeer(bToA).current);
+    assert.ok(a.endpoint.inspectPeer(aToB).current, 'a.endpoint.inspectPeer(aToB).current');
+    assert.ok(b.endpoint.inspectPeer(bToA).current, 'b.endpoint.inspectPeer(bToA).current');
     assert.deepEqual(a.delivered.map((d) => packetNumber(d.data)), [0]);
     assert.deepEqual(b.delivered.map((d) => packetNumber(d.data)), [0]);
     a.send(aToB, packet(1, 1));
@@ -208,7 +208,7 @@ describe('timers', () => {
     assert.equal(b.delivered.length, 2);
   });
 
-  it('initiator rekeys on receive when its session nears REJECT_AFTER_TIME and only the responder sends', () => {
+  it('the initiator renews the session when only the responder sends data', () => {
     const { sim, a, b, aToB, bToA } = pair();
     a.send(aToB, packet(1, 0));
     sim.run(50);
@@ -217,11 +217,33 @@ describe('timers', () => {
       sim.runUntil(t);
       b.send(bToA, packet(2, t / 1000));
     }
+    sim.run(100);
+    // a's passive keepalives carry the time-based rekey (only the initiator rekeys on time).
     const inits = a.sentOfType(MESSAGE_INITIATION);
-    assert.ok(inits.length >= 2);
-    assert.ok(inits[1]!.at - created >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT);
+    assert.equal(inits.length, 2);
+    assert.ok(inits[1]!.at - created >= REKEY_AFTER_TIME && inits[1]!.at - created < REKEY_AFTER_TIME + KEEPALIVE_TIMEOUT, 'rekey window');
+    assert.equal(b.sentOfType(MESSAGE_INITIATION).length, 0);
     assert.equal(a.delivered.length, 199);
   });
+
+  it('the initiator starts a handshake on receiving data on a session older than 165 s', () => {
+    const { sim, a, b, aToB, bToA } = pair();
+    a.send(aToB, packet(1, 0));
+    sim.run(50);
+    const created = a.endpoint.inspectPeer(aToB).current!.created;
+    // Idle (b's one keepalive at +10 s aside) until just past REJECT − KEEPALIVE − REKEY_TIMEOUT.
+    sim.runUntil(created + REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT + 500);
+    assert.equal(a.sentOfType(MESSAGE_INITIATION).length, 1);
+    b.send(bToA, packet(2, 0));
+    sim.run(20);
+    const inits = a.sentOfType(MESSAGE_INITIATION);
+    assert.equal(inits.length, 2);
+    assert.equal(inits[1]!.at, a.delivered[0]!.at);
+    // The new session arrives before the old one is rejected.
+    sim.run(100);
+    assert.ok(a.endpoint.inspectPeer(aToB).current!.created > created, 'new session');
+  });
+
 });
 
 describe('24 virtual hours on a bad wire', () => {
@@ -300,8 +322,8 @@ describe('peers change while traffic flows', () => {
     // a notices nothing comes back and re-handshakes; b knows it again.
     for (let i = 2; i < 40; i++) { sim.run(1000); a.send(aToB, packet(1, i)); }
     sim.run(100);
-    assert.ok(b.endpoint.inspectPeer(again).current);
-    assert.ok(b.delivered.length > 20);
+    assert.ok(b.endpoint.inspectPeer(again).current, 'b.endpoint.inspectPeer(again).current');
+    assert.ok(b.delivered.length > 20, 'b.delivered.length > 20');
     assert.equal(packetNumber(b.delivered.at(-1)!.data), 39);
   });
 
@@ -322,11 +344,13 @@ describe('peers change while traffic flows', () => {
     const fresh = new Uint8Array(32).fill(3);
     a.endpoint.setPrivateKey(fresh);
     assert.equal(a.endpoint.inspectPeer(aToB).current, null);
-    // b still knows the old public key: a's handshakes now fail at b.
+    // b still knows the old public key: a's handshakes now fail at b. (The first one waits
+    // for REKEY_TIMEOUT after the last, as wireguard-go rate-limits initiations.)
+    sim.run(REKEY_TIMEOUT);
     a.send(aToB, packet(1, 1));
     sim.run(100);
     assert.equal(b.delivered.length, 1);
-    assert.ok(b.endpoint.counters.dropped.mac1 + b.endpoint.counters.dropped.unknownPeer >= 1);
+    assert.ok(b.endpoint.counters.dropped.mac1 + b.endpoint.counters.dropped.unknownPeer >= 1, 'b.endpoint.counters.dropped.mac1 + b.endpoint.counters.dropped.unknownPeer >= 1');
     // Once b learns the new key, traffic resumes.
     b.endpoint.removePeer(bToA);
     const nb = b.endpoint.addPeer({ publicKey: a.endpoint.publicKey! }, sim.now);
@@ -351,7 +375,7 @@ describe('cookies and under-load mode', () => {
     sim.run(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX + 100);
     assert.equal(b.sentOfType(MESSAGE_RESPONSE).length, 1);
     assert.equal(b.delivered.length, 1);
-    assert.ok(b.endpoint.inspectPeer(bToA).current);
+    assert.ok(b.endpoint.inspectPeer(bToA).current, 'b.endpoint.inspectPeer(bToA).current');
     // Data is never subject to cookies.
     b.send(bToA, packet(2, 0));
     sim.run(50);
@@ -366,7 +390,7 @@ describe('cookies and under-load mode', () => {
     assert.equal(a.sentOfType(MESSAGE_COOKIE_REPLY).length, 1);
     assert.equal(b.endpoint.counters.cookieRepliesReceived, 1);
     sim.run(3 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
-    assert.ok(a.endpoint.inspectPeer(aToB).current);
+    assert.ok(a.endpoint.inspectPeer(aToB).current, 'a.endpoint.inspectPeer(aToB).current');
     assert.equal(b.delivered.length, 1);
   });
 
@@ -386,15 +410,15 @@ describe('cookies and under-load mode', () => {
       attacker.endpoint.initiateHandshake(sim.now, xv);
       sim.run(0.5);
     }
-    assert.ok(victim.eventsOf('underLoad').some((e) => e.type === 'underLoad' && e.active));
-    assert.ok(victim.endpoint.counters.cookieRepliesSent > 0);
-    assert.ok(victim.endpoint.counters.dropped.cookieRequired > 0);
+    assert.ok(victim.eventsOf('underLoad').some((e) => e.type === 'underLoad' && e.active), 'victim.eventsOf(\'underLoad\').some((e) => e.type === \'underLoad\' && e.active)');
+    assert.ok(victim.endpoint.counters.cookieRepliesSent > 0, 'victim.endpoint.counters.cookieRepliesSent > 0');
+    assert.ok(victim.endpoint.counters.dropped.cookieRequired > 0, 'victim.endpoint.counters.dropped.cookieRequired > 0');
     // A legitimate peer still gets through, via the cookie.
     good.send(gv, packet(3, 0));
     sim.run(2 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
     assert.equal(victim.delivered.length, 1);
-    assert.ok(victim.endpoint.isUnderLoad(sim.now) === false);
-    assert.ok(victim.eventsOf('underLoad').some((e) => e.type === 'underLoad' && !e.active));
+    assert.ok(victim.endpoint.isUnderLoad(sim.now) === false, 'victim.endpoint.isUnderLoad(sim.now) === false');
+    assert.ok(victim.eventsOf('underLoad').some((e) => e.type === 'underLoad' && !e.active), 'victim.eventsOf(\'underLoad\').some((e) => e.type === \'underLoad\' && !e.active)');
   });
 });
 

@@ -145,9 +145,13 @@ export class Simulation {
 
   /** Runs events in time order until `until` (inclusive), then sets the clock to `until`. */
   runUntil(until: number): void {
+    let stalls = 0;
     for (;;) {
       const t = this.nextEventTime();
       if (t > until) break;
+      // A deadline that tick() does not clear would spin forever: fail loudly instead.
+      if (t <= this.now && ++stalls > 100_000) throw new Error(`simulation stalled at ${this.now}: ${this.describe()}`);
+      if (t > this.now) stalls = 0;
       this.now = Math.max(this.now, t);
       this.processDue();
     }
@@ -174,6 +178,14 @@ export class Simulation {
     for (const n of this.nodes.values()) {
       if (n.endpoint.nextDeadline() <= this.now) n.endpoint.tick(this.now);
     }
+  }
+
+  describe(): string {
+    const parts: string[] = [];
+    for (const n of this.nodes.values()) {
+      for (const id of n.endpoint.peerIds()) parts.push(`${n.name}/${id} ${JSON.stringify(n.endpoint.inspectPeer(id), (_k, v) => v instanceof Uint8Array ? undefined : v)}`);
+    }
+    return parts.join('; ');
   }
 
   get inFlightCount(): number {

@@ -14,7 +14,7 @@ const BLOCK_BITS = 32;
 const BLOCK_SHIFT = 5;
 const RING_BLOCKS = 256; // 8192 bits in the ring
 const RING_MASK = RING_BLOCKS - 1;
-/** Counters this far behind the greatest one seen are still accepted once. */
+/** Counters up to this far behind the greatest one seen are still accepted once. */
 export const REPLAY_WINDOW_SIZE = (RING_BLOCKS - 1) * BLOCK_BITS; // 8160 ≥ wireguard-go's 8128
 
 /** Whether a 64-bit counter is below REJECT_AFTER_MESSAGES (usable at all). */
@@ -26,6 +26,18 @@ export class ReplayWindow {
   private readonly ring = new Uint32Array(RING_BLOCKS);
   private lastLo = 0;
   private lastHi = 0;
+  private readonly limitLo: number;
+  private readonly limitHi: number;
+
+  /** `limit` (as 32-bit halves) is the first counter never accepted: REJECT_AFTER_MESSAGES. */
+  constructor(limitLo = REJECT_AFTER_MESSAGES_LO, limitHi = REJECT_AFTER_MESSAGES_HI) {
+    this.limitLo = limitLo;
+    this.limitHi = limitHi;
+  }
+
+  private belowLimit(lo: number, hi: number): boolean {
+    return hi < this.limitHi || (hi === this.limitHi && lo < this.limitLo);
+  }
 
   reset(): void {
     this.ring.fill(0);
@@ -35,17 +47,17 @@ export class ReplayWindow {
 
   /** Would `counter` be accepted now? Does not change state. */
   check(lo: number, hi: number): boolean {
-    if (!counterUsable(lo, hi)) return false;
+    if (!this.belowLimit(lo, hi)) return false;
     if (hi > this.lastHi || (hi === this.lastHi && lo > this.lastLo)) return true;
     const behind = (this.lastHi - hi) * 0x1_0000_0000 + (this.lastLo - lo);
-    if (behind >= REPLAY_WINDOW_SIZE) return false;
+    if (behind > REPLAY_WINDOW_SIZE) return false;
     const block = (lo >>> BLOCK_SHIFT) & RING_MASK;
     return (this.ring[block]! & (1 << (lo & (BLOCK_BITS - 1)))) === 0;
   }
 
   /** Accept and record `counter`; false (and no change) if it is a replay, too old or too large. */
   mark(lo: number, hi: number): boolean {
-    if (!counterUsable(lo, hi)) return false;
+    if (!this.belowLimit(lo, hi)) return false;
     if (hi > this.lastHi || (hi === this.lastHi && lo > this.lastLo)) {
       const lastBlock = (this.lastLo >>> BLOCK_SHIFT);
       const blockAdvance = (hi - this.lastHi) * 0x800_0000 + ((lo >>> BLOCK_SHIFT) - lastBlock);
@@ -55,7 +67,7 @@ export class ReplayWindow {
       this.lastHi = hi;
     } else {
       const behind = (this.lastHi - hi) * 0x1_0000_0000 + (this.lastLo - lo);
-      if (behind >= REPLAY_WINDOW_SIZE) return false;
+      if (behind > REPLAY_WINDOW_SIZE) return false;
     }
     const block = (lo >>> BLOCK_SHIFT) & RING_MASK;
     const bit = 1 << (lo & (BLOCK_BITS - 1));

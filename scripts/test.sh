@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): types, lint, the core's browser bundle, the
+# whole suite on this Node, then the unit tests (everything that needs no root) on Node 24.
+#   WIREWEAVE_SKIP_NODE24=1   skip the Node 24 pass (e.g. offline)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "typecheck (tsc $(npx tsc --version | cut -d' ' -f2))"
+npx tsc --noEmit -p .
+step "lint"
+npx eslint .
+step "core bundles for a browser (no node:* imports)"
+npx esbuild src/core/index.ts src/crypto/portable.ts --bundle --platform=browser --format=esm --outdir="$(mktemp -d)" --log-level=warning
+
+mapfile -t all < <(find test -name '*.test.ts' | sort)
+mapfile -t unit < <(printf '%s\n' "${all[@]}" | grep -v '\.interop\.test\.ts$')
+
+step "test suite on node $(node --version)"
+node --import tsx --test "${all[@]}"
+
+if [[ ${WIREWEAVE_SKIP_NODE24:-} != 1 ]]; then
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/wireweave/node24
+  node24=$cache/node_modules/node/bin/node
+  if [[ ! -x $node24 ]]; then
+    step "installing Node 24 (npm package node@24) into $cache"
+    mkdir -p "$cache"
+    (cd "$cache" && npm install --no-save --no-package-lock --no-audit --no-fund node@24 >/dev/null)
+  fi
+  step "unit tests on node $("$node24" --version)"
+  "$node24" --import tsx --test "${unit[@]}"
+fi

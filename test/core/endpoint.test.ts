@@ -9,6 +9,7 @@ import {
   KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
   ZERO_KEY_MATERIAL_AFTER,
 } from '../../src/core/constants.ts';
+import { portableCrypto } from '../../src/crypto/portable.ts';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from '../../src/core/messages.ts';
 
 describe('handshake and data', () => {
@@ -40,6 +41,26 @@ describe('handshake and data', () => {
     assert.equal(a.endpoint.peerStats(aToB).txBytes, 148 + 96);
     assert.equal(b.endpoint.peerStats(bToA).rxBytes, 148 + 96);
     assert.ok(a.endpoint.peerStats(aToB).lastHandshakeWall > 1_700_000_000_000, 'a.endpoint.peerStats(aToB).lastHandshakeWall > 1_700_000_000_000');
+  });
+
+  it('interoperates across providers: node on one side, portable (@noble only) on the other', () => {
+    const sim = new Simulation();
+    const a = sim.node('a', 1), b = sim.node('b', 2, { crypto: portableCrypto });
+    const ab = a.addPeer(b, { presharedKey: new Uint8Array(32).fill(5) });
+    const ba = b.addPeer(a, { presharedKey: new Uint8Array(32).fill(5) });
+    b.send(ba, packet(2, 0));
+    sim.run(100);
+    a.send(ab, packet(1, 0));
+    sim.run(100);
+    assert.deepEqual(a.delivered.map((d) => d.data), [packet(2, 0)]);
+    assert.deepEqual(b.delivered.map((d) => d.data), [packet(1, 0)]);
+    // A cookie round trip crosses providers too (XChaCha20-Poly1305, keyed BLAKE2s).
+    a.endpoint.setUnderLoad(true);
+    sim.run(REJECT_AFTER_TIME);
+    b.send(ba, packet(2, 1));
+    sim.run(2 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
+    assert.equal(b.endpoint.counters.cookieRepliesReceived, 1);
+    assert.equal(a.delivered.length, 2);
   });
 
   it('pads plaintext to a multiple of 16 and capped by the MTU', () => {

@@ -544,7 +544,14 @@ export class Endpoint<S = unknown> {
   /** wireguard-go's SendHandshakeInitiation: at most one per REKEY_TIMEOUT unless a retry. */
   private sendInitiation(now: number, peer: Peer, isRetry: boolean): void {
     if (!isRetry) peer.handshakeAttempts = 0;
-    if (now - peer.handshake.lastSentHandshake < REKEY_TIMEOUT) return;
+    if (now - peer.handshake.lastSentHandshake < REKEY_TIMEOUT) {
+      // Rate-limited. wireguard-go would leave waiting packets until some later trigger; we
+      // schedule the initiation for when the limit allows, so they cannot get stuck.
+      if (peer.queue.length > 0 && peer.retransmitHandshakeAt === Infinity) {
+        peer.retransmitHandshakeAt = peer.handshake.lastSentHandshake + REKEY_TIMEOUT;
+      }
+      return;
+    }
     const msg = createInitiation(this.ctx, peer, now);
     if (!msg) return;
     peer.handshake.lastSentHandshake = now;

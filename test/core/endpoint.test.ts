@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { PERFECT, Simulation, packet, packetNumber, pair } from '../support/pair.ts';
 import {
   KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
-  ZERO_KEY_MATERIAL_AFTER,
+  ZERO_KEY_MATERIAL_AFTER, REKEY_AFTER_MESSAGES_HI, REJECT_AFTER_MESSAGES_HI, REJECT_AFTER_MESSAGES_LO,
 } from '../../src/core/constants.ts';
 import { portableCrypto } from '../../src/crypto/portable.ts';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT } from '../../src/core/messages.ts';
@@ -265,6 +265,34 @@ describe('timers', () => {
     assert.ok(a.endpoint.inspectPeer(aToB).current!.created > created, 'new session');
   });
 
+});
+
+describe('message counter limits', () => {
+  type Internals = { peers: Map<number, { current: { sendLo: number; sendHi: number } }> };
+  it('rekeys after REKEY_AFTER_MESSAGES and never sends at REJECT_AFTER_MESSAGES', () => {
+    const { sim, a, b, aToB, bToA } = pair();
+    a.send(aToB, packet(1, 0));
+    sim.run(50);
+    // Fast-forward b's (the responder's) send counter to 2^60: its next send asks for a rekey.
+    sim.run(REKEY_TIMEOUT); // b answered a handshake just now; initiations are rate-limited
+    const bSession = (b.endpoint as unknown as Internals).peers.get(bToA)!.current;
+    bSession.sendHi = REKEY_AFTER_MESSAGES_HI;
+    b.send(bToA, packet(2, 0));
+    assert.equal(b.sentOfType(MESSAGE_INITIATION).length, 1);
+    sim.run(100);
+    assert.equal(a.delivered.length, 1, 'the packet itself still went out');
+    assert.notEqual(b.endpoint.inspectPeer(bToA).current!.localIndex, undefined);
+    assert.equal(b.endpoint.inspectPeer(bToA).current!.isInitiator, true, 'b now holds a session it initiated');
+    // At REJECT_AFTER_MESSAGES − 1 one last packet goes out; then the session is unusable and
+    // packets wait for a new handshake (rate-limited to one per REKEY_TIMEOUT).
+    const s = (b.endpoint as unknown as Internals).peers.get(bToA)!.current;
+    s.sendHi = REJECT_AFTER_MESSAGES_HI;
+    s.sendLo = REJECT_AFTER_MESSAGES_LO - 1;
+    assert.equal(b.endpoint.send(sim.now, bToA, packet(2, 1)), 'sent');
+    assert.equal(b.endpoint.send(sim.now, bToA, packet(2, 2)), 'queued');
+    sim.run(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX + 100);
+    assert.deepEqual(a.delivered.map((d) => packetNumber(d.data)), [0, 1, 2]);
+  });
 });
 
 describe('24 virtual hours on a bad wire', () => {

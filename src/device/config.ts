@@ -1,0 +1,91 @@
+/**
+ * The device's configuration model, shared by the UAPI (uapi.ts), the typed library API and
+ * wg-quick files. A `SetRequest` is a fully parsed and validated `set=1` operation: the device
+ * applies it all or nothing.
+ */
+
+/** An IP prefix such as 10.0.0.0/24 or fd00::/64; `bytes` has 4 or 16 bytes, host bits zeroed. */
+export interface Prefix {
+  readonly family: 4 | 6;
+  readonly bytes: Uint8Array;
+  readonly bits: number;
+}
+
+export interface EndpointAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface PeerChange {
+  publicKey: Uint8Array;
+  /** `remove=true`: delete the peer (other keys for it are ignored, as in wireguard-go). */
+  remove: boolean;
+  /** `update_only=true`: only change an existing peer, never create one. */
+  updateOnly: boolean;
+  /** undefined = unchanged; null = clear (all-zero key). */
+  presharedKey?: Uint8Array | null;
+  endpoint?: EndpointAddress;
+  /** Seconds; undefined = unchanged. */
+  persistentKeepalive?: number;
+  replaceAllowedIps: boolean;
+  /** Applied in order after a replace: additions and `-prefix` removals. */
+  allowedIps: { op: 'add' | 'remove'; prefix: Prefix }[];
+}
+
+export interface SetRequest {
+  /** undefined = unchanged; null = clear. */
+  privateKey?: Uint8Array | null;
+  listenPort?: number;
+  fwmark?: number;
+  replacePeers: boolean;
+  peers: PeerChange[];
+}
+
+export interface PeerState {
+  publicKey: Uint8Array;
+  presharedKey: Uint8Array | null;
+  endpoint: string | null;
+  /** Wall-clock time of the last handshake, 0 if none. */
+  lastHandshakeTimeSec: number;
+  lastHandshakeTimeNsec: number;
+  rxBytes: number;
+  txBytes: number;
+  persistentKeepalive: number;
+  allowedIps: Prefix[];
+  protocolVersion: number;
+}
+
+export interface DeviceState {
+  privateKey: Uint8Array | null;
+  listenPort: number;
+  fwmark: number;
+  peers: PeerState[];
+}
+
+/** What the UAPI needs from a device. */
+export interface UapiTarget {
+  getState(): DeviceState;
+  /** Applies a validated request all or nothing; throws a UapiError (with errno) when it cannot. */
+  applySet(request: SetRequest): Promise<void>;
+}
+
+/** errno values wireguard-go answers with (sent negated as `errno=-N`). */
+export const Errno = {
+  EPERM: 1,
+  EIO: 5,
+  EBADMSG: 74,
+  EINVAL: 22,
+  EADDRINUSE: 98,
+  EPROTO: 71,
+  ENOENT: 2,
+} as const;
+
+export class UapiError extends Error {
+  readonly errno: number;
+  readonly code = 'ERR_UAPI';
+  constructor(errno: number, message: string) {
+    super(message);
+    this.name = 'UapiError';
+    this.errno = errno;
+  }
+}

@@ -120,6 +120,8 @@ export class Endpoint<S = unknown> {
   private local: LocalIdentity | null = null;
   private cookieChecker: CookieChecker | null = null;
   private nextPeerId = 1;
+  /** Earliest deadline of any peer; may be too early (harmless), never too late. */
+  private earliest = Infinity;
   private underLoadMode: boolean | 'auto';
   private underLoadUntil = -Infinity;
   private underLoadActive = false;
@@ -221,6 +223,7 @@ export class Endpoint<S = unknown> {
       // caller can finish configuring the peer (its endpoint) first.
       else if (was === 0) peer.persistentKeepaliveAt = now;
     }
+    this.touch(peer);
   }
 
   /** Removes a peer, erasing its keys; its indexes become free. */
@@ -316,34 +319,41 @@ export class Endpoint<S = unknown> {
       if (s && s.canSend(now)) {
         this.sealAndSend(now, peer, s, packet);
         this.keepKeyFreshSending(now, peer, s);
+        this.touch(peer);
         return 'sent';
       }
     }
     this.enqueue(peer, packet.slice());
     this.sendStaged(now, peer);
+    this.touch(peer);
     return peer.queue.length === 0 ? 'sent' : 'queued';
   }
 
   /** Starts a handshake now (subject to the REKEY_TIMEOUT rate limit). */
   initiateHandshake(now: number, id: PeerId): void {
     const peer = this.peers.get(id);
-    if (peer) this.sendInitiation(now, peer, false);
+    if (peer) { this.sendInitiation(now, peer, false); this.touch(peer); }
   }
 
   /** Sends an empty (keepalive) packet to `peer`, starting a handshake if needed. */
   keepalive(now: number, id: PeerId): void {
     const peer = this.peers.get(id);
-    if (peer) this.sendKeepalive(peer, now);
+    if (peer) { this.sendKeepalive(peer, now); this.touch(peer); }
   }
 
-  /** When `tick` should next be called (Infinity if nothing is scheduled). */
+  /**
+   * When `tick` should next be called (Infinity if nothing is scheduled). O(1): kept up to date
+   * by every call that can arm a timer, recomputed exactly by `tick`. It may be early (a timer
+   * was disarmed since), never late.
+   */
   nextDeadline(): number {
-    let t = Infinity;
-    for (const peer of this.peers.values()) {
-      const d = peer.nextDeadline();
-      if (d < t) t = d;
-    }
-    return t;
+    return this.earliest;
+  }
+
+  /** Folds `peer`'s deadlines into the cached earliest one. */
+  private touch(peer: Peer): void {
+    const d = peer.nextDeadline();
+    if (d < this.earliest) this.earliest = d;
   }
 
   /** Runs every timer that is due at `now`. */
@@ -368,6 +378,12 @@ export class Endpoint<S = unknown> {
       this.underLoadActive = false;
       this.emit({ type: 'underLoad', active: false });
     }
+    let earliest = Infinity;
+    for (const peer of this.peers.values()) {
+      const d = peer.nextDeadline();
+      if (d < earliest) earliest = d;
+    }
+    this.earliest = earliest;
   }
 
   // ---------------------------------------------------------------- receive path
@@ -393,10 +409,12 @@ export class Endpoint<S = unknown> {
     const length = ciphertext.length - TAG_SIZE;
     if (length === 0) {
       this.counters.keepalivesReceived++;
+      this.touch(peer);
       return 'keepalive';
     }
     this.counters.dataPacketsReceived++;
     this.dataReceived(now, peer);
+    this.touch(peer);
     this.io.deliver(peer.id, d.subarray(Transport.headerSize, Transport.headerSize + length));
     return 'data';
   }
@@ -454,6 +472,7 @@ export class Endpoint<S = unknown> {
     this.anyAuthenticatedPacketSent(peer);
     this.anyAuthenticatedPacketTraversal(now, peer);
     this.sessionDerived(now, peer);
+    this.touch(peer);
     return 'handshake';
   }
 
@@ -471,6 +490,7 @@ export class Endpoint<S = unknown> {
     this.handshakeComplete(now, peer, true);
     // The responder needs a packet to confirm the session: queued data, or a keepalive.
     this.sendKeepalive(peer, now);
+    this.touch(peer);
     return 'handshake';
   }
 

@@ -1,0 +1,489 @@
+/**
+ * Linux TUN device for the device layer, through koffi (prebuilt FFI; Node has no ioctl and
+ * cannot poll a TUN fd: `net.Socket({fd})` refuses it and `fs.read` manages only ~60k pps).
+ *
+ *   const tun = await openLinuxTun('wg%d', { mtu: 1420 });   // tun.name is e.g. "wg0"
+ *   tun.start((packet) => ...);  tun.write(packet);  tun.onClose((reason) => ...);  await tun.close();
+ *
+ * Like wireguard-go's CreateTUN (tun/tun_linux.go), this creates a non-persistent layer-3 device
+ * (IFF_TUN | IFF_NO_PI: every read and write is exactly one bare IP packet), sets its MTU through
+ * SIOCSIFMTU on an AF_INET datagram socket and does NOT bring the link up or add addresses:
+ * that is `ip` / wg-quick's job. Closing the fd makes the kernel remove the device.
+ *
+ * Reading happens on a worker thread that loops read() until EAGAIN, then poll()s the TUN fd
+ * and an eventfd (used by close() to wake it). Each packet goes straight from the kernel into a
+ * slot of a SharedArrayBuffer ring (no copy); the main thread drains the ring in order and hands
+ * the handler a view of the slot, valid only during the call. The worker publishes `head`, the
+ * main thread publishes `tail` (Atomics); when the main thread has nothing to do it sets a
+ * `waiting` flag and sleeps in Atomics.waitAsync on `head`, and the worker notifies only when
+ * that flag is set, so a busy tunnel pays no wake-up per packet. When the ring is full the worker
+ * waits for room the same way (the mirror flag, Atomics.wait on `tail`) for at most
+ * `ringFullWaitMs` (25 ms), during which the kernel's own queue (txqueuelen, 500 by default)
+ * holds the burst; if the main thread is still stalled after that, the worker reads on into a
+ * scratch buffer and drops, counting `rxDropped`, so the kernel is never held up for long.
+ * Writing is one koffi write() per packet on the calling thread (never coalesced).
+ *
+ * Deletion: when the interface is deleted (`ip link del`, or its network namespace goes away)
+ * the kernel detaches the fd: poll() reports POLLERR and read()/write() fail with EBADFD. Either
+ * one fires onClose('deleted') once, stops the reader and closes our fds. Moving the link to
+ * another namespace (`ip link set <if> netns <ns>`) keeps the fd attached and working; the
+ * kernel sets the link down on the move, so it must be brought up again in the new namespace
+ * (the name and MTU travel with it).
+ *
+ * Native surface (libc; identical on x86_64 and arm64 Linux: both use the asm-generic ioctl
+ * encoding, open flags and errno values, and an LP64 `struct ifreq`):
+ *   open("/dev/net/tun", O_RDWR|O_NONBLOCK|O_CLOEXEC = 0x2|0x800|0x80000, 0)
+ *   ioctl(fd, TUNSETIFF = _IOW('T', 202, int) = 0x400454ca, struct ifreq *)
+ *       struct ifreq is 40 bytes: char ifr_name[16] (IFNAMSIZ, NUL-terminated) and a union at
+ *       offset 16: short ifr_flags = IFF_TUN 0x0001 | IFF_NO_PI 0x1000 here, int ifr_mtu below.
+ *       The kernel writes the actual name back (a "%d" in the name is replaced by a number).
+ *   socket(AF_INET = 2, SOCK_DGRAM = 2 | SOCK_CLOEXEC, 0), then
+ *   ioctl(sock, SIOCSIFMTU = 0x8922, struct ifreq *)   (ifr_mtu: int32 at offset 16)
+ *   eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK = 0x80000 | 0x800)       close() wakes the reader
+ *   poll(struct pollfd *, nfds, timeout)   struct pollfd { int fd; short events; short revents }
+ *       = 8 bytes; POLLIN 0x1, POLLERR 0x8, POLLHUP 0x10, POLLNVAL 0x20
+ *   read(fd, buf, len) / write(fd, buf, len)   one packet per call
+ *   close(fd)
+ *   errno values used: EINTR 4, EAGAIN 11, EBADFD 77 (taken from koffi.os.errno at run time).
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import koffi from 'koffi';
+import type { LibraryHandle } from 'koffi';
+import type { Tun } from './tun.ts';
+
+export interface LinuxTunOptions {
+  /** MTU to set on the new interface (default 1420, as wg-quick). */
+  mtu?: number;
+  /** Ring slots between the reader thread and the main thread; a power of two (default 1024). */
+  ringSlots?: number;
+  /**
+   * How long the reader waits for the main thread when the ring is full before it reads on and
+   * drops (default 25 ms). While it waits the kernel's queue (txqueuelen) buffers the burst.
+   */
+  ringFullWaitMs?: number;
+}
+
+export interface LinuxTunStats {
+  /** Packets handed to the handler. */
+  rxPackets: number;
+  /**
+   * Packets read from the kernel and dropped because the ring stayed full for ringFullWaitMs
+   * (packets the kernel drops meanwhile, its queue full, show as TX drops in `ip -s link`).
+   */
+  rxDropped: number;
+  /** Packets accepted by write(). */
+  txPackets: number;
+  /** Packets write() dropped because the kernel said EAGAIN. */
+  txDropped: number;
+  /** Packets write() refused for another reason (link down: EIO; malformed: EINVAL; deleted). */
+  txErrors: number;
+}
+
+const IFNAMSIZ = 16;
+const IFREQ_SIZE = 40;
+const O_RDWR = 0x2;
+const O_NONBLOCK = 0x800;
+const O_CLOEXEC = 0x80000;
+const TUNSETIFF = 0x400454ca;
+const SIOCSIFMTU = 0x8922;
+const IFF_TUN = 0x0001;
+const IFF_NO_PI = 0x1000;
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+
+/** Every slot holds the largest possible IP packet, so a read is never truncated whatever the MTU
+ * becomes later. Untouched pages of a SharedArrayBuffer are never made resident: a 1420-byte
+ * packet costs one page per slot. */
+const SLOT_SIZE = 65536;
+const DEFAULT_SLOTS = 1024;
+const DEFAULT_FULL_WAIT_MS = 25;
+/** Packets handed out per event-loop turn before yielding (timers and I/O get a turn). */
+const DRAIN_BUDGET = 512;
+
+// Layout of the shared control block (Int32 indexes). head and tail sit on their own cache lines.
+const HEAD = 0; // written by the reader: packets published so far (wrapping int32)
+const WAITING = 1; // set by the main thread before it sleeps on HEAD; the reader clears it and notifies
+const STOP = 2; // set by close(): the reader exits its loop
+const DROPPED = 3; // packets the reader dropped because the ring was full
+const READER_WAITING = 4; // set by the reader before it sleeps on TAIL (ring full); the main thread clears it and notifies
+const TAIL = 16; // written by the main thread: packets consumed so far
+const CTRL_BYTES = 128;
+
+interface Libc {
+  open(path: string, flags: number, mode: number): number;
+  ioctl(fd: number, request: number, arg: Uint8Array): number;
+  socket(domain: number, type: number, protocol: number): number;
+  eventfd(initval: number, flags: number): number;
+  write(fd: number, buf: Uint8Array, len: number): number;
+  close(fd: number): number;
+}
+
+let libcCache: Libc | undefined;
+
+function loadLibc(): LibraryHandle {
+  try {
+    return koffi.load('libc.so.6');
+  } catch {
+    // musl and other libcs: the symbols are reachable from the process itself.
+    return koffi.load(null);
+  }
+}
+
+function libc(): Libc {
+  if (libcCache) return libcCache;
+  if (process.platform !== 'linux') throw new Error(`Linux TUN is not available on ${process.platform}`);
+  const lib = loadLibc();
+  const ioctl = lib.func('int ioctl(int fd, unsigned long request, ...)');
+  libcCache = {
+    open: lib.func('int open(const char *path, int flags, int mode)'),
+    ioctl: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+    write: lib.func('long write(int fd, const void *buf, size_t len)'),
+    close: lib.func('int close(int fd)'),
+  };
+  return libcCache;
+}
+
+const errnoNames = new Map<number, string>();
+
+function errnoName(n: number): string {
+  if (errnoNames.size === 0) for (const [name, value] of Object.entries(koffi.os.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
+  return errnoNames.get(n) ?? `errno ${n}`;
+}
+
+function errno(name: string): number {
+  const v = koffi.os.errno[name];
+  if (v === undefined) throw new Error(`unknown errno ${name}`);
+  return v;
+}
+
+/** An Error carrying the syscall and errno name, e.g. "TUNSETIFF wg0: EBUSY". */
+function sysError(what: string, e: number): Error & { code: string; errno: number } {
+  const name = errnoName(e);
+  return Object.assign(new Error(`${what}: ${name}`), { code: name, errno: e });
+}
+
+function ifreq(name: string): Uint8Array {
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length >= IFNAMSIZ) throw new RangeError(`interface name too long (max ${IFNAMSIZ - 1} bytes): ${name}`);
+  // The kernel's dev_valid_name(): no '/', ':' or whitespace, not "." or "..".
+  if (/[\0/:\s]/.test(name) || name === '.' || name === '..') throw new RangeError(`invalid interface name: ${JSON.stringify(name)}`);
+  const ifr = new Uint8Array(IFREQ_SIZE);
+  ifr.set(bytes, 0);
+  return ifr;
+}
+
+function setMtu(lib: Libc, name: string, mtu: number): void {
+  const sock = lib.socket(AF_INET, SOCK_DGRAM | O_CLOEXEC, 0);
+  if (sock < 0) throw sysError('socket(AF_INET, SOCK_DGRAM)', koffi.errno());
+  try {
+    const ifr = ifreq(name);
+    new DataView(ifr.buffer).setInt32(IFNAMSIZ, mtu, true);
+    if (lib.ioctl(sock, SIOCSIFMTU, ifr) < 0) throw sysError(`SIOCSIFMTU ${name} ${mtu}`, koffi.errno());
+  } finally {
+    lib.close(sock);
+  }
+}
+
+/**
+ * Creates a TUN interface (`name` may contain "%d"; "" lets the kernel pick "tun%d") with the
+ * given MTU, not up and without addresses. Needs CAP_NET_ADMIN and /dev/net/tun.
+ */
+export async function openLinuxTun(name: string, opts: LinuxTunOptions = {}): Promise<LinuxTun> {
+  const mtu = opts.mtu ?? 1420;
+  if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`invalid MTU ${mtu}`);
+  const slots = opts.ringSlots ?? DEFAULT_SLOTS;
+  const fullWaitMs = opts.ringFullWaitMs ?? DEFAULT_FULL_WAIT_MS;
+  if (!(fullWaitMs >= 0 && fullWaitMs <= 60_000)) throw new RangeError(`invalid ringFullWaitMs ${fullWaitMs}`);
+  if (!Number.isInteger(slots) || slots < 2 || slots > 1 << 16 || (slots & (slots - 1)) !== 0) throw new RangeError(`ringSlots must be a power of two in 2..65536, not ${slots}`);
+  const ifr = ifreq(name);
+  const lib = libc();
+  const fd = lib.open('/dev/net/tun', O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
+  if (fd < 0) throw sysError('open /dev/net/tun', koffi.errno());
+  let wakeFd = -1;
+  try {
+    new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI, true);
+    if (lib.ioctl(fd, TUNSETIFF, ifr) < 0) throw sysError(`TUNSETIFF ${name}`, koffi.errno());
+    const end = ifr.indexOf(0);
+    const actual = Buffer.from(ifr.subarray(0, end < 0 ? IFNAMSIZ : end)).toString('utf8');
+    setMtu(lib, actual, mtu);
+    wakeFd = lib.eventfd(0, O_CLOEXEC | O_NONBLOCK);
+    if (wakeFd < 0) throw sysError('eventfd', koffi.errno());
+    return new LinuxTun(lib, fd, wakeFd, actual, mtu, slots, fullWaitMs);
+  } catch (e) {
+    if (wakeFd >= 0) lib.close(wakeFd);
+    lib.close(fd);
+    throw e;
+  }
+}
+
+interface AtomicsWithWaitAsync {
+  waitAsync(array: Int32Array, index: number, value: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+}
+const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync;
+
+type ReaderMessage = { type: 'error'; errno: number } | { type: 'deleted' };
+
+export class LinuxTun implements Tun {
+  readonly name: string;
+  readonly mtu: number;
+  /** Ring slots between the reader thread and the main thread. */
+  readonly ringSlots: number;
+  private readonly fullWaitMs: number;
+
+  private readonly lib: Libc;
+  private fd: number;
+  private wakeFd: number;
+  private readonly sab: SharedArrayBuffer;
+  private readonly ctrl: Int32Array;
+  private readonly lens: Int32Array;
+  private readonly dataOffset: number;
+  private readonly mask: number;
+  private tail = 0;
+  private draining = false;
+  private handler: ((packet: Uint8Array) => void) | undefined;
+  private worker: Worker | undefined;
+  private workerExited: Promise<void> = Promise.resolve();
+  private closeListeners: ((reason: string) => void)[] = [];
+  private closedReason: string | undefined;
+  private closing: Promise<void> | undefined;
+  private rxPackets = 0;
+  private txPackets = 0;
+  private txDropped = 0;
+  private txErrors = 0;
+  private readonly EAGAIN = errno('EAGAIN');
+  private readonly EBADFD = errno('EBADFD');
+
+  /** Use openLinuxTun(). */
+  constructor(lib: Libc, fd: number, wakeFd: number, name: string, mtu: number, slots: number, fullWaitMs: number) {
+    this.lib = lib;
+    this.fd = fd;
+    this.wakeFd = wakeFd;
+    this.name = name;
+    this.mtu = mtu;
+    this.ringSlots = slots;
+    this.fullWaitMs = fullWaitMs;
+    this.mask = slots - 1;
+    this.dataOffset = Math.ceil((CTRL_BYTES + 4 * slots) / 4096) * 4096;
+    this.sab = new SharedArrayBuffer(this.dataOffset + slots * SLOT_SIZE);
+    this.ctrl = new Int32Array(this.sab, 0, CTRL_BYTES / 4);
+    this.lens = new Int32Array(this.sab, CTRL_BYTES, slots);
+  }
+
+  get stats(): LinuxTunStats {
+    return { rxPackets: this.rxPackets, rxDropped: Atomics.load(this.ctrl, DROPPED) >>> 0, txPackets: this.txPackets, txDropped: this.txDropped, txErrors: this.txErrors };
+  }
+
+  start(onPacket: (packet: Uint8Array) => void): void {
+    if (this.handler) throw new Error(`${this.name}: already started`);
+    if (this.closing || this.closedReason !== undefined) throw new Error(`${this.name}: closed`);
+    this.handler = onPacket;
+    const worker = new Worker(READER_SOURCE, {
+      eval: true,
+      name: `tun-reader ${this.name}`,
+      workerData: { koffiPath: createRequire(import.meta.url).resolve('koffi'), fd: this.fd, wakeFd: this.wakeFd, sab: this.sab, slots: this.ringSlots, slotSize: SLOT_SIZE, dataOffset: this.dataOffset, fullWaitMs: this.fullWaitMs },
+    });
+    this.worker = worker;
+    this.workerExited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    worker.on('message', (m: ReaderMessage) => {
+      // The reader published everything it read before it posted: hand that out first.
+      if (!this.draining) this.drain(Infinity);
+      if (m.type === 'deleted' || m.errno === this.EBADFD) this.lost('deleted');
+      else this.lost(`read failed: ${errnoName(m.errno)}`);
+    });
+    worker.on('error', (e) => this.lost(`reader failed: ${e instanceof Error ? e.message : String(e)}`));
+    this.pump();
+  }
+
+  write(packet: Uint8Array): boolean {
+    if (this.fd < 0) {
+      this.txErrors++;
+      return false;
+    }
+    const n = this.lib.write(this.fd, packet, packet.length);
+    if (n === packet.length) {
+      this.txPackets++;
+      return true;
+    }
+    const e = n < 0 ? koffi.errno() : 0;
+    if (e === this.EAGAIN) this.txDropped++;
+    else this.txErrors++;
+    if (e === this.EBADFD) this.lost('deleted');
+    return false;
+  }
+
+  onClose(listener: (reason: string) => void): void {
+    if (this.closedReason !== undefined) {
+      const reason = this.closedReason;
+      queueMicrotask(() => listener(reason));
+    } else this.closeListeners.push(listener);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  /** The interface went away (or the reader failed): tell the listeners once and release everything. */
+  private lost(reason: string): void {
+    if (this.closedReason !== undefined || this.closing) return;
+    this.closedReason = reason;
+    const listeners = this.closeListeners;
+    this.closeListeners = [];
+    void this.close();
+    for (const l of listeners) l(reason);
+  }
+
+  private async shutdown(): Promise<void> {
+    this.handler = undefined;
+    if (this.worker) {
+      Atomics.store(this.ctrl, STOP, 1);
+      Atomics.notify(this.ctrl, TAIL); // in case it waits for room in the ring
+      // Wake the reader out of poll(); eventfd takes an 8-byte counter increment.
+      const one = new Uint8Array(8);
+      one[0] = 1;
+      this.lib.write(this.wakeFd, one, 8);
+      await this.workerExited;
+      this.worker = undefined;
+    }
+    Atomics.notify(this.ctrl, HEAD); // settles a pending waitAsync so the pump can finish
+    const { fd, wakeFd } = this;
+    this.fd = -1;
+    this.wakeFd = -1;
+    if (wakeFd >= 0) this.lib.close(wakeFd);
+    if (fd >= 0) this.lib.close(fd);
+  }
+
+  /**
+   * Hands out up to `budget` packets from the ring, in order; returns how many. The slot is
+   * released (tail advanced) right after each call, so the reader can refill it.
+   */
+  private drain(budget: number): number {
+    const { ctrl, lens, mask, sab, dataOffset } = this;
+    let done = 0;
+    let head = Atomics.load(ctrl, HEAD);
+    this.draining = true;
+    try {
+      while (this.handler && done < budget) {
+        if (this.tail === head) {
+          head = Atomics.load(ctrl, HEAD);
+          if (this.tail === head) break;
+        }
+        const slot = this.tail & mask;
+        const view = new Uint8Array(sab, dataOffset + slot * SLOT_SIZE, lens[slot]!);
+        done++;
+        this.rxPackets++;
+        try {
+          this.handler(view);
+        } catch (e) {
+          // Like an EventEmitter listener: the error surfaces as an uncaught exception, the tunnel goes on.
+          process.nextTick(() => {
+            throw e;
+          });
+        } finally {
+          this.tail = (this.tail + 1) | 0;
+          Atomics.store(ctrl, TAIL, this.tail);
+          if (Atomics.load(ctrl, READER_WAITING) !== 0) {
+            Atomics.store(ctrl, READER_WAITING, 0);
+            Atomics.notify(ctrl, TAIL);
+          }
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+    return done;
+  }
+
+  /** Drains the ring; sleeps on HEAD when it is empty, yields to the event loop after a budget. */
+  private readonly pump = (): void => {
+    for (;;) {
+      const done = this.drain(DRAIN_BUDGET);
+      if (!this.handler) return; // closed
+      if (done === DRAIN_BUDGET) {
+        setImmediate(this.pump);
+        return;
+      }
+      Atomics.store(this.ctrl, WAITING, 1);
+      const w = waitAsync(this.ctrl, HEAD, this.tail);
+      if (w.async) {
+        void w.value.then(this.pump);
+        return;
+      }
+      // The reader published more while we were getting ready to sleep: go on draining.
+    }
+  };
+}
+
+/**
+ * The reader thread, as plain CommonJS source for an `eval` worker (so it runs under any loader,
+ * bundler or coverage tool). workerData: { koffiPath, fd, wakeFd, sab, slots, slotSize,
+ * dataOffset, fullWaitMs }; the control-block indexes match the constants above. It posts
+ * { type: 'deleted' } on POLLERR/POLLHUP/POLLNVAL and { type: 'error', errno } on a failed read,
+ * and returns when STOP is set.
+ */
+const READER_SOURCE = `'use strict';
+const { workerData: d, parentPort } = require('node:worker_threads');
+const koffi = require(d.koffiPath);
+let lib;
+try { lib = koffi.load('libc.so.6'); } catch { lib = koffi.load(null); }
+const read = lib.func('long read(int fd, void *buf, size_t len)');
+const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
+const EAGAIN = koffi.os.errno.EAGAIN, EINTR = koffi.os.errno.EINTR;
+const POLLIN = 0x1, POLLBAD = 0x8 | 0x10 | 0x20;
+const HEAD = ${HEAD}, WAITING = ${WAITING}, STOP = ${STOP}, DROPPED = ${DROPPED}, READER_WAITING = ${READER_WAITING}, TAIL = ${TAIL};
+const ctrl = new Int32Array(d.sab, 0, ${CTRL_BYTES / 4});
+const lens = new Int32Array(d.sab, ${CTRL_BYTES}, d.slots);
+const views = [];
+for (let i = 0; i < d.slots; i++) views.push(new Uint8Array(d.sab, d.dataOffset + i * d.slotSize, d.slotSize));
+const scratch = new Uint8Array(d.slotSize);
+const pfdBuf = new ArrayBuffer(16);
+const pfd32 = new Int32Array(pfdBuf), pfd16 = new Int16Array(pfdBuf);
+pfd32[0] = d.fd; pfd16[2] = POLLIN; pfd32[2] = d.wakeFd; pfd16[6] = POLLIN;
+const pfd = new Uint8Array(pfdBuf);
+const mask = d.slots - 1;
+let head = Atomics.load(ctrl, HEAD);
+let fullSince = -1;
+for (;;) {
+  if (Atomics.load(ctrl, STOP) !== 0) break;
+  const tail = Atomics.load(ctrl, TAIL);
+  const full = ((head - tail) | 0) >= d.slots;
+  if (!full) fullSince = -1;
+  else {
+    // Ring full: give the main thread up to fullWaitMs (the kernel queue buffers meanwhile),
+    // then read on and drop until it frees a slot.
+    const now = performance.now();
+    if (fullSince < 0) fullSince = now;
+    const left = d.fullWaitMs - (now - fullSince);
+    if (left > 0) {
+      Atomics.store(ctrl, READER_WAITING, 1);
+      Atomics.wait(ctrl, TAIL, tail, left);
+      Atomics.store(ctrl, READER_WAITING, 0);
+      continue;
+    }
+  }
+  const slot = head & mask;
+  const n = read(d.fd, full ? scratch : views[slot], d.slotSize);
+  if (n > 0) {
+    if (full) { Atomics.add(ctrl, DROPPED, 1); continue; }
+    lens[slot] = n;
+    head = (head + 1) | 0;
+    Atomics.store(ctrl, HEAD, head);
+    if (Atomics.load(ctrl, WAITING) !== 0) { Atomics.store(ctrl, WAITING, 0); Atomics.notify(ctrl, HEAD); }
+    continue;
+  }
+  if (n === 0) continue;
+  const e = koffi.errno();
+  if (e === EINTR) continue;
+  if (e !== EAGAIN) { parentPort.postMessage({ type: 'error', errno: e }); break; }
+  pfd16[3] = 0; pfd16[7] = 0;
+  if (poll(pfd, 2, -1) < 0) {
+    const pe = koffi.errno();
+    if (pe === EINTR) continue;
+    parentPort.postMessage({ type: 'error', errno: pe }); break;
+  }
+  if ((pfd16[3] & POLLBAD) !== 0) { parentPort.postMessage({ type: 'deleted' }); break; }
+}
+`;

@@ -1,0 +1,136 @@
+/**
+ * `wireweave [-f|--foreground] IFNAME`: the cross-platform userspace interface, as
+ * wireguard-go implements it. Creates the TUN device, serves the UAPI socket
+ * /var/run/wireguard/IFNAME.sock, and runs until SIGINT/SIGTERM, until the TUN device is
+ * deleted, or until the socket file is removed.
+ *
+ * Without -f (and without WG_PROCESS_FOREGROUND=1) the command starts a detached copy of
+ * itself in the foreground mode and returns once that copy reports the interface and the
+ * socket ready — which is what `wg-quick` waits for before it runs `wg setconf`.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Device } from './device.ts';
+import type { DeviceLogger } from './device.ts';
+import { NodeUdpBind } from './bind-node.ts';
+import { openLinuxTun } from './tun-linux.ts';
+import { startUapiServer } from './uapi-server.ts';
+
+export const DEFAULT_MTU = 1420;
+
+export interface DaemonIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/** wireguard-go's LOG_LEVEL: verbose (alias debug), error, silent. */
+export function makeLogger(ifname: string, level: string | undefined, out: NodeJS.WritableStream): DeviceLogger {
+  const lvl = (level ?? 'error').toLowerCase();
+  const rank = lvl === 'verbose' || lvl === 'debug' ? 2 : lvl === 'silent' ? 0 : 1;
+  const line = (tag: string, msg: string) => {
+    const t = new Date();
+    const stamp = `${t.getFullYear()}/${pad(t.getMonth() + 1)}/${pad(t.getDate())} ${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`;
+    out.write(`${tag}: (${ifname}) ${stamp} ${msg}\n`);
+  };
+  return {
+    error: (m) => { if (rank >= 1) line('ERROR', m); },
+    verbose: (m) => { if (rank >= 2) line('DEBUG', m); },
+  };
+}
+
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+const IFNAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
+
+export function isInterfaceName(name: string): boolean {
+  return IFNAME.test(name) && name !== '.' && name !== '..';
+}
+
+/** Entry point for `wireweave [-f] IFNAME`; resolves with the exit code. */
+export async function runInterfaceCommand(args: string[], io: DaemonIo, env = process.env): Promise<number> {
+  let foreground = env.WG_PROCESS_FOREGROUND === '1';
+  const rest: string[] = [];
+  for (const a of args) {
+    if (a === '-f' || a === '--foreground') foreground = true;
+    else rest.push(a);
+  }
+  if (rest.length !== 1 || !isInterfaceName(rest[0]!)) {
+    io.stderr.write('Usage: wireweave [-f/--foreground] INTERFACE-NAME\n');
+    return 1;
+  }
+  const ifname = rest[0]!;
+  if (!foreground) return daemonize(ifname, io, env);
+  return runForeground(ifname, io, env, null);
+}
+
+/** Starts a detached foreground copy and waits for its readiness line on fd 3. */
+async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): Promise<number> {
+  const bin = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+  const logFd = env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? 'inherit' : 'ignore';
+  const child = spawn(process.execPath, [bin, '--foreground', ifname], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+    env: { ...env, WG_PROCESS_FOREGROUND: '1', WIREWEAVE_READY_FD: '3' },
+  });
+  const ready = child.stdio[3] as NodeJS.ReadableStream;
+  let report = '';
+  const code = await new Promise<number>((resolve) => {
+    ready.on('data', (chunk: Buffer) => {
+      report += chunk.toString();
+      if (report.includes('\n')) resolve(report.startsWith('ready') ? 0 : 1);
+    });
+    child.on('exit', (c) => resolve(c === 0 && report.startsWith('ready') ? 0 : 1));
+  });
+  if (code !== 0) {
+    const why = report.replace(/^error /, '').trim() || 'the interface process exited early';
+    io.stderr.write(`wireweave: ${why}\n`);
+  }
+  child.unref();
+  (ready as unknown as { destroy(): void }).destroy();
+  return code;
+}
+
+/** Runs the interface in this process until it is told or made to stop. */
+export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv, signal: AbortSignal | null): Promise<number> {
+  const logger = makeLogger(ifname, env.LOG_LEVEL, io.stdout);
+  const readyFd = env.WIREWEAVE_READY_FD ? Number(env.WIREWEAVE_READY_FD) : null;
+  const tell = (text: string) => { if (readyFd !== null) try { fs.writeSync(readyFd, text + '\n'); } catch { /* parent gone */ } };
+  let device: Device;
+  let uapi: Awaited<ReturnType<typeof startUapiServer>>;
+  try {
+    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU });
+    device = new Device({ tun, bind: new NodeUdpBind(), logger });
+    try {
+      uapi = await startUapiServer(tun.name, device);
+    } catch (err) {
+      await device.close('uapi failed');
+      throw err;
+    }
+    await device.up();
+  } catch (err) {
+    const message = `failed to create interface ${ifname}: ${(err as Error).message}`;
+    logger.error(message);
+    tell(`error ${message}`);
+    if (readyFd === null) io.stderr.write(`wireweave: ${message}\n`);
+    return 1;
+  }
+  logger.verbose('UAPI listener started');
+  tell('ready');
+  if (readyFd !== null) try { fs.closeSync(readyFd); } catch { /* already closed */ }
+
+  const reason = await new Promise<string>((resolve) => {
+    const onSignal = (s: string) => resolve(`received ${s}`);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    device.onClose((r) => resolve(r));
+    uapi.onSocketRemoved(() => resolve('UAPI socket removed'));
+    signal?.addEventListener('abort', () => resolve('aborted'));
+  });
+  logger.verbose(`shutting down: ${reason}`);
+  await uapi.close();
+  await device.close(reason);
+  return 0;
+}

@@ -1,0 +1,351 @@
+/**
+ * A WireGuard interface: the core Endpoint joined to a TUN, a UDP bind and a clock, with
+ * cryptokey routing (allowed IPs), roaming and the UAPI configuration model.
+ *
+ * Packets from the TUN go to the peer owning their destination address; decrypted packets are
+ * delivered to the TUN only when their source address belongs to the peer that sent them.
+ * A peer's endpoint follows the source of its last authenticated packet (roaming).
+ */
+import { Endpoint } from '../core/endpoint.ts';
+import type { EndpointEvent } from '../core/endpoint.ts';
+import type { CryptoProvider } from '../core/crypto.ts';
+import { equalConstantTime } from '../core/crypto.ts';
+import { isWireGuardMessage } from '../core/messages.ts';
+import type { PeerId } from '../core/peer.ts';
+import type { Rng } from '../core/rng.ts';
+import { toHex, isAllZero } from '../core/bytes.ts';
+import { nodeCrypto } from '../crypto/node.ts';
+import { AllowedIps } from './allowedips.ts';
+import type { Bind, BindEndpoint } from './bind.ts';
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
+import { Errno, UapiError } from './config.ts';
+import type { DeviceState, PeerChange, PeerState, SetRequest, UapiTarget } from './config.ts';
+import { ipPacketLength } from './ip.ts';
+import type { Tun } from './tun.ts';
+import { formatGetResponse, parseSetRequest } from './uapi.ts';
+
+export interface DeviceLogger {
+  error(message: string): void;
+  verbose(message: string): void;
+}
+
+export const silentLogger: DeviceLogger = { error: () => {}, verbose: () => {} };
+
+export interface DeviceOptions {
+  tun: Tun;
+  bind: Bind;
+  clock?: Clock;
+  crypto?: CryptoProvider;
+  rng?: Rng;
+  logger?: DeviceLogger;
+  /** Datagrams on our port that are not WireGuard messages (for protocols sharing the socket). */
+  onForeignDatagram?: (datagram: Uint8Array, from: BindEndpoint) => void;
+}
+
+interface DevicePeer {
+  readonly id: PeerId;
+  readonly publicKey: Uint8Array;
+  readonly hex: string;
+  endpoint: BindEndpoint | null;
+  presharedKey: Uint8Array | null;
+  persistentKeepalive: number;
+}
+
+export interface DeviceCounters {
+  tunPacketsIn: number;
+  tunPacketsOut: number;
+  noRoute: number;
+  invalidTunPacket: number;
+  sourceNotAllowed: number;
+  invalidDecrypted: number;
+  noEndpoint: number;
+  foreignDatagrams: number;
+}
+
+export class Device implements UapiTarget {
+  readonly endpoint: Endpoint<BindEndpoint>;
+  readonly allowedIps = new AllowedIps<DevicePeer>();
+  readonly counters: DeviceCounters = {
+    tunPacketsIn: 0, tunPacketsOut: 0, noRoute: 0, invalidTunPacket: 0, sourceNotAllowed: 0,
+    invalidDecrypted: 0, noEndpoint: 0, foreignDatagrams: 0,
+  };
+  private readonly tun: Tun;
+  private readonly bind: Bind;
+  private readonly clock: Clock;
+  private readonly crypto: CryptoProvider;
+  private readonly logger: DeviceLogger;
+  private readonly onForeign: DeviceOptions['onForeignDatagram'];
+  private readonly peers = new Map<string, DevicePeer>();
+  private readonly peersById = new Map<PeerId, DevicePeer>();
+  private privateKey: Uint8Array | null = null;
+  private listenPort = 0;
+  private fwmark = 0;
+  private isUp = false;
+  private closed = false;
+  private timer: unknown = null;
+  private timerAt = Infinity;
+  private readonly closeListeners: ((reason: string) => void)[] = [];
+  /** Serialises configuration changes (UAPI clients may overlap). */
+  private configQueue: Promise<void> = Promise.resolve();
+
+  constructor(options: DeviceOptions) {
+    this.tun = options.tun;
+    this.bind = options.bind;
+    this.clock = options.clock ?? systemClock;
+    this.crypto = options.crypto ?? nodeCrypto;
+    this.logger = options.logger ?? silentLogger;
+    this.onForeign = options.onForeignDatagram;
+    this.endpoint = new Endpoint<BindEndpoint>({
+      crypto: this.crypto,
+      rng: options.rng,
+      mtu: this.tun.mtu,
+      wallClock: (now) => this.clock.wall(now),
+      io: {
+        sendToPeer: (id, datagram) => {
+          const peer = this.peersById.get(id);
+          if (!peer?.endpoint) { this.counters.noEndpoint++; return; }
+          this.bind.send(datagram, peer.endpoint);
+        },
+        sendToSource: (source, datagram) => this.bind.send(datagram, source),
+        deliver: (id, packet) => this.deliver(id, packet),
+        authenticated: (id, source) => {
+          const peer = this.peersById.get(id);
+          if (peer && peer.endpoint !== source) {
+            if (peer.endpoint) this.logger.verbose(`peer(${short(peer.publicKey)}) roamed to ${source.text}`);
+            peer.endpoint = source;
+          }
+        },
+        sourceTag: (source) => source.tag,
+        event: (e) => this.onEvent(e),
+      },
+    });
+    this.tun.onClose((reason) => void this.close(`tun ${reason}`));
+  }
+
+  /** Opens the UDP port and starts moving packets. */
+  async up(): Promise<void> {
+    if (this.isUp || this.closed) return;
+    this.listenPort = await this.bind.open(this.listenPort, (d, from) => this.onDatagram(d, from));
+    this.tun.start((p) => this.onTunPacket(p));
+    this.isUp = true;
+    this.logger.verbose(`interface ${this.tun.name} up, UDP port ${this.listenPort}`);
+    this.armTimer();
+  }
+
+  onClose(listener: (reason: string) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  async close(reason = 'closed'): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.isUp = false;
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
+    this.timer = null;
+    for (const peer of this.peers.values()) this.endpoint.removePeer(peer.id);
+    this.peers.clear();
+    this.peersById.clear();
+    await this.bind.close();
+    await this.tun.close();
+    this.logger.verbose(`interface ${this.tun.name} down: ${reason}`);
+    for (const l of this.closeListeners) l(reason);
+  }
+
+  // ---------------------------------------------------------------- data path
+
+  private onTunPacket(p: Uint8Array): void {
+    this.counters.tunPacketsIn++;
+    const version = p.length > 0 ? p[0]! >> 4 : 0;
+    let peer: DevicePeer | undefined;
+    if (version === 4 && p.length >= 20) peer = this.allowedIps.lookupV4(p, 16);
+    else if (version === 6 && p.length >= 40) peer = this.allowedIps.lookupV6(p, 24);
+    else { this.counters.invalidTunPacket++; return; }
+    if (!peer) { this.counters.noRoute++; return; }
+    this.endpoint.send(this.clock.now(), peer.id, p);
+    this.armTimer();
+  }
+
+  private onDatagram(d: Uint8Array, from: BindEndpoint): void {
+    if (!isWireGuardMessage(d)) {
+      this.counters.foreignDatagrams++;
+      this.onForeign?.(d, from);
+      return;
+    }
+    this.endpoint.recv(this.clock.now(), d, from);
+    this.armTimer();
+  }
+
+  private deliver(id: PeerId, packet: Uint8Array): void {
+    const peer = this.peersById.get(id);
+    const length = ipPacketLength(packet);
+    if (!peer || length === 0 || length > packet.length) { this.counters.invalidDecrypted++; return; }
+    // Cryptokey routing, inbound: the source address must belong to the peer that sent it.
+    const version = packet[0]! >> 4;
+    const owner = version === 4 ? this.allowedIps.lookupV4(packet, 12) : this.allowedIps.lookupV6(packet, 8);
+    if (owner !== peer) { this.counters.sourceNotAllowed++; return; }
+    this.counters.tunPacketsOut++;
+    this.tun.write(packet.subarray(0, length));
+  }
+
+  private armTimer(): void {
+    if (!this.isUp) return;
+    const deadline = this.endpoint.nextDeadline();
+    if (deadline >= this.timerAt) return;
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
+    this.timerAt = deadline;
+    this.timer = this.clock.setTimer(() => this.onTimer(), Math.max(0, deadline - this.clock.now()));
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (!this.isUp) return;
+    this.endpoint.tick(this.clock.now());
+    this.armTimer();
+  }
+
+  private onEvent(e: EndpointEvent): void {
+    if (!('peer' in e)) { this.logger.verbose(`event ${e.type}`); return; }
+    const peer = this.peersById.get(e.peer);
+    const name = peer ? `peer(${short(peer.publicKey)})` : `peer ${e.peer}`;
+    switch (e.type) {
+      case 'handshakeCompleted': this.logger.verbose(`${name} handshake completed (${e.initiator ? 'initiator' : 'responder'})`); break;
+      case 'handshakeInitiated': this.logger.verbose(`${name} sending handshake initiation${e.retry ? ' (retry)' : ''}`); break;
+      case 'handshakeFailed': this.logger.verbose(`${name} handshake did not complete after ${90} seconds, giving up`); break;
+      default: this.logger.verbose(`${name} ${e.type}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- configuration
+
+  getState(): DeviceState {
+    const peers: PeerState[] = [];
+    for (const peer of this.peers.values()) {
+      const stats = this.endpoint.peerStats(peer.id);
+      const wall = stats.lastHandshakeWall;
+      peers.push({
+        publicKey: peer.publicKey,
+        presharedKey: peer.presharedKey,
+        endpoint: peer.endpoint?.text ?? null,
+        lastHandshakeTimeSec: wall > 0 ? Math.floor(wall / 1000) : 0,
+        lastHandshakeTimeNsec: wall > 0 ? Math.floor((wall % 1000) * 1e6) : 0,
+        rxBytes: stats.rxBytes,
+        txBytes: stats.txBytes,
+        persistentKeepalive: peer.persistentKeepalive,
+        allowedIps: this.allowedIps.entriesForPeer(peer),
+        protocolVersion: 1,
+      });
+    }
+    return { privateKey: this.privateKey, listenPort: this.listenPort, fwmark: this.fwmark, peers };
+  }
+
+  /** Applies a validated request all or nothing (only binding a new port can fail, and goes first). */
+  applySet(request: SetRequest): Promise<void> {
+    const run = this.configQueue.then(() => this.applyNow(request));
+    this.configQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(request: SetRequest): Promise<void> {
+    if (this.closed) throw new UapiError(Errno.EIO, 'device is closed');
+    const now = this.clock.now();
+    if (request.listenPort !== undefined && request.listenPort !== this.listenPort) {
+      if (this.isUp) {
+        try {
+          this.listenPort = await this.bind.open(request.listenPort, (d, from) => this.onDatagram(d, from));
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // The old port is gone with the failed reopen: restore it so nothing changed.
+          this.listenPort = await this.bind.open(this.listenPort, (d, from) => this.onDatagram(d, from));
+          throw new UapiError(code === 'EADDRINUSE' ? Errno.EADDRINUSE : Errno.EIO, `cannot listen on port ${request.listenPort}: ${code ?? err}`);
+        }
+      } else this.listenPort = request.listenPort;
+    }
+    if (request.privateKey !== undefined) {
+      const key = request.privateKey && !isAllZero(request.privateKey) ? request.privateKey.slice() : null;
+      this.privateKey = key;
+      this.endpoint.setPrivateKey(key);
+      // The endpoint drops a peer that has our new public key; follow it.
+      for (const peer of [...this.peers.values()]) {
+        if (this.endpoint.peerIdByKey(peer.publicKey) === undefined) this.forgetPeer(peer);
+      }
+    }
+    if (request.fwmark !== undefined) {
+      this.fwmark = request.fwmark;
+      this.bind.setMark(request.fwmark);
+    }
+    if (request.replacePeers) for (const peer of [...this.peers.values()]) this.removePeer(peer);
+    for (const change of request.peers) this.applyPeer(change, now);
+    this.armTimer();
+  }
+
+  private applyPeer(change: PeerChange, now: number): void {
+    const hex = toHex(change.publicKey);
+    let peer = this.peers.get(hex);
+    if (change.remove) { if (peer) this.removePeer(peer); return; }
+    if (!peer) {
+      if (change.updateOnly) return;
+      // Like wireguard-go, a peer with our own public key is ignored.
+      const own = this.endpoint.publicKey;
+      if (own && equalConstantTime(own, change.publicKey)) return;
+      const id = this.endpoint.addPeer({ publicKey: change.publicKey }, now);
+      peer = { id, publicKey: change.publicKey.slice(), hex, endpoint: null, presharedKey: null, persistentKeepalive: 0 };
+      this.peers.set(hex, peer);
+      this.peersById.set(id, peer);
+    }
+    if (change.presharedKey !== undefined) {
+      const psk = change.presharedKey && !isAllZero(change.presharedKey) ? change.presharedKey.slice() : null;
+      peer.presharedKey = psk;
+      this.endpoint.updatePeer(peer.id, { presharedKey: psk }, now);
+    }
+    if (change.endpoint) peer.endpoint = this.bind.endpointFor(change.endpoint.address, change.endpoint.port);
+    if (change.replaceAllowedIps) this.allowedIps.removeByPeer(peer);
+    for (const { op, prefix } of change.allowedIps) {
+      if (op === 'add') this.allowedIps.insert(prefix, peer);
+      else this.allowedIps.remove(prefix, peer);
+    }
+    // Last, so a keepalive sent at once (interval turned on) finds the endpoint set above.
+    if (change.persistentKeepalive !== undefined) {
+      peer.persistentKeepalive = change.persistentKeepalive;
+      this.endpoint.updatePeer(peer.id, { persistentKeepalive: change.persistentKeepalive }, now);
+    }
+  }
+
+  private removePeer(peer: DevicePeer): void {
+    this.endpoint.removePeer(peer.id);
+    this.forgetPeer(peer);
+  }
+
+  private forgetPeer(peer: DevicePeer): void {
+    this.allowedIps.removeByPeer(peer);
+    this.peers.delete(peer.hex);
+    this.peersById.delete(peer.id);
+  }
+
+  /** The UAPI `get=1` answer, exactly as `wg` reads it from the socket. */
+  ipcGet(): string {
+    return formatGetResponse(this.getState());
+  }
+
+  /** Applies UAPI `set=1` lines (without the `set=1` header); throws UapiError, changing nothing. */
+  async ipcSet(text: string): Promise<void> {
+    const lines = text.split('\n').filter((l) => l.length > 0);
+    await this.applySet(parseSetRequest(lines));
+  }
+
+  get name(): string {
+    return this.tun.name;
+  }
+
+  get port(): number {
+    return this.listenPort;
+  }
+}
+
+/** The first characters of a base64 public key, as wireguard-go names peers in logs. */
+function short(key: Uint8Array): string {
+  let s = '';
+  for (const b of key.subarray(0, 3)) s += String.fromCharCode(b);
+  return btoa(s).slice(0, 4) + '…';
+}

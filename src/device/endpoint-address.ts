@@ -1,0 +1,51 @@
+/**
+ * BindEndpoint values: a remote UDP address with its `wg`-style text and the bytes cookies bind
+ * to. A small cache makes the object for an address unique, so the device can compare
+ * endpoints by identity and reuse them without allocating per packet.
+ */
+import { isIP } from 'node:net';
+import type { BindEndpoint } from './bind.ts';
+
+const MAX_CACHED = 65536;
+
+function ipBytes(address: string, family: 4 | 6): Uint8Array {
+  if (family === 4) return Uint8Array.from(address.split('.').map(Number));
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => { const v = parseInt(g, 16); out[2 * i] = v >> 8; out[2 * i + 1] = v & 0xff; });
+  return out;
+}
+
+export class EndpointCache {
+  private readonly cache = new Map<string, BindEndpoint>();
+
+  get(address: string, port: number): BindEndpoint {
+    const key = `${address}|${port}`;
+    let e = this.cache.get(key);
+    if (e) return e;
+    e = makeEndpoint(address, port);
+    if (this.cache.size >= MAX_CACHED) this.cache.clear(); // bounded: a flood of sources cannot grow it
+    this.cache.set(key, e);
+    return e;
+  }
+}
+
+export function makeEndpoint(address: string, port: number): BindEndpoint {
+  let family = isIP(address);
+  if (family === 0) throw new Error(`not an IP address: ${address}`);
+  // Fold IPv4-mapped IPv6 (::ffff:1.2.3.4) to IPv4, as wireguard-go does.
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) { address = mapped[1]!; family = 4; }
+  const bytes = ipBytes(address, family as 4 | 6);
+  const tag = new Uint8Array(bytes.length + 2);
+  tag.set(bytes);
+  tag[bytes.length] = port >> 8;
+  tag[bytes.length + 1] = port & 0xff;
+  return {
+    address, port, family: family as 4 | 6, tag,
+    text: family === 4 ? `${address}:${port}` : `[${address}]:${port}`,
+  };
+}

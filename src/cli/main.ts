@@ -3,9 +3,8 @@
  * through `io`, so tests and embedders can run it in-process; `bin/wireweave` wires it to the
  * real process. Subcommand modules are imported lazily to keep startup short.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 
 export interface CliIo {
   stdin: NodeJS.ReadableStream;
@@ -14,8 +13,13 @@ export interface CliIo {
 }
 
 export const USAGE = `Usage: wireweave <command> [<args>]
+       wireweave [-f|--foreground] INTERFACE-NAME
 
 A userspace WireGuard for Node.js.
+
+With an interface name, creates that TUN interface and serves the UAPI socket
+/var/run/wireguard/INTERFACE-NAME.sock for wg and wg-quick, like wireguard-go
+(needs root; -f stays in the foreground, as does WG_PROCESS_FOREGROUND=1).
 
 Commands:
   genkey   Generate a new private key and write it to stdout
@@ -50,21 +54,15 @@ function nameForMessage(arg: string): string {
   return /^-{0,2}[A-Za-z][A-Za-z0-9-]{0,31}$/.test(arg) ? ` '${arg}'` : '';
 }
 
-type DemoModule = { runDemo?: (args: string[], io: CliIo) => Promise<number | void> | number | void };
-
 async function runDemoCommand(args: string[], io: CliIo): Promise<number> {
-  const url = new URL('../demo/main.ts', import.meta.url);
-  if (!existsSync(fileURLToPath(url))) {
-    await write(io.stderr, 'wireweave: demo not available: this build has no demo (src/demo/main.ts is missing)\n');
-    return 1;
-  }
-  const mod = (await import(url.href)) as DemoModule;
-  if (typeof mod.runDemo !== 'function') {
-    await write(io.stderr, 'wireweave: demo not available: src/demo/main.ts does not export runDemo\n');
-    return 1;
-  }
-  const code = await mod.runDemo(args, io);
+  const { runDemo } = await import('../demo/main.ts');
+  const code = await runDemo(args, io);
   return typeof code === 'number' ? code : 0;
+}
+
+/** What the kernel accepts as an interface name (and wireguard-go as INTERFACE-NAME). */
+function isInterfaceName(name: string): boolean {
+  return /^[A-Za-z0-9_=+.-]{1,15}$/.test(name) && name !== '.' && name !== '..' && !name.startsWith('-');
 }
 
 export async function main(argv: string[], io: CliIo): Promise<number> {
@@ -92,6 +90,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     case 'demo':
       return runDemoCommand(args, io);
     default:
+      if (command === '-f' || command === '--foreground' || isInterfaceName(command)) {
+        const { runInterfaceCommand } = await import('../device/daemon.ts');
+        return runInterfaceCommand(argv, io);
+      }
       await write(
         io.stderr,
         `wireweave: unknown command${nameForMessage(command)}; run 'wireweave --help' for the list of commands\n`,

@@ -26,6 +26,9 @@ Commands:
   pubkey   Read a private key from stdin and write its public key to stdout
   genpsk   Generate a new preshared key and write it to stdout
   demo     Run the demo
+  up       Bring up an interface from a wg-quick config file (like wg-quick up)
+  down     Take it down again (like wg-quick down)
+  show     Show interfaces as wg show does
   help     Show this help
 
 Options:
@@ -89,6 +92,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return (await import('./keys.ts')).pubkey(args, io);
     case 'demo':
       return runDemoCommand(args, io);
+    case 'up':
+    case 'down':
+      return (await import('./quick.ts')).quick(command, args, io);
+    case 'show':
+      return (await import('./show.ts')).show(args, io);
     default:
       if (command === '-f' || command === '--foreground' || isInterfaceName(command)) {
         const { runInterfaceCommand } = await import('../device/daemon.ts');

@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import type { Bind, BindEndpoint, BindReceiver } from './bind.ts';
 import { EndpointCache } from './endpoint-address.ts';
+import { setSocketMark } from './sockopt-linux.ts';
 
 const SOCKET_BUFFER = 4 * 1024 * 1024;
 
@@ -19,6 +20,7 @@ export class NodeUdpBind implements Bind {
   private v4: dgram.Socket | null = null;
   private v6: dgram.Socket | null = null;
   private readonly endpoints = new EndpointCache();
+  private mark = 0;
   private readonly onSendError = () => { this.stats.sendErrors++; };
 
   async open(port: number, receiver: BindReceiver): Promise<number> {
@@ -46,6 +48,7 @@ export class NodeUdpBind implements Bind {
       this.v4 = v4;
       this.v6 = v6;
       this.port = actual;
+      if (this.mark !== 0) this.setMark(this.mark);
       return actual;
     }
   }
@@ -61,8 +64,10 @@ export class NodeUdpBind implements Bind {
     return this.endpoints.get(address, port);
   }
 
-  setMark(_mark: number): void {
-    // SO_MARK needs setsockopt, which node:dgram does not expose; applied by the native bind later.
+  /** SO_MARK on both sockets (Linux); kept and re-applied when the port changes. */
+  setMark(mark: number): void {
+    this.mark = mark >>> 0;
+    for (const s of [this.v4, this.v6]) if (s) setSocketMark(s, this.mark);
   }
 
   async close(): Promise<void> {

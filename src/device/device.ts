@@ -262,6 +262,14 @@ export class Device implements UapiTarget {
         }
       } else this.listenPort = request.listenPort;
     }
+    if (request.fwmark !== undefined && request.fwmark !== this.fwmark) {
+      try {
+        this.bind.setMark(request.fwmark);
+      } catch (err) {
+        throw new UapiError(Errno.EADDRINUSE, `failed to update fwmark: ${(err as Error).message}`);
+      }
+      this.fwmark = request.fwmark;
+    }
     if (request.privateKey !== undefined) {
       const key = request.privateKey && !isAllZero(request.privateKey) ? request.privateKey.slice() : null;
       this.privateKey = key;
@@ -270,10 +278,6 @@ export class Device implements UapiTarget {
       for (const peer of [...this.peers.values()]) {
         if (this.endpoint.peerIdByKey(peer.publicKey) === undefined) this.forgetPeer(peer);
       }
-    }
-    if (request.fwmark !== undefined) {
-      this.fwmark = request.fwmark;
-      this.bind.setMark(request.fwmark);
     }
     if (request.replacePeers) for (const peer of [...this.peers.values()]) this.removePeer(peer);
     for (const change of request.peers) this.applyPeer(change, now);

@@ -15,7 +15,7 @@
  * (`SetRequestParser`) and handed to `UapiTarget.applySet` only when all of it is valid.
  */
 import type { Duplex } from 'node:stream';
-import { clampPrivateKey, encodeHex, KEY_HEX_LENGTH, parseKeyHex } from '../core/keys.ts';
+import { clampPrivateKey, decodeHex, encodeHex, KEY_HEX_LENGTH, parseKeyHex } from '../core/keys.ts';
 import type { DeviceState, EndpointAddress, PeerChange, Prefix, SetRequest, UapiTarget } from './config.ts';
 import { Errno, UapiError } from './config.ts';
 import { formatIp, formatPrefix, parseIp, parsePrefix, PrefixError } from './allowedips.ts';
@@ -700,4 +700,68 @@ export function handleUapiConnection(stream: Duplex, target: UapiTarget, opts: U
   return new Promise<void>((resolve) => {
     new UapiConnection(stream, target, opts, resolve).start();
   });
+}
+
+/**
+ * The body of a `set=1` request for `request` (what `wg setconf` / `wg set` send), without the
+ * `set=1` line and the final blank line.
+ */
+export function formatSetRequest(request: SetRequest): string {
+  const out: string[] = [];
+  if (request.privateKey !== undefined) out.push(`private_key=${hex(request.privateKey)}`);
+  if (request.listenPort !== undefined) out.push(`listen_port=${uint(request.listenPort)}`);
+  if (request.fwmark !== undefined) out.push(`fwmark=${uint(request.fwmark)}`);
+  if (request.replacePeers) out.push('replace_peers=true');
+  for (const peer of request.peers) {
+    out.push(`public_key=${hex(peer.publicKey)}`);
+    if (peer.remove) { out.push('remove=true'); continue; }
+    if (peer.updateOnly) out.push('update_only=true');
+    if (peer.presharedKey !== undefined) out.push(`preshared_key=${hex(peer.presharedKey)}`);
+    if (peer.endpoint) {
+      const a = peer.endpoint.address;
+      out.push(`endpoint=${a.includes(':') ? `[${a}]` : a}:${peer.endpoint.port}`);
+    }
+    if (peer.persistentKeepalive !== undefined) out.push(`persistent_keepalive_interval=${uint(peer.persistentKeepalive)}`);
+    if (peer.replaceAllowedIps) out.push('replace_allowed_ips=true');
+    for (const { op, prefix } of peer.allowedIps) out.push(`allowed_ip=${op === 'remove' ? '-' : ''}${formatPrefix(prefix)}`);
+  }
+  return out.map((l) => l + '\n').join('');
+}
+
+/** Parses a `get=1` answer (up to, not including, `errno=`) back into a DeviceState. */
+export function parseGetResponse(text: string): DeviceState {
+  const state: DeviceState = { privateKey: null, listenPort: 0, fwmark: 0, peers: [] };
+  let peer: DeviceState['peers'][number] | null = null;
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const eq = line.indexOf('=');
+    const key = line.slice(0, eq), value = line.slice(eq + 1);
+    switch (key) {
+      case 'private_key': state.privateKey = decodeHex(value); break;
+      case 'listen_port': state.listenPort = Number(value); break;
+      case 'fwmark': state.fwmark = Number(value); break;
+      case 'public_key':
+        peer = {
+          publicKey: decodeHex(value), presharedKey: null, endpoint: null, lastHandshakeTimeSec: 0,
+          lastHandshakeTimeNsec: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: 0, allowedIps: [], protocolVersion: 1,
+        };
+        state.peers.push(peer);
+        break;
+      case 'errno':
+        if (value !== '0') throw new UapiError(Math.abs(Number(value)) || Errno.EIO, `the interface answered errno=${value}`);
+        return state;
+      default:
+        if (!peer) break;
+        if (key === 'preshared_key') { const k = decodeHex(value); peer.presharedKey = isAllZero(k) ? null : k; }
+        else if (key === 'endpoint') peer.endpoint = value;
+        else if (key === 'last_handshake_time_sec') peer.lastHandshakeTimeSec = Number(value);
+        else if (key === 'last_handshake_time_nsec') peer.lastHandshakeTimeNsec = Number(value);
+        else if (key === 'rx_bytes') peer.rxBytes = Number(value);
+        else if (key === 'tx_bytes') peer.txBytes = Number(value);
+        else if (key === 'persistent_keepalive_interval') peer.persistentKeepalive = Number(value);
+        else if (key === 'allowed_ip') peer.allowedIps.push(parsePrefix(value));
+        else if (key === 'protocol_version') peer.protocolVersion = Number(value);
+    }
+  }
+  return state;
 }

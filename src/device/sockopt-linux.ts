@@ -1,0 +1,39 @@
+/**
+ * SO_MARK on node:dgram sockets (Linux), for fwmark: wg-quick's default-route setup marks the
+ * tunnel's own UDP packets so they bypass the tunnel. Node exposes neither setsockopt nor the
+ * socket's fd publicly; the fd is read from the handle dgram keeps internally.
+ *
+ * Native surface: setsockopt(fd, SOL_SOCKET = 1, SO_MARK = 36, &u32, 4) via koffi (same
+ * numbers on x86_64 and arm64).
+ */
+import type dgram from 'node:dgram';
+import koffi from 'koffi';
+
+const SOL_SOCKET = 1;
+const SO_MARK = 36;
+
+let setsockopt: ((fd: number, level: number, name: number, value: Uint32Array, len: number) => number) | null = null;
+
+function libc() {
+  if (!setsockopt) {
+    const lib = koffi.load('libc.so.6');
+    setsockopt = lib.func('int setsockopt(int, int, int, const void *, uint32_t)') as unknown as typeof setsockopt;
+  }
+  return setsockopt!;
+}
+
+/** The OS file descriptor behind a bound dgram socket, or -1. */
+export function dgramFd(socket: dgram.Socket): number {
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const handle = state ? (socket as unknown as Record<symbol, { handle?: { fd?: number } }>)[state]?.handle : undefined;
+  return typeof handle?.fd === 'number' ? handle.fd : -1;
+}
+
+/** Sets SO_MARK (needs CAP_NET_ADMIN); throws with errno text on failure. */
+export function setSocketMark(socket: dgram.Socket, mark: number): void {
+  const fd = dgramFd(socket);
+  if (fd < 0) throw new Error('cannot find the socket file descriptor');
+  if (libc()(fd, SOL_SOCKET, SO_MARK, Uint32Array.of(mark >>> 0), 4) !== 0) {
+    throw new Error(`setsockopt(SO_MARK) failed: errno ${koffi.errno()}`);
+  }
+}

@@ -8,7 +8,12 @@
  * source of a packet (cookie replies), decrypted packets, and events.
  *
  * Buffers handed to `io` are valid only during the call: copy them to keep them. `recv` may
- * decrypt in place, overwriting the datagram it was given.
+ * decrypt in place, overwriting the datagram it was given. `deliver` and `event` may call back
+ * into the endpoint (e.g. `send` a reply); `sendToPeer` and `sendToSource` must not, because the
+ * send buffer they are lent is still in use.
+ *
+ * The responder's `handshakeCompleted` comes when the initiator's first packet confirms the
+ * session, not when the response is sent (as in wireguard-go).
  *
  * The core never sees addresses. A datagram's source is an opaque value of type S that is
  * handed back in `authenticated` (so the caller can update the peer's endpoint — roaming) and
@@ -100,6 +105,9 @@ export interface EndpointCounters {
   keepalivesReceived: number;
   dropped: Record<DropReason, number>;
 }
+
+/** What `inspectPeer` returns. */
+export type PeerInspection = ReturnType<Endpoint['inspectPeer']>;
 
 export type RecvResult = 'data' | 'keepalive' | 'handshake' | 'cookie' | 'dropped';
 export type SendResult = 'sent' | 'queued' | 'dropped';

@@ -15,4 +15,4 @@ export { CookieChecker, CookieGenerator } from './cookie.ts';
 export { Session } from './session.ts';
 export type { PeerConfig, PeerId, PeerStats, HandshakeStage } from './peer.ts';
 export { Endpoint, DROP_REASONS } from './endpoint.ts';
-export type { EndpointEvent, EndpointIO, EndpointOptions, EndpointCounters, DropReason, RecvResult, SendResult } from './endpoint.ts';
+export type { PeerInspection, EndpointEvent, EndpointIO, EndpointOptions, EndpointCounters, DropReason, RecvResult, SendResult } from './endpoint.ts';

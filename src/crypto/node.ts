@@ -23,13 +23,11 @@ import {
   diffieHellman,
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { blake2s } from '@noble/hashes/blake2.js';
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
+import { mac, xopen, xseal } from './noble-shared.ts';
 
 const KEY_LEN = 32;
 const TAG_LEN = 16;
-const MAC_LEN = 16;
 
 /** base64url of 32 zero bytes: the placeholder JWK `x` (Node requires it, OpenSSL ignores it). */
 const PLACEHOLDER_X = Buffer.alloc(KEY_LEN).toString('base64url');
@@ -113,9 +111,7 @@ export const nodeCrypto: CryptoProvider = {
     return view(createHmac('blake2s256', key).update(data).digest());
   },
 
-  mac(key, data) {
-    return blake2s(data, { key, dkLen: MAC_LEN });
-  },
+  mac,
 
   x25519PrivateKey(privateKey) {
     if (privateKey.length !== KEY_LEN) throw new RangeError('X25519 private key must be 32 bytes');
@@ -185,16 +181,6 @@ export const nodeCrypto: CryptoProvider = {
     }
   },
 
-  xseal(key, nonce24, plaintext, ad) {
-    return xchacha20poly1305(key, nonce24, ad).encrypt(plaintext);
-  },
-
-  xopen(key, nonce24, ciphertext, ad) {
-    if (ciphertext.length < TAG_LEN) return null;
-    try {
-      return xchacha20poly1305(key, nonce24, ad).decrypt(ciphertext);
-    } catch {
-      return null;
-    }
-  },
+  xseal,
+  xopen,
 };

@@ -5,12 +5,12 @@
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
+import { mac, xopen, xseal } from './noble-shared.ts';
 
 const KEY_LEN = 32;
 const TAG_LEN = 16;
-const MAC_LEN = 16;
 
 class PortableX25519PrivateKey implements X25519PrivateKey {
   readonly publicKey: Uint8Array;
@@ -67,9 +67,7 @@ export const portableCrypto: CryptoProvider = {
     return hmac(blake2s, key, data);
   },
 
-  mac(key, data) {
-    return blake2s(data, { key, dkLen: MAC_LEN });
-  },
+  mac,
 
   x25519PrivateKey(privateKey) {
     if (privateKey.length !== KEY_LEN) throw new RangeError('X25519 private key must be 32 bytes');
@@ -119,16 +117,6 @@ export const portableCrypto: CryptoProvider = {
     }
   },
 
-  xseal(key, nonce24, plaintext, ad) {
-    return xchacha20poly1305(key, nonce24, ad).encrypt(plaintext);
-  },
-
-  xopen(key, nonce24, ciphertext, ad) {
-    if (ciphertext.length < TAG_LEN) return null;
-    try {
-      return xchacha20poly1305(key, nonce24, ad).decrypt(ciphertext);
-    } catch {
-      return null;
-    }
-  },
+  xseal,
+  xopen,
 };

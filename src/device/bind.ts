@@ -4,15 +4,25 @@
  * (STUN, discovery, relays) can share the port.
  */
 
-/** A remote UDP address. Instances come from `endpointFor` and may be cached and compared by identity. */
+/**
+ * A remote UDP address, optionally with the local address it talks to. Instances come from
+ * `endpointFor` or the bind's receiver and are canonical per (address, port, localAddress), so
+ * the device compares them by identity.
+ */
 export interface BindEndpoint {
   readonly address: string;
   readonly port: number;
   readonly family: 4 | 6;
-  /** "1.2.3.4:51820" or "[::1]:51820", as `wg` prints it. */
+  /** "1.2.3.4:51820" or "[::1]:51820", as `wg` prints it (the remote only). */
   readonly text: string;
-  /** IP bytes ‖ port (big-endian), for cookies. */
+  /** IP bytes ‖ port (big-endian), for cookies (the remote only). */
   readonly tag: Uint8Array;
+  /**
+   * The local IP a datagram from this remote arrived on (same family), when the bind can tell
+   * (IP_PKTINFO). Sends to this endpoint leave from that address ("sticky source", as
+   * wireguard-go), so a multi-homed host answers from the address the peer talked to.
+   */
+  readonly localAddress?: string;
 }
 
 export interface BindReceiver {
@@ -25,8 +35,14 @@ export interface Bind {
   readonly port: number;
   /** Sends one datagram; never throws (failures are counted). */
   send(datagram: Uint8Array, to: BindEndpoint): void;
-  /** The canonical endpoint object for an address (IPv4-mapped IPv6 folded to IPv4). */
+  /** The canonical endpoint object for an address without a local address (IPv4-mapped IPv6 folded to IPv4). */
   endpointFor(address: string, port: number): BindEndpoint;
+  /**
+   * The same remote without its local address, for binds that have sticky sources: the device
+   * calls it when a handshake is retried, in case the local address went away (wireguard-go
+   * clears the source then too).
+   */
+  clearSource?(endpoint: BindEndpoint): BindEndpoint;
   /** SO_MARK for outgoing packets where supported (0 clears). */
   setMark(mark: number): void;
   close(): Promise<void>;

@@ -13,6 +13,8 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Device } from './device.ts';
 import type { DeviceLogger } from './device.ts';
+import type { Bind } from './bind.ts';
+import { LinuxUdpBind } from './bind-linux.ts';
 import { NodeUdpBind } from './bind-node.ts';
 import { openLinuxTun } from './tun-linux.ts';
 import { startUapiServer } from './uapi-server.ts';
@@ -93,6 +95,26 @@ async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): 
   return code;
 }
 
+/**
+ * The Linux bind (recvmmsg batching, sticky source addresses) when it opens here, else
+ * node:dgram; a trial open on a free port finds out, and the reason for falling back is logged.
+ */
+async function chooseBind(logger: DeviceLogger): Promise<Bind> {
+  const bind = new LinuxUdpBind({
+    onError: (err) => logger.error(err.message),
+    onSourceCleared: (e, _cleared, why) => logger.verbose(`source address ${e.localAddress} for ${e.text} refused (${why}), sending from the default address`),
+  });
+  try {
+    await bind.open(0, () => {});
+    await bind.close();
+    return bind;
+  } catch (err) {
+    await bind.close().catch(() => undefined);
+    logger.error(`the Linux UDP bind failed (${(err as Error).message}); using node:dgram (no batching, no sticky source addresses)`);
+    return new NodeUdpBind();
+  }
+}
+
 /** Runs the interface in this process until it is told or made to stop. */
 export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv, signal: AbortSignal | null): Promise<number> {
   const logger = makeLogger(ifname, env.LOG_LEVEL, io.stdout);
@@ -102,7 +124,7 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
   let uapi: Awaited<ReturnType<typeof startUapiServer>>;
   try {
     const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU });
-    device = new Device({ tun, bind: new NodeUdpBind(), logger });
+    device = new Device({ tun, bind: await chooseBind(logger), logger });
     try {
       uapi = await startUapiServer(tun.name, device);
     } catch (err) {

@@ -123,8 +123,17 @@ export class Device implements UapiTarget {
     this.tun.onClose((reason) => void this.close(`tun ${reason}`));
   }
 
-  /** Opens the UDP port and starts moving packets. */
-  async up(): Promise<void> {
+  /**
+   * Opens the UDP port and starts moving packets. Queued with configuration changes, so a
+   * listen_port set while the port is being opened applies after it (not lost to the race).
+   */
+  up(): Promise<void> {
+    const run = this.configQueue.then(() => this.upNow());
+    this.configQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async upNow(): Promise<void> {
     if (this.isUp || this.closed) return;
     this.listenPort = await this.bind.open(this.listenPort, (d, from) => this.onDatagram(d, from));
     this.tun.start((p) => this.onTunPacket(p));
@@ -211,7 +220,11 @@ export class Device implements UapiTarget {
     const name = peer ? `peer(${short(peer.publicKey)})` : `peer ${e.peer}`;
     switch (e.type) {
       case 'handshakeCompleted': this.logger.verbose(`${name} handshake completed (${e.initiator ? 'initiator' : 'responder'})`); break;
-      case 'handshakeInitiated': this.logger.verbose(`${name} sending handshake initiation${e.retry ? ' (retry)' : ''}`); break;
+      case 'handshakeInitiated':
+        this.logger.verbose(`${name} sending handshake initiation${e.retry ? ' (retry)' : ''}`);
+        // Like wireguard-go, a retry forgets the sticky source address in case it went away.
+        if (e.retry && peer?.endpoint) peer.endpoint = this.bind.clearSource?.(peer.endpoint) ?? peer.endpoint;
+        break;
       case 'handshakeFailed': this.logger.verbose(`${name} handshake did not complete after ${90} seconds, giving up`); break;
       default: this.logger.verbose(`${name} ${e.type}`);
     }

@@ -1,7 +1,8 @@
 /**
  * BindEndpoint values: a remote UDP address with its `wg`-style text and the bytes cookies bind
- * to. A small cache makes the object for an address unique, so the device can compare
- * endpoints by identity and reuse them without allocating per packet.
+ * to, optionally with the local address it talks to (sticky source). A small cache makes the
+ * object for (address, port, local address) unique, so the device can compare endpoints by
+ * identity and reuse them without allocating per packet.
  */
 import { isIP } from 'node:net';
 import type { BindEndpoint } from './bind.ts';
@@ -21,19 +22,30 @@ function ipBytes(address: string, family: 4 | 6): Uint8Array {
 
 export class EndpointCache {
   private readonly cache = new Map<string, BindEndpoint>();
+  /**
+   * Bumped whenever the cache is emptied (objects handed out before are no longer canonical),
+   * so callers that keep their own index of these objects know to drop it.
+   */
+  generation = 0;
 
-  get(address: string, port: number): BindEndpoint {
-    const key = `${address}|${port}`;
+  /** The canonical endpoint for (address, port, localAddress); no local address when omitted. */
+  get(address: string, port: number, localAddress?: string): BindEndpoint {
+    const key = localAddress === undefined ? `${address}|${port}` : `${address}|${port}|${localAddress}`;
     let e = this.cache.get(key);
     if (e) return e;
-    e = makeEndpoint(address, port);
-    if (this.cache.size >= MAX_CACHED) this.cache.clear(); // bounded: a flood of sources cannot grow it
+    e = makeEndpoint(address, port, localAddress);
+    if (this.cache.size >= MAX_CACHED) { this.cache.clear(); this.generation++; } // bounded: a flood of sources cannot grow it
     this.cache.set(key, e);
     return e;
   }
+
+  /** The same remote without a local address. */
+  withoutSource(e: BindEndpoint): BindEndpoint {
+    return e.localAddress === undefined ? e : this.get(e.address, e.port);
+  }
 }
 
-export function makeEndpoint(address: string, port: number): BindEndpoint {
+export function makeEndpoint(address: string, port: number, localAddress?: string): BindEndpoint {
   let family = isIP(address);
   if (family === 0) throw new Error(`not an IP address: ${address}`);
   // Fold IPv4-mapped IPv6 (::ffff:1.2.3.4) to IPv4, as wireguard-go does.
@@ -44,8 +56,10 @@ export function makeEndpoint(address: string, port: number): BindEndpoint {
   tag.set(bytes);
   tag[bytes.length] = port >> 8;
   tag[bytes.length + 1] = port & 0xff;
-  return {
-    address, port, family: family as 4 | 6, tag,
-    text: family === 4 ? `${address}:${port}` : `[${address}]:${port}`,
-  };
+  const text = family === 4 ? `${address}:${port}` : `[${address}]:${port}`;
+  if (localAddress === undefined) return { address, port, family: family as 4 | 6, tag, text };
+  const localMapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(localAddress);
+  if (localMapped) localAddress = localMapped[1]!;
+  if (isIP(localAddress) !== family) throw new Error(`local address ${localAddress} is not of the family of ${address}`);
+  return { address, port, family: family as 4 | 6, tag, text, localAddress };
 }

@@ -1,0 +1,923 @@
+/**
+ * The Linux UDP bind on raw sockets through koffi: batched receive (recvmmsg on a worker
+ * thread) and sticky source addresses (IP_PKTINFO / IPV6_PKTINFO), which node:dgram cannot do.
+ *
+ *   const bind = new LinuxUdpBind();
+ *   const port = await bind.open(0, (datagram, from) => ...);   // from.localAddress: where it arrived
+ *   bind.send(reply, from);                                       // leaves from from.localAddress
+ *
+ * Sockets: one AF_INET and one AF_INET6 socket with IPV6_V6ONLY (dual stack like wireguard-go
+ * and NodeUdpBind), both bound to the wildcard address on the same port (with port 0 the IPv6
+ * socket takes the port the IPv4 one got, retrying on EADDRINUSE), nonblocking, 7 MiB buffers
+ * (SO_RCVBUFFORCE/SO_SNDBUFFORCE as root, else capped by net.core.rmem_max/wmem_max),
+ * IP_PKTINFO and IPV6_RECVPKTINFO on (each datagram tells the local address it arrived on) and
+ * SO_RXQ_OVFL on (each datagram carries the socket's cumulative count of datagrams the kernel
+ * dropped for want of buffer space).
+ *
+ * Receiving: a worker thread loops recvmmsg() (up to 64 datagrams a call) on both sockets
+ * until both say EAGAIN, then poll()s them and an eventfd (close() wakes it with that).
+ * Datagrams go straight from the kernel into slots of a SharedArrayBuffer ring (no copy): each
+ * slot has a 128-byte header (the source sockaddr and the control messages the kernel fills in,
+ * then the length, local address and interface index the worker parses out of them) and a
+ * 64 KiB data area. recvmmsg's mmsghdr/iovec vector is built once, one entry per slot, pointing
+ * into the ring, so a batch is one call on a run of consecutive entries. The worker publishes
+ * `head`, the main thread `tail`, with the same waiting/notify protocol as the TUN reader
+ * (tun-linux.ts): the main thread drains in order and hands the receiver a view of the slot,
+ * valid only during the call, with the canonical BindEndpoint for (source address, port, local
+ * address). When the ring is full the worker stops reading until the main thread frees slots;
+ * meanwhile the socket buffer holds the burst and, when it overflows, the kernel drops (counted
+ * by SO_RXQ_OVFL, reported as `stats.rxKernelDropped`).
+ *
+ * Sending: sendmsg() on the calling thread, one datagram per call, nonblocking: EAGAIN/ENOBUFS
+ * count a drop (`txDropped`), never block. The datagram is copied into a fixed send area (the
+ * msghdr must point at memory that does not move). An endpoint with `localAddress` is sent
+ * with an IP_PKTINFO (ipi_spec_dst) / IPV6_PKTINFO (ipi6_addr) control message carrying that
+ * address as the source. If the kernel refuses it (EINVAL, EADDRNOTAVAIL, ENETUNREACH: the
+ * address went away), the datagram is sent again without a source, `stats.sourceCleared` counts
+ * it, `onSourceCleared` (option) is told, and further sends to that endpoint go without a
+ * source until a datagram arrives on it again; `clearSource()` gives the same remote without a
+ * local address, which the device uses when a handshake is retried (as wireguard-go does).
+ * IPv6 link-local local addresses carry their interface index ("fe80::1%3"): it is sent as
+ * ipi6_ifindex and, for a link-local remote, as sin6_scope_id.
+ *
+ * Native surface (libc). Layouts and constants are identical on x86_64 and arm64 Linux (LP64,
+ * little-endian; both use asm-generic socket.h numbers and the generic struct layouts):
+ *   socket(AF_INET = 2 | AF_INET6 = 10, SOCK_DGRAM = 2 | SOCK_NONBLOCK = 0x800 | SOCK_CLOEXEC = 0x80000, 0)
+ *   setsockopt(fd, level, name, const int *value, 4)
+ *       SOL_SOCKET = 1:   SO_SNDBUF 7, SO_RCVBUF 8, SO_SNDBUFFORCE 32, SO_RCVBUFFORCE 33,
+ *                         SO_MARK 36, SO_RXQ_OVFL 40
+ *       IPPROTO_IP = 0:   IP_PKTINFO 8
+ *       IPPROTO_IPV6 = 41: IPV6_V6ONLY 26, IPV6_RECVPKTINFO 49, IPV6_PKTINFO 50 (the cmsg type)
+ *   getsockopt(fd, level, name, int *value, socklen_t *len)
+ *   bind(fd, const struct sockaddr *, socklen_t)   getsockname(fd, struct sockaddr *, socklen_t *)
+ *   recvmmsg(fd, struct mmsghdr *vec, unsigned vlen, int flags = 0, struct timespec *timeout = NULL)
+ *   sendmsg(fd, const struct msghdr *, int flags = 0)
+ *   poll(struct pollfd *, nfds, -1)  struct pollfd { int fd; short events; short revents } (8 bytes)
+ *   eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)   write(fd, u64 1, 8)   close(fd)
+ *   struct sockaddr_in  (16): u16 sin_family @0 (host order), u16 sin_port @2 (big-endian),
+ *                             u8 sin_addr[4] @4, u8 zero[8] @8
+ *   struct sockaddr_in6 (28): u16 sin6_family @0, u16 sin6_port @2 (BE), u32 sin6_flowinfo @4,
+ *                             u8 sin6_addr[16] @8, u32 sin6_scope_id @24
+ *   struct iovec        (16): void *iov_base @0, size_t iov_len @8
+ *   struct msghdr       (56): void *msg_name @0, socklen_t msg_namelen @8, (pad 4),
+ *                             struct iovec *msg_iov @16, size_t msg_iovlen @24,
+ *                             void *msg_control @32, size_t msg_controllen @40, int msg_flags @48, (pad 4)
+ *   struct mmsghdr      (64): struct msghdr msg_hdr @0, unsigned msg_len @56, (pad 4)
+ *   struct cmsghdr      (16): size_t cmsg_len @0, int cmsg_level @8, int cmsg_type @12, data @16;
+ *                             CMSG_ALIGN = 8, CMSG_LEN(n) = 16 + n, CMSG_SPACE(n) = 16 + align8(n)
+ *   struct in_pktinfo   (12): int ipi_ifindex @0, u8 ipi_spec_dst[4] @4, u8 ipi_addr[4] @8
+ *                             (CMSG_LEN 28, CMSG_SPACE 32)
+ *   struct in6_pktinfo  (20): u8 ipi6_addr[16] @0, unsigned ipi6_ifindex @16 (CMSG_LEN 36, CMSG_SPACE 40)
+ *   SO_RXQ_OVFL cmsg data: u32 dropped count (CMSG_SPACE 24)
+ *   errno values (from koffi.os.errno at run time): EINTR, EAGAIN, EINVAL, EADDRINUSE,
+ *   EADDRNOTAVAIL, EAFNOSUPPORT, ENETUNREACH, ENOBUFS, EPERM, EBADF.
+ * Pointers inside the structs are addresses in a SharedArrayBuffer (its memory never moves),
+ * obtained once through memmove(p, p, 0), which returns its argument.
+ */
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import koffi from 'koffi';
+import type { LibraryHandle } from 'koffi';
+import type { Bind, BindEndpoint, BindReceiver } from './bind.ts';
+import { EndpointCache } from './endpoint-address.ts';
+
+export interface LinuxBindOptions {
+  /** Ring slots between the receiving thread and the main thread; a power of two (default 1024). */
+  ringSlots?: number;
+  /** Datagrams per recvmmsg() call (default 64). */
+  batch?: number;
+  /** Socket buffer size asked for (default 7 MiB, as wireguard-go). */
+  socketBuffer?: number;
+  /** Told when a sticky source address was refused by the kernel and the datagram went without it. */
+  onSourceCleared?: (endpoint: BindEndpoint, cleared: BindEndpoint, errno: string) => void;
+  /** Told about receive failures (default: process.emitWarning). */
+  onError?: (err: Error) => void;
+}
+
+export interface LinuxBindStats {
+  /** Datagrams handed to the receiver. */
+  rxPackets: number;
+  /** Datagrams the kernel dropped because a socket buffer was full (SO_RXQ_OVFL), this open. */
+  rxKernelDropped: number;
+  /** Receive calls that failed for a reason other than EAGAIN/EINTR. */
+  rxErrors: number;
+  /** Datagrams sendmsg() accepted. */
+  txPackets: number;
+  /** Datagrams dropped because the socket buffer was full (EAGAIN/ENOBUFS). */
+  txDropped: number;
+  /** Datagrams the kernel refused otherwise (no route, closed bind, ...). */
+  txErrors: number;
+  /** Sends whose sticky source the kernel refused, so they were retried without one. */
+  sourceCleared: number;
+}
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_DGRAM = 2;
+const SOCK_NONBLOCK = 0x800;
+const SOCK_CLOEXEC = 0x80000;
+const EFD_NONBLOCK = 0x800;
+const EFD_CLOEXEC = 0x80000;
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
+const SO_MARK = 36;
+const SO_RXQ_OVFL = 40;
+const IPPROTO_IP = 0;
+const IP_PKTINFO = 8;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+const IPV6_RECVPKTINFO = 49;
+const IPV6_PKTINFO = 50;
+
+const SOCKADDR_IN = 16;
+const SOCKADDR_IN6 = 28;
+const MMSGHDR = 64;
+const IOVEC = 16;
+const CMSG_HDR = 16;
+
+const DEFAULT_SOCKET_BUFFER = 7 << 20;
+const DEFAULT_SLOTS = 1024;
+const DEFAULT_BATCH = 64;
+/** Every slot takes the largest UDP payload, so a datagram is never truncated. Untouched pages
+ * of a SharedArrayBuffer are never made resident: a 1420-byte datagram costs one page a slot. */
+const SLOT_SIZE = 65536;
+/** Datagrams handed out per event-loop turn before yielding. */
+const DRAIN_BUDGET = 512;
+/** Bounds the raw-address index of endpoints and the set of endpoints whose source failed. */
+const MAX_INDEX = 65536;
+
+// Shared control block (Int32 indexes). head and tail sit on their own cache lines.
+const HEAD = 0; // written by the receiver thread: datagrams published so far (wrapping int32)
+const WAITING = 1; // set by the main thread before it sleeps on HEAD; the worker clears it and notifies
+const STOP = 2; // set by close()
+const READER_WAITING = 3; // set by the worker before it sleeps on TAIL (ring full)
+const RX_ERRORS = 4; // failed recvmmsg calls
+const OVFL = 5; // OVFL + k: SO_RXQ_OVFL count last seen on socket k (0: IPv4, 1: IPv6)
+const TAIL = 16; // written by the main thread: datagrams consumed so far
+const CTRL_BYTES = 128;
+
+// Per-slot header (bytes): what recvmmsg fills in, then what the worker parses out of it.
+const HDR_SIZE = 128;
+const H_NAME = 0; // sockaddr_in / sockaddr_in6 (32 bytes reserved)
+const H_CONTROL = 32; // control messages
+const CONTROL_SIZE = 64; // CMSG_SPACE(in6_pktinfo) 40 + CMSG_SPACE(u32) 24
+const H_LEN = 96; // int32 datagram length
+const H_LOCAL_FAMILY = 100; // int32 4, 6 or 0 (no PKTINFO)
+const H_LOCAL = 104; // local address, 4 or 16 bytes
+const H_IFINDEX = 120; // int32 interface it arrived on
+
+// The send area (bytes), in its own SharedArrayBuffer so its address is fixed.
+const S_MSG = 0;
+const S_IOV = 64;
+const S_NAME = 80;
+const S_CONTROL = 112;
+const S_DATA = 192;
+
+interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Int32Array, len: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Int32Array, len: Uint32Array): number;
+  bind(fd: number, addr: Uint8Array, len: number): number;
+  getsockname(fd: number, addr: Uint8Array, len: Uint32Array): number;
+  sendmsg(fd: number, msg: number, flags: number): number;
+  eventfd(initval: number, flags: number): number;
+  write(fd: number, buf: Uint8Array, len: number): number;
+  close(fd: number): number;
+  addressOf(buf: Uint8Array): number;
+}
+
+let libcCache: Libc | undefined;
+
+function loadLibc(): LibraryHandle {
+  try {
+    return koffi.load('libc.so.6');
+  } catch {
+    return koffi.load(null); // musl and other libcs: the symbols are reachable from the process itself
+  }
+}
+
+function libc(): Libc {
+  if (libcCache) return libcCache;
+  if (process.platform !== 'linux') throw new Error(`the Linux UDP bind is not available on ${process.platform}`);
+  const lib = loadLibc();
+  const memmove = lib.func('uintptr_t memmove(void *dst, const void *src, size_t n)');
+  libcCache = {
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)'),
+    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
+    getsockname: lib.func('int getsockname(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
+    sendmsg: lib.func('long sendmsg(int fd, uintptr_t msg, int flags)'),
+    eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+    write: lib.func('long write(int fd, const void *buf, size_t len)'),
+    close: lib.func('int close(int fd)'),
+    addressOf: (buf) => Number(memmove(buf, buf, 0)),
+  };
+  return libcCache;
+}
+
+const errnoNames = new Map<number, string>();
+
+function errnoName(n: number): string {
+  if (errnoNames.size === 0) for (const [name, value] of Object.entries(koffi.os.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
+  return errnoNames.get(n) ?? `errno ${n}`;
+}
+
+function errno(name: string): number {
+  const v = koffi.os.errno[name];
+  if (v === undefined) throw new Error(`unknown errno ${name}`);
+  return v;
+}
+
+function sysError(what: string, e: number): Error & { code: string; errno: number } {
+  const name = errnoName(e);
+  return Object.assign(new Error(`${what}: ${name}`), { code: name, errno: e });
+}
+
+/** RFC 5952 text of the 16 bytes at `b[off]` (as node prints addresses). */
+export function formatIPv6(b: Uint8Array, off = 0): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return `::ffff:${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
+  }
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (from: number, to: number) => g.slice(from, to).map((x) => x.toString(16)).join(':');
+  if (bestStart < 0) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
+}
+
+function parseIPv6(text: string, out: Uint8Array, off: number): void {
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  groups.forEach((x, i) => {
+    const v = parseInt(x, 16);
+    out[off + 2 * i] = v >> 8;
+    out[off + 2 * i + 1] = v & 0xff;
+  });
+}
+
+/** Source address bytes and interface index for sends to an endpoint with a local address. */
+interface SourceInfo {
+  bytes: Uint8Array;
+  ifindex: number;
+}
+
+function sourceInfo(e: BindEndpoint): SourceInfo {
+  const local = e.localAddress!;
+  if (e.family === 4) return { bytes: Uint8Array.from(local.split('.').map(Number)), ifindex: 0 };
+  const pct = local.indexOf('%');
+  const bytes = new Uint8Array(16);
+  parseIPv6(pct < 0 ? local : local.slice(0, pct), bytes, 0);
+  const ifindex = pct < 0 ? 0 : Number(local.slice(pct + 1)) >>> 0;
+  return { bytes, ifindex };
+}
+
+interface AtomicsWithWaitAsync {
+  waitAsync(array: Int32Array, index: number, value: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+}
+const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync;
+
+type WorkerMessage = { type: 'ready' } | { type: 'error'; errno: number; fatal: boolean };
+
+/** One open(): the sockets, the ring and the receiving thread. */
+class Session {
+  readonly fds: number[];
+  readonly wakeFd: number;
+  readonly sab: SharedArrayBuffer;
+  readonly ctrl: Int32Array;
+  readonly hdr8: Uint8Array;
+  readonly hdr16: Uint16Array;
+  readonly hdr32: Int32Array;
+  readonly dataOffset: number;
+  readonly mask: number;
+  receiver: BindReceiver | undefined;
+  worker: Worker | undefined;
+  exited: Promise<void> = Promise.resolve();
+  tail = 0;
+
+  constructor(fds: number[], wakeFd: number, slots: number, receiver: BindReceiver) {
+    this.fds = fds;
+    this.wakeFd = wakeFd;
+    this.receiver = receiver;
+    this.mask = slots - 1;
+    const hdrOffset = CTRL_BYTES;
+    const vecOffset = hdrOffset + slots * HDR_SIZE;
+    this.dataOffset = Math.ceil((vecOffset + slots * (MMSGHDR + IOVEC)) / 4096) * 4096;
+    this.sab = new SharedArrayBuffer(this.dataOffset + slots * SLOT_SIZE);
+    this.ctrl = new Int32Array(this.sab, 0, CTRL_BYTES / 4);
+    this.hdr8 = new Uint8Array(this.sab, hdrOffset, slots * HDR_SIZE);
+    this.hdr16 = new Uint16Array(this.sab, hdrOffset, (slots * HDR_SIZE) / 2);
+    this.hdr32 = new Int32Array(this.sab, hdrOffset, (slots * HDR_SIZE) / 4);
+  }
+}
+
+export class LinuxUdpBind implements Bind {
+  port = 0;
+  private readonly slots: number;
+  private readonly batch: number;
+  private readonly socketBuffer: number;
+  private readonly onSourceCleared: LinuxBindOptions['onSourceCleared'];
+  private readonly onError: (err: Error) => void;
+  private readonly endpoints = new EndpointCache();
+  /** Raw (address, port, local) words → endpoint, so the receive path formats no text. */
+  private readonly index = new Map<string, BindEndpoint>();
+  private indexGeneration = 0;
+  private last4: BindEndpoint | null = null;
+  private readonly last4Key = new Int32Array(4);
+  private last6: BindEndpoint | null = null;
+  private readonly last6Key = new Int32Array(11);
+  private readonly sources = new WeakMap<BindEndpoint, SourceInfo>();
+  /** Endpoints whose local address the kernel refused; sent without a source until one arrives on it. */
+  private readonly staleSources = new Set<BindEndpoint>();
+  private session: Session | null = null;
+  private opening: Promise<unknown> = Promise.resolve();
+  private mark = 0;
+  private lib: Libc | null = null;
+  private sendSab: SharedArrayBuffer | null = null;
+  private send8: Uint8Array = new Uint8Array(0);
+  private send32: Int32Array = new Int32Array(0);
+  private sendAddr = 0;
+  private counters = { rxPackets: 0, rxErrors: 0, txPackets: 0, txDropped: 0, txErrors: 0, sourceCleared: 0 };
+  private kernelDroppedBefore = 0;
+  private readonly E = {
+    EAGAIN: errno('EAGAIN'), EINTR: errno('EINTR'), ENOBUFS: errno('ENOBUFS'), EINVAL: errno('EINVAL'),
+    EADDRNOTAVAIL: errno('EADDRNOTAVAIL'), ENETUNREACH: errno('ENETUNREACH'), EADDRINUSE: errno('EADDRINUSE'),
+    EAFNOSUPPORT: errno('EAFNOSUPPORT'), EBADF: errno('EBADF'),
+  };
+
+  constructor(opts: LinuxBindOptions = {}) {
+    const slots = opts.ringSlots ?? DEFAULT_SLOTS;
+    if (!Number.isInteger(slots) || slots < 2 || slots > 1 << 16 || (slots & (slots - 1)) !== 0) throw new RangeError(`ringSlots must be a power of two in 2..65536, not ${slots}`);
+    const batch = opts.batch ?? DEFAULT_BATCH;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new RangeError(`batch must be in 1..1024, not ${batch}`);
+    this.slots = slots;
+    this.batch = batch;
+    this.socketBuffer = opts.socketBuffer ?? DEFAULT_SOCKET_BUFFER;
+    this.onSourceCleared = opts.onSourceCleared;
+    this.onError = opts.onError ?? ((err) => process.emitWarning(err));
+  }
+
+  get stats(): LinuxBindStats {
+    const s = this.session;
+    const ovfl = s ? (Atomics.load(s.ctrl, OVFL) >>> 0) + (Atomics.load(s.ctrl, OVFL + 1) >>> 0) : 0;
+    const rxErrors = this.counters.rxErrors + (s ? Atomics.load(s.ctrl, RX_ERRORS) : 0);
+    return { ...this.counters, rxErrors, rxKernelDropped: this.kernelDroppedBefore + ovfl };
+  }
+
+  /** The socket file descriptors of the current open ({ v4, v6 }; -1 when absent), for diagnostics. */
+  get fds(): { v4: number; v6: number } {
+    const s = this.session;
+    return { v4: s?.fds[0] ?? -1, v6: s?.fds[1] ?? -1 };
+  }
+
+  async open(port: number, receiver: BindReceiver): Promise<number> {
+    const run = this.opening.then(() => this.openNow(port, receiver));
+    this.opening = run.catch(() => undefined);
+    return run;
+  }
+
+  private async openNow(port: number, receiver: BindReceiver): Promise<number> {
+    await this.shutdown();
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port ${port}`);
+    const lib = (this.lib ??= libc());
+    this.ensureSendArea(lib);
+    let fd4 = -1;
+    let fd6 = -1;
+    let wakeFd = -1;
+    try {
+      let actual = port;
+      for (let attempt = 0; ; attempt++) {
+        fd4 = this.newSocket(lib, AF_INET);
+        this.bindTo(lib, fd4, AF_INET, port);
+        actual = this.boundPort(lib, fd4);
+        try {
+          fd6 = this.newSocket(lib, AF_INET6);
+        } catch (err) {
+          if ((err as { errno?: number }).errno !== this.E.EAFNOSUPPORT) throw err;
+          break; // no IPv6 in this kernel
+        }
+        try {
+          this.bindTo(lib, fd6, AF_INET6, actual);
+          break;
+        } catch (err) {
+          const e = (err as { errno?: number }).errno;
+          lib.close(fd6);
+          fd6 = -1;
+          if (e === this.E.EADDRINUSE && port === 0 && attempt < 10) { lib.close(fd4); fd4 = -1; continue; }
+          if (e !== this.E.EADDRNOTAVAIL && e !== this.E.EAFNOSUPPORT) throw err;
+          break; // IPv6 disabled: IPv4 only, like NodeUdpBind
+        }
+      }
+      wakeFd = lib.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (wakeFd < 0) throw sysError('eventfd', koffi.errno());
+      const fds = fd6 >= 0 ? [fd4, fd6] : [fd4];
+      if (this.mark !== 0) for (const fd of fds) this.setMarkOn(lib, fd, this.mark);
+      const session = new Session(fds, wakeFd, this.slots, receiver);
+      this.session = session;
+      this.port = actual;
+      fd4 = fd6 = wakeFd = -1; // owned by the session now
+      await this.startWorker(session);
+      return actual;
+    } catch (err) {
+      for (const fd of [fd4, fd6, wakeFd]) if (fd >= 0) lib.close(fd);
+      await this.shutdown();
+      throw err;
+    }
+  }
+
+  private newSocket(lib: Libc, family: number): number {
+    const fd = lib.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw sysError(`socket(${family === AF_INET ? 'AF_INET' : 'AF_INET6'})`, koffi.errno());
+    try {
+      const opt = (level: number, name: number, value: number, what: string) => {
+        if (lib.setsockopt(fd, level, name, Int32Array.of(value), 4) !== 0) throw sysError(`setsockopt(${what})`, koffi.errno());
+      };
+      if (family === AF_INET6) opt(IPPROTO_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
+      // Buffers: forced past rmem_max/wmem_max when we may (root), else as large as allowed.
+      if (lib.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, Int32Array.of(this.socketBuffer), 4) !== 0) lib.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, Int32Array.of(this.socketBuffer), 4);
+      if (lib.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, Int32Array.of(this.socketBuffer), 4) !== 0) lib.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, Int32Array.of(this.socketBuffer), 4);
+      if (family === AF_INET) opt(IPPROTO_IP, IP_PKTINFO, 1, 'IP_PKTINFO');
+      else opt(IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, 'IPV6_RECVPKTINFO');
+      lib.setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, Int32Array.of(1), 4); // drop counts: nice to have
+      return fd;
+    } catch (err) {
+      lib.close(fd);
+      throw err;
+    }
+  }
+
+  private bindTo(lib: Libc, fd: number, family: number, port: number): void {
+    const sa = new Uint8Array(family === AF_INET ? SOCKADDR_IN : SOCKADDR_IN6);
+    new DataView(sa.buffer).setUint16(0, family, true);
+    sa[2] = port >> 8;
+    sa[3] = port & 0xff;
+    if (lib.bind(fd, sa, sa.length) !== 0) {
+      const e = koffi.errno();
+      throw sysError(`bind ${family === AF_INET ? '0.0.0.0' : '[::]'}:${port}`, e);
+    }
+  }
+
+  private boundPort(lib: Libc, fd: number): number {
+    const sa = new Uint8Array(SOCKADDR_IN6);
+    if (lib.getsockname(fd, sa, Uint32Array.of(sa.length)) !== 0) throw sysError('getsockname', koffi.errno());
+    return (sa[2]! << 8) | sa[3]!;
+  }
+
+  private ensureSendArea(lib: Libc): void {
+    if (this.sendSab) return;
+    const sab = new SharedArrayBuffer(S_DATA + SLOT_SIZE);
+    this.sendSab = sab;
+    this.send8 = new Uint8Array(sab);
+    this.send32 = new Int32Array(sab);
+    const base = lib.addressOf(this.send8);
+    this.sendAddr = base;
+    const v = new DataView(sab);
+    v.setBigUint64(S_MSG + 0, BigInt(base + S_NAME), true); // msg_name
+    v.setBigUint64(S_MSG + 16, BigInt(base + S_IOV), true); // msg_iov
+    v.setBigUint64(S_MSG + 24, 1n, true); // msg_iovlen
+    v.setBigUint64(S_MSG + 32, BigInt(base + S_CONTROL), true); // msg_control
+    v.setBigUint64(S_IOV + 0, BigInt(base + S_DATA), true); // iov_base
+  }
+
+  private startWorker(session: Session): Promise<void> {
+    const worker = new Worker(RECEIVER_SOURCE, {
+      eval: true,
+      name: `udp-receiver :${this.port}`,
+      workerData: {
+        koffiPath: createRequire(import.meta.url).resolve('koffi'), fds: session.fds, wakeFd: session.wakeFd, sab: session.sab,
+        slots: this.slots, slotSize: SLOT_SIZE, hdrOffset: CTRL_BYTES, vecOffset: CTRL_BYTES + this.slots * HDR_SIZE, dataOffset: session.dataOffset, batch: this.batch,
+      },
+    });
+    session.worker = worker;
+    session.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (m: WorkerMessage) => {
+        if (m.type === 'ready') {
+          ready = true;
+          resolve();
+          this.pump(session);
+          return;
+        }
+        const err = sysError('recvmmsg', m.errno);
+        if (m.fatal) this.onError(new Error(`UDP receiver on port ${this.port} stopped: ${err.message}`));
+        else this.onError(new Error(`UDP receive on port ${this.port} failed: ${err.message}`));
+      });
+      worker.on('error', (e) => {
+        const err = new Error(`UDP receiver thread failed: ${e instanceof Error ? e.message : String(e)}`);
+        if (!ready) reject(err);
+        else this.onError(err);
+      });
+      worker.once('exit', () => { if (!ready) reject(new Error('UDP receiver thread exited before it started')); });
+    });
+  }
+
+  // ---------------------------------------------------------------- receive
+
+  /** Drains the ring; sleeps on HEAD when it is empty, yields to the event loop after a budget. */
+  private pump(session: Session): void {
+    for (;;) {
+      const done = this.drain(session, DRAIN_BUDGET);
+      if (!session.receiver) return; // closed
+      if (done === DRAIN_BUDGET) {
+        setImmediate(() => this.pump(session));
+        return;
+      }
+      Atomics.store(session.ctrl, WAITING, 1);
+      const w = waitAsync(session.ctrl, HEAD, session.tail);
+      if (w.async) {
+        void w.value.then(() => this.pump(session));
+        return;
+      }
+    }
+  }
+
+  private drain(session: Session, budget: number): number {
+    const { ctrl, mask, sab, dataOffset, hdr32 } = session;
+    let done = 0;
+    let head = Atomics.load(ctrl, HEAD);
+    while (session.receiver && done < budget) {
+      if (session.tail === head) {
+        head = Atomics.load(ctrl, HEAD);
+        if (session.tail === head) break;
+      }
+      const slot = session.tail & mask;
+      const h = slot * HDR_SIZE;
+      const len = hdr32[(h + H_LEN) >> 2]!;
+      done++;
+      try {
+        const from = this.endpointAt(session, h);
+        if (from) {
+          this.counters.rxPackets++;
+          if (this.staleSources.size !== 0) this.staleSources.delete(from);
+          session.receiver(new Uint8Array(sab, dataOffset + slot * SLOT_SIZE, len), from);
+        }
+      } catch (e) {
+        process.nextTick(() => {
+          throw e;
+        });
+      } finally {
+        session.tail = (session.tail + 1) | 0;
+        Atomics.store(ctrl, TAIL, session.tail);
+        if (Atomics.load(ctrl, READER_WAITING) !== 0) {
+          Atomics.store(ctrl, READER_WAITING, 0);
+          Atomics.notify(ctrl, TAIL);
+        }
+      }
+    }
+    return done;
+  }
+
+  /** The canonical endpoint for the source and local address in the slot header at byte `h`. */
+  private endpointAt(session: Session, h: number): BindEndpoint | null {
+    const { hdr16, hdr32 } = session;
+    if (this.indexGeneration !== this.endpoints.generation) {
+      this.index.clear();
+      this.last4 = this.last6 = null;
+      this.indexGeneration = this.endpoints.generation;
+    }
+    const family = hdr16[(h + H_NAME) >> 1];
+    const w = h >> 2;
+    const lw = (h + H_LOCAL) >> 2;
+    const lf = hdr32[(h + H_LOCAL_FAMILY) >> 2]!;
+    if (family === AF_INET) {
+      const k = this.last4Key;
+      const portWord = hdr32[w]!;
+      const addr = hdr32[w + 1]!;
+      const local = hdr32[lw]!;
+      if (this.last4 && k[0] === portWord && k[1] === addr && k[2] === lf && k[3] === local) return this.last4;
+      k[0] = portWord; k[1] = addr; k[2] = lf; k[3] = local;
+      const key = `4|${portWord}|${addr}|${lf}|${local}`;
+      let e = this.index.get(key);
+      if (!e) {
+        const b = session.hdr8;
+        const address = `${b[h + 4]}.${b[h + 5]}.${b[h + 6]}.${b[h + 7]}`;
+        const port = (b[h + 2]! << 8) | b[h + 3]!;
+        const localAddress = lf === 4 ? `${b[h + H_LOCAL]}.${b[h + H_LOCAL + 1]}.${b[h + H_LOCAL + 2]}.${b[h + H_LOCAL + 3]}` : undefined;
+        e = this.remember(key, address, port, localAddress);
+      }
+      this.last4 = e;
+      return e;
+    }
+    if (family === AF_INET6) {
+      const k = this.last6Key;
+      const aw = (h + H_NAME + 8) >> 2;
+      const ifindex = hdr32[(h + H_IFINDEX) >> 2]!;
+      if (
+        this.last6 && k[0] === hdr32[w] && k[1] === hdr32[aw] && k[2] === hdr32[aw + 1] && k[3] === hdr32[aw + 2] && k[4] === hdr32[aw + 3] &&
+        k[5] === lf && k[6] === hdr32[lw] && k[7] === hdr32[lw + 1] && k[8] === hdr32[lw + 2] && k[9] === hdr32[lw + 3] && k[10] === ifindex
+      ) return this.last6;
+      k[0] = hdr32[w]!; k[1] = hdr32[aw]!; k[2] = hdr32[aw + 1]!; k[3] = hdr32[aw + 2]!; k[4] = hdr32[aw + 3]!;
+      k[5] = lf; k[6] = hdr32[lw]!; k[7] = hdr32[lw + 1]!; k[8] = hdr32[lw + 2]!; k[9] = hdr32[lw + 3]!; k[10] = ifindex;
+      const key = `6|${k.join('|')}`;
+      let e = this.index.get(key);
+      if (!e) {
+        const b = session.hdr8;
+        const address = formatIPv6(b, h + H_NAME + 8);
+        const port = (b[h + 2]! << 8) | b[h + 3]!;
+        let localAddress: string | undefined;
+        if (lf === 6) {
+          localAddress = formatIPv6(b, h + H_LOCAL);
+          // Link-local: the address means nothing without its interface.
+          if (b[h + H_LOCAL] === 0xfe && (b[h + H_LOCAL + 1]! & 0xc0) === 0x80) localAddress += `%${ifindex >>> 0}`;
+        }
+        e = this.remember(key, address, port, localAddress);
+      }
+      this.last6 = e;
+      return e;
+    }
+    return null; // cannot happen on these sockets
+  }
+
+  private remember(key: string, address: string, port: number, localAddress: string | undefined): BindEndpoint {
+    const e = this.endpoints.get(address, port, localAddress);
+    if (this.indexGeneration !== this.endpoints.generation) {
+      // The cache was emptied while making e: everything indexed is stale.
+      this.index.clear();
+      this.last4 = this.last6 = null;
+      this.indexGeneration = this.endpoints.generation;
+    }
+    if (this.index.size >= MAX_INDEX) this.index.clear();
+    this.index.set(key, e);
+    return e;
+  }
+
+  // ---------------------------------------------------------------- send
+
+  send(datagram: Uint8Array, to: BindEndpoint): void {
+    const s = this.session;
+    const fd = s ? (to.family === 4 ? s.fds[0] : s.fds[1]) : undefined;
+    if (fd === undefined || datagram.length > SLOT_SIZE) { this.counters.txErrors++; return; }
+    const b = this.send8;
+    const w = this.send32;
+    const t = to.tag;
+    let source: SourceInfo | undefined;
+    if (to.localAddress !== undefined && (this.staleSources.size === 0 || !this.staleSources.has(to))) {
+      source = this.sources.get(to);
+      if (!source) { source = sourceInfo(to); this.sources.set(to, source); }
+    }
+    if (to.family === 4) {
+      b[S_NAME] = AF_INET; b[S_NAME + 1] = 0;
+      b[S_NAME + 2] = t[4]!; b[S_NAME + 3] = t[5]!;
+      b[S_NAME + 4] = t[0]!; b[S_NAME + 5] = t[1]!; b[S_NAME + 6] = t[2]!; b[S_NAME + 7] = t[3]!;
+      w[(S_MSG + 8) >> 2] = SOCKADDR_IN;
+      if (source) {
+        w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 12; w[(S_CONTROL + 4) >> 2] = 0; // cmsg_len
+        w[(S_CONTROL + 8) >> 2] = IPPROTO_IP; w[(S_CONTROL + 12) >> 2] = IP_PKTINFO;
+        w[(S_CONTROL + 16) >> 2] = 0; // ipi_ifindex: let the route choose
+        b.set(source.bytes, S_CONTROL + 20); // ipi_spec_dst: the source
+        w[(S_CONTROL + 24) >> 2] = 0; // ipi_addr (ignored on send)
+        w[(S_CONTROL + 28) >> 2] = 0;
+        w[(S_MSG + 40) >> 2] = 32; // msg_controllen = CMSG_SPACE(12)
+      } else w[(S_MSG + 40) >> 2] = 0;
+    } else {
+      b[S_NAME] = AF_INET6 & 0xff; b[S_NAME + 1] = 0;
+      b[S_NAME + 2] = t[16]!; b[S_NAME + 3] = t[17]!;
+      w[(S_NAME + 4) >> 2] = 0; // flowinfo
+      for (let i = 0; i < 16; i++) b[S_NAME + 8 + i] = t[i]!;
+      // A link-local remote needs a scope: the interface our link-local source lives on.
+      w[(S_NAME + 24) >> 2] = source && t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? source.ifindex : 0;
+      w[(S_MSG + 8) >> 2] = SOCKADDR_IN6;
+      if (source) {
+        w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 20; w[(S_CONTROL + 4) >> 2] = 0;
+        w[(S_CONTROL + 8) >> 2] = IPPROTO_IPV6; w[(S_CONTROL + 12) >> 2] = IPV6_PKTINFO;
+        b.set(source.bytes, S_CONTROL + 16); // ipi6_addr: the source
+        w[(S_CONTROL + 32) >> 2] = source.ifindex; // ipi6_ifindex (0 but for link-local)
+        w[(S_CONTROL + 36) >> 2] = 0;
+        w[(S_MSG + 40) >> 2] = 40; // CMSG_SPACE(20)
+      } else w[(S_MSG + 40) >> 2] = 0;
+    }
+    w[(S_IOV + 8) >> 2] = datagram.length; // iov_len (high word stays 0)
+    b.set(datagram, S_DATA);
+    const lib = this.lib!;
+    if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) { this.counters.txPackets++; return; }
+    const e = koffi.errno();
+    if (source && (e === this.E.EINVAL || e === this.E.EADDRNOTAVAIL || e === this.E.ENETUNREACH)) {
+      // The local address went away (or is not routable any more): send from whatever the
+      // kernel picks, and stop asking for it until a datagram arrives on it again.
+      w[(S_MSG + 40) >> 2] = 0;
+      if (to.family === 6) w[(S_NAME + 24) >> 2] = 0;
+      this.counters.sourceCleared++;
+      if (this.staleSources.size >= MAX_INDEX) this.staleSources.clear();
+      this.staleSources.add(to);
+      const refused = errnoName(e);
+      if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) this.counters.txPackets++;
+      else this.countSendError(koffi.errno());
+      // Last: the listener may send (and so reuse the send area).
+      this.onSourceCleared?.(to, this.endpoints.withoutSource(to), refused);
+      return;
+    }
+    this.countSendError(e);
+  }
+
+  private countSendError(e: number): void {
+    if (e === this.E.EAGAIN || e === this.E.ENOBUFS) this.counters.txDropped++;
+    else this.counters.txErrors++;
+  }
+
+  endpointFor(address: string, port: number): BindEndpoint {
+    return this.endpoints.get(address, port);
+  }
+
+  /** The canonical endpoint for a remote with a local (source) address. */
+  endpointWithSource(address: string, port: number, localAddress: string): BindEndpoint {
+    if (isIP(localAddress) === 0) throw new Error(`not an IP address: ${localAddress}`);
+    return this.endpoints.get(address, port, localAddress);
+  }
+
+  clearSource(endpoint: BindEndpoint): BindEndpoint {
+    return this.endpoints.withoutSource(endpoint);
+  }
+
+  /** SO_MARK on both sockets; kept and re-applied when the port changes. Throws on failure. */
+  setMark(mark: number): void {
+    this.mark = mark >>> 0;
+    const s = this.session;
+    if (s && this.lib) for (const fd of s.fds) this.setMarkOn(this.lib, fd, this.mark);
+  }
+
+  private setMarkOn(lib: Libc, fd: number, mark: number): void {
+    if (lib.setsockopt(fd, SOL_SOCKET, SO_MARK, Int32Array.of(mark | 0), 4) !== 0) throw sysError('setsockopt(SO_MARK)', koffi.errno());
+  }
+
+  /** SO_MARK as the kernel has it on each socket ({ v4, v6 }; -1 when absent), for diagnostics. */
+  readMarks(): { v4: number; v6: number } {
+    const read = (fd: number) => {
+      if (fd < 0 || !this.lib) return -1;
+      const v = new Int32Array(1);
+      if (this.lib.getsockopt(fd, SOL_SOCKET, SO_MARK, v, Uint32Array.of(4)) !== 0) throw sysError('getsockopt(SO_MARK)', koffi.errno());
+      return v[0]! >>> 0;
+    };
+    const { v4, v6 } = this.fds;
+    return { v4: read(v4), v6: read(v6) };
+  }
+
+  async close(): Promise<void> {
+    const run = this.opening.then(() => this.shutdown());
+    this.opening = run.catch(() => undefined);
+    return run;
+  }
+
+  private async shutdown(): Promise<void> {
+    const s = this.session;
+    if (!s) return;
+    this.session = null;
+    s.receiver = undefined;
+    const lib = this.lib!;
+    if (s.worker) {
+      Atomics.store(s.ctrl, STOP, 1);
+      Atomics.notify(s.ctrl, TAIL);
+      const one = new Uint8Array(8);
+      one[0] = 1;
+      lib.write(s.wakeFd, one, 8);
+      await s.exited;
+    }
+    Atomics.notify(s.ctrl, HEAD); // settles a pending waitAsync so the pump finishes
+    this.kernelDroppedBefore += (Atomics.load(s.ctrl, OVFL) >>> 0) + (Atomics.load(s.ctrl, OVFL + 1) >>> 0);
+    this.counters.rxErrors += Atomics.load(s.ctrl, RX_ERRORS);
+    for (const fd of [...s.fds, s.wakeFd]) lib.close(fd);
+    this.port = 0;
+  }
+}
+
+/**
+ * The receiving thread, as plain CommonJS source for an `eval` worker (so it runs under any
+ * loader). workerData: { koffiPath, fds, wakeFd, sab, slots, slotSize, hdrOffset, vecOffset,
+ * dataOffset, batch }; the indexes and offsets match the constants above. It builds one
+ * mmsghdr+iovec per ring slot (pointing at that slot's header and data), posts { type: 'ready' },
+ * then loops: recvmmsg() on each socket into the free run of slots after `head`, parses the
+ * control messages into the slot header, publishes; poll() when every socket says EAGAIN;
+ * waits on TAIL when the ring is full; returns when STOP is set.
+ */
+const RECEIVER_SOURCE = `'use strict';
+const { workerData: d, parentPort } = require('node:worker_threads');
+const koffi = require(d.koffiPath);
+let lib;
+try { lib = koffi.load('libc.so.6'); } catch { lib = koffi.load(null); }
+const recvmmsg = lib.func('int recvmmsg(int fd, uintptr_t vec, unsigned int vlen, int flags, uintptr_t timeout)');
+const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
+const memmove = lib.func('uintptr_t memmove(void *dst, const void *src, size_t n)');
+const EAGAIN = koffi.os.errno.EAGAIN, EINTR = koffi.os.errno.EINTR, EBADF = koffi.os.errno.EBADF, ENOTSOCK = koffi.os.errno.ENOTSOCK;
+const POLLIN = 0x1;
+const HEAD = ${HEAD}, WAITING = ${WAITING}, STOP = ${STOP}, READER_WAITING = ${READER_WAITING}, RX_ERRORS = ${RX_ERRORS}, OVFL = ${OVFL}, TAIL = ${TAIL};
+const HDR = ${HDR_SIZE}, H_NAME = ${H_NAME}, H_CONTROL = ${H_CONTROL}, CONTROL_SIZE = ${CONTROL_SIZE}, H_LEN = ${H_LEN}, H_LOCAL_FAMILY = ${H_LOCAL_FAMILY}, H_LOCAL = ${H_LOCAL}, H_IFINDEX = ${H_IFINDEX};
+const MMSG = ${MMSGHDR}, IOV = ${IOVEC}, NAME_SIZE = ${SOCKADDR_IN6};
+const ctrl = new Int32Array(d.sab, 0, ${CTRL_BYTES / 4});
+const u8 = new Uint8Array(d.sab);
+const i32 = new Int32Array(d.sab);
+const view = new DataView(d.sab);
+const base = Number(memmove(u8, u8, 0));
+const mmsgAt = d.vecOffset, iovAt = d.vecOffset + d.slots * MMSG;
+for (let i = 0; i < d.slots; i++) {
+  const m = mmsgAt + i * MMSG, v = iovAt + i * IOV, h = d.hdrOffset + i * HDR;
+  view.setBigUint64(m, BigInt(base + h + H_NAME), true);          // msg_name
+  view.setBigUint64(m + 16, BigInt(base + v), true);              // msg_iov
+  view.setBigUint64(m + 24, 1n, true);                            // msg_iovlen
+  view.setBigUint64(m + 32, BigInt(base + h + H_CONTROL), true);  // msg_control
+  view.setBigUint64(v, BigInt(base + d.dataOffset + i * d.slotSize), true); // iov_base
+  view.setBigUint64(v + 8, BigInt(d.slotSize), true);            // iov_len
+}
+const nfds = d.fds.length;
+const pfdBuf = new SharedArrayBuffer(8 * (nfds + 1));
+const pfd32 = new Int32Array(pfdBuf), pfd16 = new Int16Array(pfdBuf), pfd = new Uint8Array(pfdBuf);
+for (let k = 0; k < nfds; k++) { pfd32[2 * k] = d.fds[k]; pfd16[4 * k + 2] = POLLIN; }
+pfd32[2 * nfds] = d.wakeFd; pfd16[4 * nfds + 2] = POLLIN;
+const mask = d.slots - 1;
+let head = Atomics.load(ctrl, HEAD);
+
+function parse(slot, k) {
+  const m = (mmsgAt + slot * MMSG) >> 2;
+  const h = d.hdrOffset + slot * HDR;
+  i32[(h + H_LEN) >> 2] = i32[m + 14];          // msg_len
+  const clen = i32[m + 10];                     // msg_controllen (low word)
+  let lf = 0, ifindex = 0, off = 0;
+  while (off + 16 <= clen) {
+    const c = h + H_CONTROL + off;
+    const len = i32[c >> 2], level = i32[(c + 8) >> 2], type = i32[(c + 12) >> 2];
+    if (len < 16 || off + len > CONTROL_SIZE) break;
+    if (level === 0 && type === 8 && len >= 28) {            // IP_PKTINFO: ipi_ifindex, ipi_spec_dst
+      ifindex = i32[(c + 16) >> 2];
+      i32[(h + H_LOCAL) >> 2] = i32[(c + 20) >> 2];
+      lf = 4;
+    } else if (level === 41 && type === 50 && len >= 36) {   // IPV6_PKTINFO: ipi6_addr, ipi6_ifindex
+      u8.copyWithin(h + H_LOCAL, c + 16, c + 32);
+      ifindex = i32[(c + 32) >> 2];
+      lf = 6;
+    } else if (level === 1 && type === 40 && len >= 20) {    // SO_RXQ_OVFL
+      Atomics.store(ctrl, OVFL + k, i32[(c + 16) >> 2]);
+    }
+    off += (len + 7) & ~7;
+  }
+  if (lf === 0) { i32[(h + H_LOCAL) >> 2] = 0; i32[(h + H_LOCAL + 4) >> 2] = 0; i32[(h + H_LOCAL + 8) >> 2] = 0; i32[(h + H_LOCAL + 12) >> 2] = 0; }
+  else if (lf === 4) { i32[(h + H_LOCAL + 4) >> 2] = 0; i32[(h + H_LOCAL + 8) >> 2] = 0; i32[(h + H_LOCAL + 12) >> 2] = 0; }
+  i32[(h + H_LOCAL_FAMILY) >> 2] = lf;
+  i32[(h + H_IFINDEX) >> 2] = ifindex;
+}
+
+parentPort.postMessage({ type: 'ready' });
+let fatal = false;
+for (;;) {
+  if (Atomics.load(ctrl, STOP) !== 0) break;
+  let got = 0, full = false;
+  for (let k = 0; k < nfds; k++) {
+    const tail = Atomics.load(ctrl, TAIL);
+    const free = d.slots - ((head - tail) | 0);
+    if (free <= 0) { full = true; break; }
+    const start = head & mask;
+    const count = Math.min(d.batch, free, d.slots - start);
+    for (let i = 0; i < count; i++) {
+      const m = (mmsgAt + (start + i) * MMSG) >> 2;
+      i32[m + 2] = NAME_SIZE;     // msg_namelen
+      i32[m + 10] = CONTROL_SIZE; // msg_controllen
+      i32[m + 12] = 0;            // msg_flags
+    }
+    const n = recvmmsg(d.fds[k], base + mmsgAt + start * MMSG, count, 0, 0);
+    if (n > 0) {
+      for (let i = 0; i < n; i++) parse(start + i, k);
+      head = (head + n) | 0;
+      Atomics.store(ctrl, HEAD, head);
+      if (Atomics.load(ctrl, WAITING) !== 0) { Atomics.store(ctrl, WAITING, 0); Atomics.notify(ctrl, HEAD); }
+      got += n;
+      continue;
+    }
+    const e = koffi.errno();
+    if (n === 0 || e === EAGAIN || e === EINTR) continue;
+    const errors = Atomics.add(ctrl, RX_ERRORS, 1) + 1;
+    if (e === EBADF || e === ENOTSOCK) { fatal = true; parentPort.postMessage({ type: 'error', errno: e, fatal: true }); break; }
+    if ((errors & (errors - 1)) === 0) parentPort.postMessage({ type: 'error', errno: e, fatal: false }); // 1st, 2nd, 4th, ...: no storm
+  }
+  if (fatal) break;
+  if (full) {
+    // Ring full: stop reading (the socket buffers hold the burst) until the main thread frees slots.
+    const tail = Atomics.load(ctrl, TAIL);
+    if (d.slots - ((head - tail) | 0) > 0) continue;
+    Atomics.store(ctrl, READER_WAITING, 1);
+    Atomics.wait(ctrl, TAIL, tail, 100);
+    Atomics.store(ctrl, READER_WAITING, 0);
+    continue;
+  }
+  if (got > 0) continue;
+  for (let k = 0; k <= nfds; k++) pfd16[4 * k + 3] = 0;
+  if (poll(pfd, nfds + 1, -1) < 0) {
+    const pe = koffi.errno();
+    if (pe === EINTR) continue;
+    parentPort.postMessage({ type: 'error', errno: pe, fatal: true });
+    break;
+  }
+}
+`;

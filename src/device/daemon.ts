@@ -99,7 +99,9 @@ async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): 
  * The Linux bind (recvmmsg batching, sticky source addresses) when it opens here, else
  * node:dgram; a trial open on a free port finds out, and the reason for falling back is logged.
  */
-async function chooseBind(logger: DeviceLogger): Promise<Bind> {
+async function chooseBind(logger: DeviceLogger, env: NodeJS.ProcessEnv): Promise<Bind> {
+  // WIREWEAVE_BIND=node forces node:dgram (for comparisons and diagnosis).
+  if (env.WIREWEAVE_BIND === 'node') return new NodeUdpBind();
   const bind = new LinuxUdpBind({
     onError: (err) => logger.error(err.message),
     onSourceCleared: (e, _cleared, why) => logger.verbose(`source address ${e.localAddress} for ${e.text} refused (${why}), sending from the default address`),
@@ -124,7 +126,7 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
   let uapi: Awaited<ReturnType<typeof startUapiServer>>;
   try {
     const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU });
-    device = new Device({ tun, bind: await chooseBind(logger), logger });
+    device = new Device({ tun, bind: await chooseBind(logger, env), logger });
     try {
       uapi = await startUapiServer(tun.name, device);
     } catch (err) {

@@ -18,6 +18,7 @@ describePair('wireweave (A) <-> wireweave (B) in network namespaces', 'wireweave
   'TCP transfer with sha256 check: 100 MB A -> B, 20 MB B -> A',
   'wg show dump: handshake, transfer, endpoints, preshared key',
   'IPv6 underlay: endpoints on the veth IPv6 addresses',
+  'multi-homed: A answers from the address B talks to',
   "roaming: A's underlay address changes, B follows",
   'allowed-IPs source filtering: a spoofed source is dropped',
   'UDP datagrams through the tunnel, content checked',

@@ -17,6 +17,7 @@ describePair('wireweave (A) <-> wireguard-go (B) in network namespaces', 'wirewe
   'UDP datagrams through the tunnel, content checked',
   'wg show dump: handshake, transfer, endpoints, preshared key',
   'IPv6 underlay: endpoints on the veth IPv6 addresses',
+  'multi-homed: A answers from the address B talks to',
   "roaming: A's underlay address changes, B follows",
   'allowed-IPs source filtering: a spoofed source is dropped',
   'wg show/showconf/set/setconf/syncconf against the A daemon',

@@ -933,6 +933,28 @@ export const pairCases = {
     await pingAll(p);
   },
 
+  'multi-homed: A answers from the address B talks to': async (t, p) => {
+    const { a, rig } = p;
+    // A second underlay address on A that the kernel would not choose as a source by itself.
+    const extra = a.addr4.replace(/\.\d+$/, `.${a.index + 151}`);
+    await rig.execOk(a, ['ip', '-4', 'addr', 'add', `${extra}/24`, 'dev', a.dev]);
+    try {
+      await rig.wgOk(['set', p.db.ifname, 'peer', p.keysA.publicKey, 'endpoint', `${extra}:${p.portA}`]);
+      // B talks to `extra`; every reply and every packet A starts must come back from it, or
+      // B (which follows authenticated sources) would move its endpoint to A's primary address.
+      await expectPing(p, p.b, p.a.tun4);
+      await expectPing(p, a, p.b.tun4);
+      await expectPing(p, p.b, p.a.tun6);
+      const e = (await rig.wgOk(['show', p.db.ifname, 'endpoints'])).trim();
+      t.diagnostic(`B: wg show endpoints -> ${e.split('\t')[1] ?? e}`);
+      assert.ok(e.includes(`${extra}:${p.portA}`), `B's endpoint for A moved away from ${extra}: ${e}`);
+    } finally {
+      await rig.wgOk(['set', p.db.ifname, 'peer', p.keysA.publicKey, 'endpoint', `${a.addr4}:${p.portA}`]);
+      await rig.execOk(a, ['ip', '-4', 'addr', 'del', `${extra}/24`, 'dev', a.dev]);
+    }
+    await pingAll(p);
+  },
+
   "roaming: A's underlay address changes, B follows": async (t, p) => {
     const { a, rig } = p;
     const oldAddr = a.addr4;

@@ -69,6 +69,25 @@ describe('wireweave keeps working after its TUN moves to another namespace', { s
     assert.match(dump, /\t[1-9]\d+\n?$/);
   });
 
+  it('exits (removing its interface) when its UAPI socket file is removed, and on SIGTERM', async () => {
+    for (const how of ['socket', 'sigterm'] as const) {
+      const name = `${ifname}${how === 'socket' ? 's' : 't'}`.slice(0, 15);
+      await ok(WIREWEAVE_BIN, [name]);
+      const sock = `/var/run/wireguard/${name}.sock`;
+      assert.ok(fs.existsSync(sock), 'socket created');
+      const pid = Number((await ok('pgrep', ['-f', `wireweave --foreground ${name}$`])).trim().split('\n')[0]);
+      assert.ok(pid > 0, 'daemon found');
+      if (how === 'socket') fs.rmSync(sock);
+      else process.kill(pid, 'SIGTERM');
+      const end = Date.now() + 5000;
+      const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+      while (Date.now() < end && (alive() || fs.existsSync(`/sys/class/net/${name}`))) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(alive(), false, `daemon exited after ${how}`);
+      assert.equal(fs.existsSync(`/sys/class/net/${name}`), false, 'its TUN is gone');
+      assert.equal(fs.existsSync(sock), false, 'no socket left');
+    }
+  });
+
   it('exits when the moved interface is deleted in its new namespace', async () => {
     await ok('ip', ['-n', ns, 'link', 'del', ifname]);
     const end = Date.now() + 5000;

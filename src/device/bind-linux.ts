@@ -78,6 +78,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
+import { errno, errnoName, sysError } from './errno.ts';
 import type { LibraryHandle } from 'koffi';
 import type { Bind, BindEndpoint, BindReceiver } from './bind.ts';
 import { EndpointCache } from './endpoint-address.ts';
@@ -218,24 +219,6 @@ function libc(): Libc {
     addressOf: (buf) => Number(memmove(buf, buf, 0)),
   };
   return libcCache;
-}
-
-const errnoNames = new Map<number, string>();
-
-function errnoName(n: number): string {
-  if (errnoNames.size === 0) for (const [name, value] of Object.entries(koffi.os.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
-  return errnoNames.get(n) ?? `errno ${n}`;
-}
-
-function errno(name: string): number {
-  const v = koffi.os.errno[name];
-  if (v === undefined) throw new Error(`unknown errno ${name}`);
-  return v;
-}
-
-function sysError(what: string, e: number): Error & { code: string; errno: number } {
-  const name = errnoName(e);
-  return Object.assign(new Error(`${what}: ${name}`), { code: name, errno: e });
 }
 
 /** RFC 5952 text of the 16 bytes at `b[off]` (as node prints addresses). */

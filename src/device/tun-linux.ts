@@ -49,6 +49,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
+import { errno, errnoName, sysError } from './errno.ts';
 import type { LibraryHandle } from 'koffi';
 import type { Tun } from './tun.ts';
 
@@ -144,25 +145,6 @@ function libc(): Libc {
     close: lib.func('int close(int fd)'),
   };
   return libcCache;
-}
-
-const errnoNames = new Map<number, string>();
-
-function errnoName(n: number): string {
-  if (errnoNames.size === 0) for (const [name, value] of Object.entries(koffi.os.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
-  return errnoNames.get(n) ?? `errno ${n}`;
-}
-
-function errno(name: string): number {
-  const v = koffi.os.errno[name];
-  if (v === undefined) throw new Error(`unknown errno ${name}`);
-  return v;
-}
-
-/** An Error carrying the syscall and errno name, e.g. "TUNSETIFF wg0: EBUSY". */
-function sysError(what: string, e: number): Error & { code: string; errno: number } {
-  const name = errnoName(e);
-  return Object.assign(new Error(`${what}: ${name}`), { code: name, errno: e });
 }
 
 function ifreq(name: string): Uint8Array {

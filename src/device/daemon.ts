@@ -103,6 +103,8 @@ async function chooseBind(logger: DeviceLogger, env: NodeJS.ProcessEnv): Promise
   // WIREWEAVE_BIND=node forces node:dgram (for comparisons and diagnosis).
   if (env.WIREWEAVE_BIND === 'node') return new NodeUdpBind();
   const bind = new LinuxUdpBind({
+    // WIREWEAVE_UDP_BUFFER: socket buffer bytes (default 7 MiB, as wireguard-go; tuning and diagnosis).
+    socketBuffer: env.WIREWEAVE_UDP_BUFFER ? Number(env.WIREWEAVE_UDP_BUFFER) : undefined,
     onError: (err) => logger.error(err.message),
     onSourceCleared: (e, _cleared, why) => logger.verbose(`source address ${e.localAddress} for ${e.text} refused (${why}), sending from the default address`),
   });
@@ -125,7 +127,9 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
   let device: Device;
   let uapi: Awaited<ReturnType<typeof startUapiServer>>;
   try {
-    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU });
+    // WIREWEAVE_TUN_SLOTS: packets the TUN reader may hold (a power of two; tuning and diagnosis).
+    const slots = env.WIREWEAVE_TUN_SLOTS ? Number(env.WIREWEAVE_TUN_SLOTS) : undefined;
+    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots });
     device = new Device({ tun, bind: await chooseBind(logger, env), logger });
     try {
       uapi = await startUapiServer(tun.name, device);

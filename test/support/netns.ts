@@ -22,6 +22,9 @@
  * `definePairCases` holds the test cases shared by the interop test files, parameterised by
  * the implementation on each end.
  */
+import { encodeBase64, generatePrivateKey } from '../../src/core/keys.ts';
+import { systemRng } from '../../src/core/rng.ts';
+import { nodeCrypto } from '../../src/crypto/node.ts';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -76,11 +79,15 @@ export interface KeyPair {
   publicKey: string;
 }
 
+/**
+ * A fresh key pair. Not generateKeyPairSync('x25519') + JWK export: that deadlocked Node 20
+ * in long runs (wireguard-facts.md; it hung a CI rehearsal here). Random bytes, clamped, and the
+ * public key through our provider's JWK import path do not.
+ */
 export function genKeyPair(): KeyPair {
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
-  const d = privateKey.export({ format: 'jwk' }).d!;
-  const x = publicKey.export({ format: 'jwk' }).x!;
-  return { privateKey: Buffer.from(d, 'base64url').toString('base64'), publicKey: Buffer.from(x, 'base64url').toString('base64') };
+  const priv = generatePrivateKey(systemRng);
+  const pub = nodeCrypto.x25519PrivateKey(priv).publicKey;
+  return { privateKey: encodeBase64(priv), publicKey: encodeBase64(pub) };
 }
 
 export function genPsk(): string {

@@ -18,7 +18,8 @@ mapfile -t all < <(find test -name '*.test.ts' | sort)
 mapfile -t unit < <(printf '%s\n' "${all[@]}" | grep -v '\.interop\.test\.ts$')
 
 step "test suite on node $(node --version)"
-node --import tsx --test "${all[@]}"
+# A hung test fails after 5 minutes instead of eating the CI budget.
+node --import tsx --test --test-timeout=300000 "${all[@]}"
 
 if [[ ${WIREWEAVE_SKIP_NODE24:-} != 1 ]]; then
   cache=${XDG_CACHE_HOME:-$HOME/.cache}/wireweave/node24
@@ -29,5 +30,5 @@ if [[ ${WIREWEAVE_SKIP_NODE24:-} != 1 ]]; then
     (cd "$cache" && npm install --no-save --no-package-lock --no-audit --no-fund node@24 >/dev/null)
   fi
   step "unit tests on node $("$node24" --version)"
-  "$node24" --import tsx --test "${unit[@]}"
+  "$node24" --import tsx --test --test-timeout=300000 "${unit[@]}"
 fi

@@ -82,6 +82,10 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       timer = setTimeout(() => {
         timedOut = true;
         child.kill('SIGKILL');
+        // Do not wait for 'close': a grandchild that inherited stdout would hold it open forever.
+        child.stdout.destroy();
+        child.stderr.destroy();
+        reject(new Error(`timeout after ${opts.timeoutMs} ms: ${cmd} ${args.join(' ')}`));
       }, opts.timeoutMs);
     }
     child.stdin.on('error', () => {

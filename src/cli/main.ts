@@ -4,6 +4,7 @@
  * real process. Subcommand modules are imported lazily to keep startup short.
  */
 import { readFileSync } from 'node:fs';
+import { isInterfaceName } from '../device/ifname.ts';
 import type { Writable } from 'node:stream';
 
 export interface CliIo {
@@ -63,10 +64,6 @@ async function runDemoCommand(args: string[], io: CliIo): Promise<number> {
   return typeof code === 'number' ? code : 0;
 }
 
-/** What the kernel accepts as an interface name (and wireguard-go as INTERFACE-NAME). */
-function isInterfaceName(name: string): boolean {
-  return /^[A-Za-z0-9_=+.-]{1,15}$/.test(name) && name !== '.' && name !== '..' && !name.startsWith('-');
-}
 
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...args] = argv;
@@ -98,7 +95,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     case 'show':
       return (await import('./show.ts')).show(args, io);
     default:
-      if (command === '-f' || command === '--foreground' || isInterfaceName(command)) {
+      if (command === '-f' || command === '--foreground' || (isInterfaceName(command) && !command.startsWith('-'))) {
         const { runInterfaceCommand } = await import('../device/daemon.ts');
         return runInterfaceCommand(argv, io);
       }

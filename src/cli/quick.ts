@@ -13,6 +13,7 @@ import type { Writable } from 'node:stream';
 import { formatIp, formatPrefix } from '../device/allowedips.ts';
 import type { Prefix } from '../device/config.ts';
 import { runInterfaceCommand } from '../device/daemon.ts';
+import { isInterfaceName } from '../device/ifname.ts';
 import { uapiGet, uapiSet } from '../device/uapi-client.ts';
 import type { WgQuickConfig } from '../device/wgquick.ts';
 import {
@@ -36,7 +37,7 @@ interface Ctx {
 /** Resolves the CONFIG_FILE|INTERFACE argument like wg-quick. */
 export function resolveConfigPath(arg: string): { file: string; ifname: string } {
   let file = arg;
-  if (!arg.includes('/') && /^[A-Za-z0-9_=+.-]{1,15}$/.test(arg) && !arg.endsWith('.conf')) {
+  if (!arg.includes('/') && isInterfaceName(arg) && !arg.endsWith('.conf')) {
     file = `/etc/wireguard/${arg}.conf`;
   }
   const ifname = wgQuickInterfaceName(file);

@@ -48,11 +48,3 @@ export function isAllZero(b: Uint8Array): boolean {
   return acc === 0;
 }
 
-const HEX = '0123456789abcdef';
-
-/** Allocates: lowercase hex of `b` (used as a map key for public keys). */
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += HEX[b[i]! >> 4]! + HEX[b[i]! & 15]!;
-  return s;
-}

@@ -19,7 +19,8 @@
  * handed back in `authenticated` (so the caller can update the peer's endpoint — roaming) and
  * in `sendToSource`; `io.sourceTag(source)` gives bytes identifying it for cookies (IP ‖ port).
  */
-import { isAllZero, readU32LE, toHex, utf8, writeU32LE } from './bytes.ts';
+import { isAllZero, readU32LE, utf8, writeU32LE } from './bytes.ts';
+import { encodeHex } from './keys.ts';
 import {
   CONSTRUCTION, IDENTIFIER, KEEPALIVE_TIMEOUT, MAX_QUEUED_PACKETS, REKEY_AFTER_MESSAGES_HI,
   REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_ON_RECEIVE_AGE, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
@@ -182,7 +183,7 @@ export class Endpoint<S = unknown> {
       this.local = { privateKey: raw, key, publicKey: key.publicKey };
       if (this.cookieChecker) this.cookieChecker.setPublicKey(key.publicKey);
       else this.cookieChecker = new CookieChecker(this.crypto, this.rng, key.publicKey);
-      const self = this.peersByKey.get(toHex(key.publicKey));
+      const self = this.peersByKey.get(encodeHex(key.publicKey));
       if (self) this.removePeer(self.id);
     } else {
       this.local = null;
@@ -197,7 +198,7 @@ export class Endpoint<S = unknown> {
 
   addPeer(config: PeerConfig, now: number): PeerId {
     const key = checkKey(config.publicKey, 'public key');
-    const hex = toHex(key);
+    const hex = encodeHex(key);
     if (this.peersByKey.has(hex)) throw new ConfigError('ERR_PEER_EXISTS', 'a peer with this public key already exists');
     if (this.local && equalConstantTime(key, this.local.publicKey)) {
       throw new ConfigError('ERR_PEER_IS_SELF', "a peer's public key cannot be the interface's own");
@@ -249,7 +250,7 @@ export class Endpoint<S = unknown> {
   }
 
   peerIdByKey(publicKey: Uint8Array): PeerId | undefined {
-    return this.peersByKey.get(toHex(publicKey))?.id;
+    return this.peersByKey.get(encodeHex(publicKey))?.id;
   }
 
   peerIds(): IterableIterator<PeerId> {
@@ -463,7 +464,7 @@ export class Endpoint<S = unknown> {
 
   private recvInitiation(now: number, msg: Uint8Array, source: S): RecvResult {
     if (!this.admitHandshake(now, msg, readU32LE(msg, Initiation.sender), source)) return 'dropped';
-    const result = consumeInitiation(this.ctx, msg, now, (key) => this.peersByKey.get(toHex(key)));
+    const result = consumeInitiation(this.ctx, msg, now, (key) => this.peersByKey.get(encodeHex(key)));
     if (typeof result === 'string') return this.drop(result === 'decrypt' ? 'handshakeDecrypt' : result);
     const peer = result;
     peer.stats.rxBytes += msg.length;

@@ -25,6 +25,7 @@ import {
 import type { KeyObject } from 'node:crypto';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
 import { mac, xopen, xseal } from './noble-shared.ts';
+import { isAllZero } from '../core/bytes.ts';
 
 const KEY_LEN = 32;
 const TAG_LEN = 16;
@@ -83,11 +84,6 @@ function view(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
-function isAllZero(bytes: Uint8Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < bytes.length; i++) acc |= bytes[i]!;
-  return acc === 0;
-}
 
 /** Scratch nonce: 4 zero bytes ‖ counter as little-endian u64. createCipheriv copies it. */
 const nonce = Buffer.alloc(12);

@@ -8,6 +8,7 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
 import { mac, xopen, xseal } from './noble-shared.ts';
+import { isAllZero } from '../core/bytes.ts';
 
 const KEY_LEN = 32;
 const TAG_LEN = 16;
@@ -39,11 +40,6 @@ class PortableAeadKey implements AeadKey {
   }
 }
 
-function isAllZero(bytes: Uint8Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < bytes.length; i++) acc |= bytes[i]!;
-  return acc === 0;
-}
 
 /** 4 zero bytes ‖ counter as little-endian u64. A fresh array per call: noble borrows the nonce. */
 function makeNonce(counterLo: number, counterHi: number): Uint8Array {

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Device } from './device.ts';
+import { isInterfaceName } from './ifname.ts';
 import type { DeviceLogger } from './device.ts';
 import type { Bind } from './bind.ts';
 import { LinuxUdpBind } from './bind-linux.ts';
@@ -43,12 +44,6 @@ export function makeLogger(ifname: string, level: string | undefined, out: NodeJ
 
 function pad(n: number): string {
   return String(n).padStart(2, '0');
-}
-
-const IFNAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
-
-export function isInterfaceName(name: string): boolean {
-  return IFNAME.test(name) && name !== '.' && name !== '..';
 }
 
 /** Entry point for `wireweave [-f] IFNAME`; resolves with the exit code. */

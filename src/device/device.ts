@@ -13,7 +13,8 @@ import { equalConstantTime } from '../core/crypto.ts';
 import { isWireGuardMessage } from '../core/messages.ts';
 import type { PeerId } from '../core/peer.ts';
 import type { Rng } from '../core/rng.ts';
-import { toHex, isAllZero } from '../core/bytes.ts';
+import { isAllZero } from '../core/bytes.ts';
+import { encodeHex } from '../core/keys.ts';
 import { nodeCrypto } from '../crypto/node.ts';
 import { AllowedIps } from './allowedips.ts';
 import type { Bind, BindEndpoint } from './bind.ts';
@@ -298,7 +299,7 @@ export class Device implements UapiTarget {
   }
 
   private applyPeer(change: PeerChange, now: number): void {
-    const hex = toHex(change.publicKey);
+    const hex = encodeHex(change.publicKey);
     let peer = this.peers.get(hex);
     if (change.remove) { if (peer) this.removePeer(peer); return; }
     if (!peer) {

@@ -18,6 +18,7 @@ import type { Duplex } from 'node:stream';
 import { clampPrivateKey, decodeHex, encodeHex, KEY_HEX_LENGTH, parseKeyHex } from '../core/keys.ts';
 import type { DeviceState, EndpointAddress, PeerChange, Prefix, SetRequest, UapiTarget } from './config.ts';
 import { Errno, UapiError } from './config.ts';
+import { isAllZero } from '../core/bytes.ts';
 import { formatIp, formatPrefix, parseIp, parsePrefix, PrefixError } from './allowedips.ts';
 
 /** wireguard-go's IpcErrorUnknown: the errno sent when applying fails without a UapiError. */
@@ -116,11 +117,6 @@ function shortText(s: string): string {
   return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
 }
 
-function isAllZero(b: Uint8Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < b.length; i++) acc |= b[i]!;
-  return acc === 0;
-}
 
 /**
  * Parses the lines of one `set=1` request incrementally (each line without its '\n'; one

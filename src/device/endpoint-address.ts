@@ -5,20 +5,10 @@
  * identity and reuse them without allocating per packet.
  */
 import { isIP } from 'node:net';
+import { parseIp } from './allowedips.ts';
 import type { BindEndpoint } from './bind.ts';
 
 const MAX_CACHED = 65536;
-
-function ipBytes(address: string, family: 4 | 6): Uint8Array {
-  if (family === 4) return Uint8Array.from(address.split('.').map(Number));
-  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => { const v = parseInt(g, 16); out[2 * i] = v >> 8; out[2 * i + 1] = v & 0xff; });
-  return out;
-}
 
 export class EndpointCache {
   private readonly cache = new Map<string, BindEndpoint>();
@@ -51,7 +41,8 @@ export function makeEndpoint(address: string, port: number, localAddress?: strin
   // Fold IPv4-mapped IPv6 (::ffff:1.2.3.4) to IPv4, as wireguard-go does.
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) { address = mapped[1]!; family = 4; }
-  const bytes = ipBytes(address, family as 4 | 6);
+  // Cookies bind to the address bytes; a zone (fe80::1%3) is not part of them.
+  const bytes = parseIp(address.replace(/%.*$/, ''));
   const tag = new Uint8Array(bytes.length + 2);
   tag.set(bytes);
   tag[bytes.length] = port >> 8;

@@ -20,7 +20,7 @@ export default tseslint.config(
   },
   {
     // The core must stay portable: no Node built-ins, no globals that only Node has.
-    files: ['src/core/**/*.ts'],
+    files: ['src/core/**/*.ts', 'src/netstack/stack/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: ['node:*', 'fs', 'net', 'dgram', 'crypto', 'os', 'path', 'child_process', 'worker_threads'] }],
       'no-restricted-globals': ['error', 'Buffer', 'process', 'setTimeout', 'setInterval', 'performance'],

@@ -41,6 +41,8 @@ import type { NoiseStart } from './noise.ts';
 import { noiseStart } from './noise.ts';
 import type { PeerConfig, PeerId, PeerStats } from './peer.ts';
 import { Peer } from './peer.ts';
+import { RateLimiter } from './ratelimiter.ts';
+import type { RateLimiterOptions } from './ratelimiter.ts';
 import type { Rng } from './rng.ts';
 import { randomUint32, systemRng } from './rng.ts';
 import type { Session } from './session.ts';
@@ -84,12 +86,18 @@ export interface EndpointOptions<S> {
   underLoad?: boolean | 'auto';
   /** Noise prologue; WireGuard's identifier unless a test needs another. */
   identifier?: string;
+  /**
+   * Per-source token buckets used under load (`ratelimiter.ts`; default 20/s, burst 5):
+   * for handshake messages with a valid mac2 (as wireguard-go), and separately for the cookie
+   * replies we send. false turns both off.
+   */
+  rateLimit?: RateLimiterOptions | false;
 }
 
 export const DROP_REASONS = [
   'malformed', 'mac1', 'cookieRequired', 'noPrivateKey', 'unknownPeer', 'handshakeDecrypt', 'replayedTimestamp',
   'floodedInitiation', 'unexpectedResponse', 'unexpectedCookie', 'unknownIndex', 'expiredSession', 'replay',
-  'decrypt', 'queueFull', 'noSession',
+  'decrypt', 'queueFull', 'noSession', 'rateLimited', 'cookieRateLimited',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -136,6 +144,9 @@ export class Endpoint<S = unknown> {
   private underLoadActive = false;
   private rateWindowStart = -Infinity;
   private rateWindowCount = 0;
+  /** Under load: handshakes with a valid mac2, and cookie replies, per source. */
+  private readonly handshakeLimiter: RateLimiter | null;
+  private readonly cookieLimiter: RateLimiter | null;
   private scratch = new Uint8Array(2048);
   private readonly jitterScratch = new Uint8Array(4);
   private readonly ctx: HandshakeContext;
@@ -147,6 +158,9 @@ export class Endpoint<S = unknown> {
     this.wallClock = options.wallClock;
     this.mtu = options.mtu ?? 0;
     this.underLoadMode = options.underLoad ?? 'auto';
+    const limit = options.rateLimit ?? {};
+    this.handshakeLimiter = limit === false ? null : new RateLimiter(limit);
+    this.cookieLimiter = limit === false ? null : new RateLimiter(limit);
     this.start = noiseStart(this.crypto, CONSTRUCTION, utf8(options.identifier ?? IDENTIFIER));
     this.indexes = new IndexTable<IndexEntry>(this.rng);
     const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
@@ -436,6 +450,9 @@ export class Endpoint<S = unknown> {
     if (this.noteHandshakeRate(now)) {
       const tag = this.io.sourceTag(source);
       if (!checker.checkMac2(msg, tag, now)) {
+        // Not in wireguard-go: replies per source are limited too, so a flood of mac1-valid
+        // messages is not answered (reflected) at its own rate.
+        if (this.cookieLimiter && !this.cookieLimiter.allow(now, tag)) { this.drop('cookieRateLimited'); return false; }
         const reply = checker.createReply(msg, senderIndex, tag, now);
         this.counters.cookieRepliesSent++;
         this.io.sendToSource(source, reply);
@@ -443,6 +460,8 @@ export class Endpoint<S = unknown> {
         this.drop('cookieRequired');
         return false;
       }
+      // wireguard-go: a valid mac2 proves the source address, which then gets its token bucket.
+      if (this.handshakeLimiter && !this.handshakeLimiter.allow(now, tag)) { this.drop('rateLimited'); return false; }
     }
     return true;
   }

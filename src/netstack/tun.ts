@@ -1,0 +1,167 @@
+/**
+ * The netstack as the device's TUN: instead of an OS interface, a userspace TCP/IP stack sits on
+ * the inner side of the tunnel.
+ *
+ * - `write` (the device delivers a decrypted packet "to the OS") feeds `stack.input`.
+ * - `StackIO.output` (the stack sends a packet) goes to the device's `onPacket`, as if the OS
+ *   had routed it into the tunnel.
+ * - This class owns the clock and the one timer for the stack's `nextDeadline()`/`tick`.
+ *
+ * Re-entrancy: the device calls `write` from inside the core's `recv` (its `deliver` callback),
+ * with a view into a buffer that is reused afterwards. Feeding the stack there would make the
+ * stack's replies (ACKs) re-enter the core's send path in the middle of its receive path, and
+ * application callbacks (a Duplex pushing data, a user writing back) would run deep inside the
+ * device. So `write` copies the packet into a bounded queue and the stack sees it in a
+ * microtask, after the device's call has returned. Output needs no queue: the device's
+ * `onPacket` only encrypts and hands the datagram to the bind, and never calls back into us.
+ */
+import type { Clock } from '../device/clock.ts';
+import { systemClock } from '../device/clock.ts';
+import type { Tun } from '../device/tun.ts';
+import type { NetStackApi, StackIO } from './stack/types.ts';
+
+export interface NetstackTunOptions {
+  /** Builds the stack around the output callback this TUN gives it. */
+  createStack: (io: StackIO) => NetStackApi;
+  /** Default "netstack0". */
+  name?: string;
+  /** Default 1420. */
+  mtu?: number;
+  clock?: Clock;
+  /** Packets from the tunnel waiting for the stack before new ones are dropped (default 4096). */
+  queueLimit?: number;
+}
+
+export interface NetstackTunCounters {
+  /** Packets from the tunnel given to the stack. */
+  input: number;
+  /** Packets the stack sent into the tunnel. */
+  output: number;
+  /** Tunnel packets dropped because the queue to the stack was full. */
+  inputDropped: number;
+  /** Stack packets dropped because the device had not started reading yet, or we are closed. */
+  outputDropped: number;
+  /** Packets the stack threw on (a bug in the stack; the packet is dropped). */
+  stackErrors: number;
+}
+
+export class NetstackTun implements Tun {
+  readonly name: string;
+  readonly mtu: number;
+  readonly stack: NetStackApi;
+  readonly clock: Clock;
+  readonly counters: NetstackTunCounters = { input: 0, output: 0, inputDropped: 0, outputDropped: 0, stackErrors: 0 };
+
+  private onPacket: ((packet: Uint8Array) => void) | undefined;
+  private readonly queue: Uint8Array[] = [];
+  private readonly queueLimit: number;
+  private draining = false;
+  private closed = false;
+  private timer: unknown = null;
+  private timerAt = Infinity;
+  private rearmQueued = false;
+
+  constructor(options: NetstackTunOptions) {
+    this.name = options.name ?? 'netstack0';
+    this.mtu = options.mtu ?? 1420;
+    this.clock = options.clock ?? systemClock;
+    this.queueLimit = options.queueLimit ?? 4096;
+    this.stack = options.createStack({ output: (p) => this.onOutput(p) });
+  }
+
+  /** Monotonic milliseconds, the `now` every stack call gets. */
+  now(): number {
+    return this.clock.now();
+  }
+
+  start(onPacket: (packet: Uint8Array) => void): void {
+    if (this.onPacket) throw new Error(`${this.name}: already started`);
+    if (this.closed) throw new Error(`${this.name}: closed`);
+    this.onPacket = onPacket;
+    this.poke();
+  }
+
+  write(packet: Uint8Array): boolean {
+    if (this.closed) return false;
+    if (this.queue.length >= this.queueLimit) {
+      this.counters.inputDropped++;
+      return false;
+    }
+    this.queue.push(packet.slice());
+    if (!this.draining) {
+      this.draining = true;
+      queueMicrotask(() => this.drain());
+    }
+    return true;
+  }
+
+  /**
+   * Call after anything that may have moved the stack's next deadline (a write, a connect, a
+   * close): the timer is re-armed once, after the current burst of calls.
+   */
+  poke(): void {
+    if (this.rearmQueued || this.closed) return;
+    this.rearmQueued = true;
+    queueMicrotask(() => {
+      this.rearmQueued = false;
+      this.armTimer();
+    });
+  }
+
+  onClose(_listener: (reason: string) => void): void {
+    // Nothing underneath can go away: the stack lives exactly as long as this object.
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.onPacket = undefined;
+    this.queue.length = 0;
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+    return Promise.resolve();
+  }
+
+  private drain(): void {
+    this.draining = false;
+    // Packets queued while we drain are taken in the same loop.
+    while (this.queue.length > 0 && !this.closed) {
+      const packet = this.queue.shift()!;
+      this.counters.input++;
+      try {
+        this.stack.input(packet, this.clock.now());
+      } catch {
+        // The stack promises not to throw; if it breaks that, one packet is lost, not the tunnel.
+        this.counters.stackErrors++;
+      }
+    }
+    this.armTimer();
+  }
+
+  private onOutput(packet: Uint8Array): void {
+    if (!this.onPacket || this.closed) {
+      this.counters.outputDropped++;
+      return;
+    }
+    this.counters.output++;
+    this.onPacket(packet);
+  }
+
+  private armTimer(): void {
+    if (this.closed) return;
+    const deadline = this.stack.nextDeadline();
+    if (deadline >= this.timerAt) return;
+    if (this.timer !== null) this.clock.clearTimer(this.timer);
+    this.timerAt = deadline;
+    if (deadline === Infinity) { this.timer = null; return; }
+    this.timer = this.clock.setTimer(() => this.onTimer(), Math.max(0, deadline - this.clock.now()));
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.closed) return;
+    this.stack.tick(this.clock.now());
+    this.armTimer();
+  }
+}

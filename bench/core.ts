@@ -5,7 +5,7 @@
  * the core takes as a parameter is advanced by hand (6 s per handshake, past REKEY_TIMEOUT and
  * the initiation flood limit, so every handshake is a fresh, accepted one).
  *
- *   npm run bench:core -- [--seconds N] [--quick] [--json] [--provider node|portable] [--case ID]
+ *   npm run bench:core -- [--seconds N] [--quick] [--json] [--provider sodium|node|portable] [--case ID]
  *
  * Reports only; nothing here asserts a timing. See bench/README.md for how to read the output.
  */
@@ -14,10 +14,11 @@ import type { CryptoProvider } from '../src/core/crypto.ts';
 import type { PeerId } from '../src/core/peer.ts';
 import { nodeCrypto } from '../src/crypto/node.ts';
 import { portableCrypto } from '../src/crypto/portable.ts';
+import { sodiumCrypto } from '../src/crypto/sodium.ts';
 import type { Case, Environment } from './util.ts';
 import { environment, formatRate, formatSeconds, formatSig, markdownTable, measure, parseArgs, spread, USAGE, UsageError } from './util.ts';
 
-const PROVIDERS: readonly CryptoProvider[] = [nodeCrypto, portableCrypto];
+const PROVIDERS: readonly CryptoProvider[] = [...(sodiumCrypto ? [sodiumCrypto] : []), nodeCrypto, portableCrypto];
 /** Plaintext packet sizes for the data path; 1420 is the usual tunnel MTU (also set as `mtu`). */
 const SIZES = [64, 512, 1420] as const;
 const MTU = 1420;

@@ -15,7 +15,7 @@ import type { PeerId } from '../core/peer.ts';
 import type { Rng } from '../core/rng.ts';
 import { isAllZero } from '../core/bytes.ts';
 import { encodeHex } from '../core/keys.ts';
-import { nodeCrypto } from '../crypto/node.ts';
+import { defaultCrypto } from '../crypto/index.ts';
 import { AllowedIps } from './allowedips.ts';
 import type { Bind, BindEndpoint } from './bind.ts';
 import type { Clock } from './clock.ts';
@@ -94,7 +94,7 @@ export class Device implements UapiTarget {
     this.tun = options.tun;
     this.bind = options.bind;
     this.clock = options.clock ?? systemClock;
-    this.crypto = options.crypto ?? nodeCrypto;
+    this.crypto = options.crypto ?? defaultCrypto;
     this.logger = options.logger ?? silentLogger;
     this.onForeign = options.onForeignDatagram;
     this.endpoint = new Endpoint<BindEndpoint>({

@@ -2,11 +2,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
+import { createRequire } from 'node:module';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { nodeCrypto } from '../../src/crypto/node.ts';
 import { portableCrypto } from '../../src/crypto/portable.ts';
 import { defaultCrypto } from '../../src/crypto/index.ts';
+import { sodiumCrypto } from '../../src/crypto/sodium.ts';
 import type { AeadVector } from '../fixtures/vectors.ts';
 import type { CryptoProvider } from '../../src/core/crypto.ts';
 import {
@@ -96,15 +98,27 @@ const rawAead: Record<string, (v: AeadVector) => { ct: Uint8Array; opened: Uint8
     const opened = chacha20poly1305(hex(v.key), hex(v.nonce), hex(v.aad)).decrypt(hex(v.ciphertext + v.tag));
     return { ct, opened };
   },
+  sodium(v) {
+    const sodium = createRequire(import.meta.url)('sodium-native');
+    const ct = new Uint8Array(v.plaintext.length / 2 + 16);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(ct, hex(v.plaintext), hex(v.aad), null, hex(v.nonce), hex(v.key));
+    const opened = new Uint8Array(v.ciphertext.length / 2);
+    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(opened, null, hex(v.ciphertext + v.tag), hex(v.aad), hex(v.nonce), hex(v.key));
+    return { ct, opened };
+  },
 };
 
-const PROVIDERS: readonly CryptoProvider[] = [nodeCrypto, portableCrypto];
+const PROVIDERS: readonly CryptoProvider[] = [nodeCrypto, portableCrypto, ...(sodiumCrypto ? [sodiumCrypto] : [])];
 
 describe('crypto provider exports', () => {
-  it('defaultCrypto is nodeCrypto', () => {
-    assert.equal(defaultCrypto, nodeCrypto);
+  it('defaultCrypto is sodium when sodium-native loads, else node', () => {
+    // sodium-native is an optionalDependency; `npm ci` installs it wherever a prebuild exists,
+    // so in CI its absence is a failure, not a fallback.
+    if (process.env.CI && process.env.WIREWEAVE_CRYPTO !== 'node') assert.notEqual(sodiumCrypto, null, 'sodium-native did not load in CI');
+    assert.equal(defaultCrypto, sodiumCrypto ?? nodeCrypto);
     assert.equal(nodeCrypto.name, 'node');
     assert.equal(portableCrypto.name, 'portable');
+    if (sodiumCrypto) assert.equal(sodiumCrypto.name, 'sodium');
   });
 });
 
@@ -306,8 +320,8 @@ for (const p of PROVIDERS) {
   });
 }
 
-describe('node and portable providers agree', () => {
-  const [a, b] = [nodeCrypto, portableCrypto];
+for (const [a, b] of [[nodeCrypto, portableCrypto], ...(sodiumCrypto ? [[sodiumCrypto, nodeCrypto]] : [])] as const)
+describe(`${a.name} and ${b.name} providers agree`, () => {
   const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max });
   const key32 = bytes(32, 32);
   const u32 = fc.integer({ min: 0, max: 0xffffffff });

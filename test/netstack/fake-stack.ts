@@ -18,7 +18,6 @@ const PROTO = 253;
 const T_SYN = 1, T_SYNACK = 2, T_RST = 3, T_DATA = 4, T_FIN = 5, T_WND = 6, T_UDP = 7, T_ECHO = 8, T_ECHOREPLY = 9;
 const WINDOW = 64 * 1024;
 const SEGMENT = 1200;
-const CONNECT_TIMEOUT = 5_000;
 
 export class FakeStack implements NetStackApi {
   readonly counters: Record<string, number> = { input: 0, dropped: 0 };
@@ -31,6 +30,8 @@ export class FakeStack implements NetStackApi {
   private nextPort = 40000;
   /** Drop every packet to this port silently (to test connect timeouts). */
   blackhole = new Set<number>();
+  /** How long a SYN waits for an answer before ETIMEDOUT. */
+  connectTimeoutMs = 5_000;
 
   constructor(config: StackConfig, io: StackIO) {
     this.config = config;
@@ -82,7 +83,7 @@ export class FakeStack implements NetStackApi {
     const family = remote.address.includes(':') ? 6 : 4;
     const address = local?.address ?? this.config.addresses.find((a) => (a.includes(':') ? 6 : 4) === family) ?? '0.0.0.0';
     const conn = new FakeConn(this, { address, port: local?.port ?? this.nextPort++ }, remote, 'SYN-SENT');
-    conn.deadline = now + CONNECT_TIMEOUT;
+    conn.deadline = now + this.connectTimeoutMs;
     this.conns.set(conn.key, conn);
     this.send(address, remote.address, T_SYN, conn.local.port, remote.port, 0);
     return conn;

@@ -1,0 +1,274 @@
+/**
+ * Rootless wireweave: a WireGuard device whose "TUN" is the userspace TCP/IP stack, on an
+ * ordinary UDP socket (node:dgram). No root, no TUN, no routes: the application reaches the
+ * tunnel through this object's sockets.
+ *
+ *   const net = await netstack('./wg0.conf');
+ *   const res = await net.fetch('http://10.0.0.1/');
+ *   const sock = net.connect({ host: 'db.internal', port: 5432 });   // a Duplex like net.Socket
+ *   net.listen(8080).on('connection', (s) => ...);
+ *
+ * Fail closed: host names are resolved only by the config's DNS servers through the tunnel, and a
+ * destination outside every peer's allowed IPs fails with EHOSTUNREACH; nothing is ever dialled
+ * from the host instead.
+ */
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { formatIp, parseIp } from '../device/allowedips.ts';
+import type { Bind } from '../device/bind.ts';
+import { NodeUdpBind } from '../device/bind-node.ts';
+import type { Clock } from '../device/clock.ts';
+import { Device } from '../device/device.ts';
+import type { DeviceLogger } from '../device/device.ts';
+import { parseWgQuickConfig, toSetRequest } from '../device/wgquick.ts';
+import type { WgQuickConfig, ToSetRequestOptions } from '../device/wgquick.ts';
+import { ConfigError } from '../core/errors.ts';
+import { formatHostPort, ipFamily, unbracket } from './addr.ts';
+import { netError } from './errors.ts';
+import { tunnelFetch } from './fetch.ts';
+import type { TunnelFetchInit } from './fetch.ts';
+import { TunnelResolver } from './resolver.ts';
+import type { ResolveOptions } from './resolver.ts';
+import { TunnelServer } from './server.ts';
+import { TunnelSocket } from './socket.ts';
+import type { TunnelSocketOptions } from './socket.ts';
+import type { NetStackApi, StackConfig, StackIO } from './stack/types.ts';
+import { NetstackTun } from './tun.ts';
+import { TunnelUdpSocket } from './udp.ts';
+
+export type StackFactory = (config: StackConfig, io: StackIO) => NetStackApi;
+
+export interface NetstackOptions {
+  /** UDP for the tunnel; default a NodeUdpBind (node:dgram) on the config's ListenPort or any. */
+  bind?: Bind;
+  clock?: Clock;
+  logger?: DeviceLogger;
+  /** The TCP/IP stack; default the sans-I/O NetStack of src/netstack/stack. */
+  createStack?: StackFactory;
+  /** Stack tuning beyond what the config says (buffers, backlog, connection limit). */
+  stack?: Omit<StackConfig, 'addresses' | 'mtu'>;
+  /** Resolves peer Endpoint host names (the underlay: the host's resolver is right for those). */
+  resolveEndpoint?: ToSetRequestOptions['resolve'];
+  /** Per-try timeout of DNS queries through the tunnel (default 2000 ms). */
+  dnsTimeoutMs?: number;
+  /** Name for logs (default "netstack0"). */
+  name?: string;
+}
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  /** Like net.Socket: keep our side open after the peer ends (default false). */
+  allowHalfOpen?: boolean;
+}
+
+export interface PingOptions {
+  /** Default 3000 ms. */
+  timeoutMs?: number;
+  /** Payload bytes (default 56, like ping). */
+  size?: number;
+}
+
+export interface PingResult {
+  address: string;
+  /** Round-trip time in milliseconds. */
+  time: number;
+}
+
+/** The default stack, loaded when first needed (it lands in parallel with this layer). */
+async function defaultStackFactory(): Promise<StackFactory> {
+  const specifier = './stack/stack.ts';
+  const mod = (await import(specifier)) as { NetStack: new (config: StackConfig, io: StackIO) => NetStackApi };
+  return (config, io) => new mod.NetStack(config, io);
+}
+
+/** Reads a wg-quick config given as a parsed object, its text (has a newline) or a file path. */
+export function loadConfig(config: WgQuickConfig | string): WgQuickConfig {
+  if (typeof config !== 'string') return config;
+  if (config.includes('\n')) return parseWgQuickConfig(config, '<config>');
+  let text: string;
+  try {
+    text = readFileSync(config, 'utf8');
+  } catch (err) {
+    throw new ConfigError('ERR_CONFIG', `cannot read config ${config}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseWgQuickConfig(text, config);
+}
+
+/** Brings a rootless tunnel up from a wg-quick config and returns its socket API. */
+export async function netstack(config: WgQuickConfig | string, options: NetstackOptions = {}): Promise<Netstack> {
+  const cfg = loadConfig(config);
+  const file = cfg.fileName ?? '<config>';
+  if (!cfg.interface.privateKey) throw new ConfigError('ERR_CONFIG', `${file}: the [Interface] has no PrivateKey`);
+  if (cfg.interface.addresses.length === 0) {
+    throw new ConfigError('ERR_CONFIG', `${file}: the [Interface] has no Address (the userspace stack needs its tunnel address)`);
+  }
+  const createStack = options.createStack ?? (await defaultStackFactory());
+  const request = await toSetRequest(cfg, { resolve: options.resolveEndpoint });
+  const mtu = cfg.interface.mtu ?? 1420;
+  const stackConfig: StackConfig = { ...options.stack, addresses: cfg.interface.addresses.map((a) => formatIp(a.bytes)), mtu };
+  const tun = new NetstackTun({ name: options.name, mtu, clock: options.clock, createStack: (io) => createStack(stackConfig, io) });
+  const device = new Device({ tun, bind: options.bind ?? new NodeUdpBind(), clock: tun.clock, logger: options.logger });
+  try {
+    await device.applySet(request);
+    await device.up();
+  } catch (err) {
+    await device.close('failed to start');
+    throw err;
+  }
+  return new Netstack(cfg, device, tun, options);
+}
+
+export class Netstack {
+  readonly config: WgQuickConfig;
+  readonly device: Device;
+  readonly tun: NetstackTun;
+  readonly stack: NetStackApi;
+  /** Our tunnel addresses. */
+  readonly addresses: readonly string[];
+  private readonly resolver: TunnelResolver;
+  private readonly pings = new Map<number, { resolve: (r: PingResult) => void; sent: number; sequence: number }>();
+  private pingSequence = 0;
+  private closed = false;
+
+  constructor(config: WgQuickConfig, device: Device, tun: NetstackTun, options: NetstackOptions = {}) {
+    this.config = config;
+    this.device = device;
+    this.tun = tun;
+    this.stack = tun.stack;
+    this.addresses = config.interface.addresses.map((a) => formatIp(a.bytes));
+    this.resolver = new TunnelResolver({
+      servers: config.interface.dns.map(unbracket).filter((s) => ipFamily(s) !== 0),
+      openSocket: () => this.udp(),
+      timeoutMs: options.dnsTimeoutMs,
+    });
+    this.stack.onEchoReply = (reply) => {
+      const waiting = this.pings.get(reply.id);
+      if (!waiting || waiting.sequence !== reply.sequence) return;
+      this.pings.delete(reply.id);
+      waiting.resolve({ address: reply.from, time: this.tun.now() - waiting.sent });
+    };
+  }
+
+  /** The UDP port the tunnel uses on the host. */
+  get port(): number {
+    return this.device.port;
+  }
+
+  /**
+   * Whether `address` (an IP literal) is inside some peer's allowed IPs and we have a tunnel
+   * address of its family to send from.
+   */
+  routable(address: string): boolean {
+    const family = ipFamily(address);
+    if (family === 0) return false;
+    if (!this.addresses.some((a) => ipFamily(a) === family)) return false;
+    return this.device.allowedIps.lookup(parseIp(address)) !== undefined;
+  }
+
+  /** An IP literal for `host` that the tunnel routes: resolved through the tunnel's DNS, checked against allowed IPs. */
+  async route(host: string, port?: number): Promise<string> {
+    this.checkOpen();
+    const name = unbracket(host);
+    if (ipFamily(name)) { this.checkRoute(name, port); return name; }
+    const addresses = await this.resolver.resolve(name);
+    const usable = addresses.find((a) => this.routable(a));
+    if (usable === undefined) {
+      throw netError('EHOSTUNREACH', `${name} resolves to ${addresses.join(', ')}, outside every peer's allowed IPs: not sent (the tunnel fails closed)`, { hostname: name, port });
+    }
+    return usable;
+  }
+
+  private checkRoute(address: string, port?: number): void {
+    if (this.routable(address)) return;
+    const where = port === undefined ? address : formatHostPort(address, port);
+    throw netError('EHOSTUNREACH', `${where} is outside every peer's allowed IPs: not sent (the tunnel fails closed)`, { address, port });
+  }
+
+  /** Resolves a name through the tunnel's DNS servers (A and AAAA). */
+  resolve(name: string, options?: ResolveOptions): Promise<string[]> {
+    this.checkOpen();
+    return this.resolver.resolve(name, options);
+  }
+
+  /**
+   * A TCP connection through the tunnel, returned at once like net.connect(): 'connect' when
+   * established, 'error' (code ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENOTFOUND...) otherwise.
+   */
+  connect(options: ConnectOptions): TunnelSocket {
+    const socket = new TunnelSocket(this.tun, { allowHalfOpen: options.allowHalfOpen });
+    socket.remotePort = options.port;
+    const open = async () => {
+      if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
+        throw netError('ERR_SOCKET_BAD_PORT', `bad TCP port ${options.port}`);
+      }
+      const address = await this.route(options.host, options.port);
+      if (socket.destroyed) return;
+      socket.remoteAddress = address;
+      const conn = this.stack.tcpConnect({ address, port: options.port }, this.tun.now());
+      this.tun.poke();
+      socket.attach(conn, false);
+    };
+    open().catch((err: Error) => socket.destroy(err));
+    return socket;
+  }
+
+  /** Accepts TCP connections on `port` of our tunnel addresses (or just `address`). */
+  listen(port: number, address?: string, options: TunnelSocketOptions = {}): TunnelServer {
+    this.checkOpen();
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw netError('ERR_SOCKET_BAD_PORT', `bad TCP port ${port}`);
+    return new TunnelServer(this.stack.tcpListen(port, address), this.tun, options);
+  }
+
+  /** A UDP socket on the tunnel (port 0 = ephemeral). */
+  udp(port = 0, address?: string): TunnelUdpSocket {
+    this.checkOpen();
+    const socket = this.stack.udpBind(port, address);
+    return new TunnelUdpSocket(socket, this.tun, (host) => {
+      const name = unbracket(host);
+      if (ipFamily(name)) { this.checkRoute(name); return name; }
+      return this.route(name);
+    });
+  }
+
+  /** One ICMP echo through the tunnel; rejects with ETIMEDOUT. */
+  async ping(host: string, options: PingOptions = {}): Promise<PingResult> {
+    const address = await this.route(host);
+    const timeoutMs = options.timeoutMs ?? 3000;
+    const payload = new Uint8Array(options.size ?? 56);
+    let id = randomInt(1, 65536);
+    while (this.pings.has(id)) id = (id % 65535) + 1;
+    const sequence = (this.pingSequence = (this.pingSequence + 1) & 0xffff);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(id);
+        reject(netError('ETIMEDOUT', `no echo reply from ${address} within ${timeoutMs} ms`, { address }));
+      }, timeoutMs);
+      this.pings.set(id, { sequence, sent: this.tun.now(), resolve: (r) => { clearTimeout(timer); resolve(r); } });
+      if (!this.stack.ping(address, id, sequence, payload, this.tun.now())) {
+        clearTimeout(timer);
+        this.pings.delete(id);
+        reject(netError('EHOSTUNREACH', `cannot send an echo request to ${address}`, { address }));
+        return;
+      }
+      this.tun.poke();
+    });
+  }
+
+  /** WHATWG fetch through the tunnel (http: and https:). */
+  fetch(input: string | URL | Request, init?: TunnelFetchInit): Promise<Response> {
+    this.checkOpen();
+    return tunnelFetch((host, port) => this.connect({ host, port }), input, init);
+  }
+
+  /** Takes the tunnel down: closes the UDP socket and stops the stack's timers. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.device.close('closed');
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw netError('ERR_NETSTACK_CLOSED', 'the netstack is closed');
+  }
+}

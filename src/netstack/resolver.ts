@@ -1,0 +1,94 @@
+/**
+ * A stub resolver that asks the config's DNS servers through the tunnel (never the host's
+ * resolver: a name must not leak outside the tunnel). A and AAAA are asked concurrently; each
+ * server gets `attempts` tries of `timeoutMs` before the next one is tried.
+ */
+import { randomInt } from 'node:crypto';
+import { ipFamily } from './addr.ts';
+import {
+  RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, decodeMessage, encodeQuery, isValidHostname, sameName,
+} from './dns.ts';
+import { netError } from './errors.ts';
+import type { TunnelUdpSocket } from './udp.ts';
+
+export interface ResolverOptions {
+  servers: readonly string[];
+  /** A fresh UDP socket on the stack for one query. */
+  openSocket: () => TunnelUdpSocket;
+  timeoutMs?: number;
+  attempts?: number;
+}
+
+export interface ResolveOptions {
+  /** 4 = A only, 6 = AAAA only, 0 = both (the default). */
+  family?: 0 | 4 | 6;
+}
+
+export class TunnelResolver {
+  private readonly servers: readonly string[];
+  private readonly openSocket: () => TunnelUdpSocket;
+  private readonly timeoutMs: number;
+  private readonly attempts: number;
+
+  constructor(options: ResolverOptions) {
+    this.servers = options.servers;
+    this.openSocket = options.openSocket;
+    this.timeoutMs = options.timeoutMs ?? 2000;
+    this.attempts = options.attempts ?? 2;
+  }
+
+  /** Addresses for `name` (IPv4 first), or an error with code ENOTFOUND / ETIMEDOUT / ESERVFAIL. */
+  async resolve(name: string, options: ResolveOptions = {}): Promise<string[]> {
+    if (ipFamily(name)) return [name];
+    if (!isValidHostname(name)) throw netError('ENOTFOUND', `not a valid host name: ${JSON.stringify(name.slice(0, 80))}`, { hostname: name });
+    if (this.servers.length === 0) {
+      throw netError('ENOTFOUND', `cannot resolve ${name}: the config has no DNS servers (names are only resolved through the tunnel)`, { hostname: name });
+    }
+    const family = options.family ?? 0;
+    const types = family === 4 ? [TYPE_A] : family === 6 ? [TYPE_AAAA] : [TYPE_A, TYPE_AAAA];
+    const results = await Promise.allSettled(types.map((t) => this.query(name, t)));
+    const addresses = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+    if (addresses.length > 0) return addresses;
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    throw netError('ENOTFOUND', `${name} has no ${family === 4 ? 'A' : family === 6 ? 'AAAA' : 'A or AAAA'} records`, { hostname: name });
+  }
+
+  private async query(name: string, type: number): Promise<string[]> {
+    let lastError: Error | undefined;
+    for (const server of this.servers) {
+      for (let attempt = 0; attempt < this.attempts; attempt++) {
+        try {
+          return await this.ask(server, name, type);
+        } catch (err) {
+          lastError = err as Error;
+          if ((err as { code?: string }).code === 'ENOTFOUND') throw err; // an authoritative "no"
+        }
+      }
+    }
+    throw lastError ?? netError('ETIMEDOUT', `no answer for ${name}`);
+  }
+
+  private ask(server: string, name: string, type: number): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const id = randomInt(0, 65536);
+      const socket = this.openSocket();
+      const finish = (error: Error | null, value?: string[]) => {
+        clearTimeout(timer);
+        socket.close();
+        if (error) reject(error); else resolve(value!);
+      };
+      const timer = setTimeout(() => finish(netError('ETIMEDOUT', `DNS server ${server} did not answer for ${name} within ${this.timeoutMs} ms`, { hostname: name })), this.timeoutMs);
+      socket.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => {
+        if (rinfo.address !== server || rinfo.port !== 53) return;
+        const m = decodeMessage(msg);
+        // Only the answer to this question counts; anything else is ignored (spoofing, strays).
+        if (!m || !m.response || m.id !== id || m.questions.length !== 1 || !sameName(m.questions[0]!.name, name) || m.questions[0]!.type !== type) return;
+        if (m.rcode === RCODE_NXDOMAIN) { finish(netError('ENOTFOUND', `${name} does not exist (NXDOMAIN from ${server})`, { hostname: name })); return; }
+        if (m.rcode !== RCODE_NOERROR) { finish(netError('ESERVFAIL', `DNS server ${server} failed for ${name} (rcode ${m.rcode})`, { hostname: name })); return; }
+        finish(null, m.answers.filter((a) => a.type === type && a.value !== undefined).map((a) => a.value!));
+      });
+      socket.send(encodeQuery(id, name, type), 53, server, (error) => { if (error) finish(error); });
+    });
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * Soak test (issue 6): two wireweave daemons in network namespaces (test/support/netns.ts)
+ * with continuous traffic for N minutes, while the sessions rekey (every 120 s, driven by the
+ * traffic), the peers are reconfigured and their endpoints change.
+ *
+ *   npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [--out FILE]
+ *
+ * Traffic: a TCP stream A → B through the tunnel at --rate MB/s (default 4; 0 = as fast as it
+ * goes), reconnecting if it ever breaks, and a ping B → A every sample.
+ * Every minute, in turn: `wg set` persistent-keepalive on/off on A; `wg set` allowed-ips on B
+ * with and without an extra prefix (the tunnel addresses always stay); A's listen-port
+ * changes (B must follow A's new source port: roaming); B's endpoint for A moves between A's
+ * IPv4 and IPv6 underlay addresses.
+ *
+ * A session is lost when (a) no stream bytes arrive at B for more than STALL_MS, (b) no ping
+ * B → A succeeds for more than STALL_MS, (c) the TCP stream breaks (the sender reconnects), or
+ * (d) a daemon logs a handshake failure (no answer for 90 s) or exits. The result must be 0.
+ *
+ * Reports (stdout and docs/soak-<UTC date>.md, or --out): throughput per sample interval,
+ * handshakes seen (distinct `latest handshake` values), RSS and CPU of both daemons over time.
+ * Exit code 1 if any session was lost or a daemon died.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { rigLeftovers, rigPrereqsMissing, setupPair } from '../test/support/netns.ts';
+import type { Pair } from '../test/support/netns.ts';
+import { procSample, sleep, STREAM_RECEIVER, STREAM_SENDER, streamReports } from '../test/support/flood-tools.ts';
+import type { ProcSample } from '../test/support/flood-tools.ts';
+import { markdownTable } from './util.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const STALL_MS = 10_000;
+const STREAM_PORT = 5301;
+
+const USAGE = `usage: npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [--out FILE]
+  --minutes N   how long (default 30)
+  --rate MBPS   TCP stream A -> B in MB/s (default 4; 0 = unlimited)
+  --sample S    seconds between samples (default 10)
+  --out FILE    report file (default docs/soak-<UTC date>.md)`;
+
+interface Args { minutes: number; rate: number; sample: number; out: string }
+
+function parseArgs(argv: string[]): Args {
+  const date = new Date().toISOString().slice(0, 10);
+  const a: Args = { minutes: 30, rate: 4, sample: 10, out: path.join(REPO, 'docs', `soak-${date}.md`) };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    const v = argv[i + 1];
+    const num = (): number => {
+      const n = Number(v);
+      if (v === undefined || !Number.isFinite(n) || n < 0) throw new Error(`${k} needs a number\n${USAGE}`);
+      i++;
+      return n;
+    };
+    if (k === '--minutes') a.minutes = num();
+    else if (k === '--rate') a.rate = num();
+    else if (k === '--sample') a.sample = Math.max(1, num());
+    else if (k === '--out') { if (!v) throw new Error(USAGE); a.out = path.resolve(v); i++; }
+    else if (k === '--help' || k === '-h') { process.stdout.write(`${USAGE}\n`); process.exit(0); }
+    else throw new Error(`unknown argument ${k}\n${USAGE}`);
+  }
+  return a;
+}
+
+interface Sample {
+  t: number;
+  mbPerS: number;
+  pingOk: boolean;
+  handshakes: number;
+  a?: ProcSample;
+  b?: ProcSample;
+  action: string;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const missing = rigPrereqsMissing(['wireweave']);
+  if (missing) { log(`cannot run: ${missing}`); return 2; }
+  log(`${args.minutes} min, stream ${args.rate || 'unlimited'} MB/s A -> B, sample every ${args.sample} s`);
+  const p = await setupPair('soak', 'wireweave', 'wireweave');
+  try {
+    return await soak(p, args);
+  } finally {
+    await p.rig.destroy();
+    const left = rigLeftovers();
+    if (left.length) log(`left behind: ${left.join(', ')}`);
+  }
+}
+
+async function soak(p: Pair, args: Args): Promise<number> {
+  const { rig, a, b, da, db } = p;
+  const started = new Date();
+  const t0 = Date.now();
+  const lost: string[] = [];
+  const samples: Sample[] = [];
+  const handshakeTimes = new Set<number>();
+  const actions: string[] = [];
+
+  const recv = rig.spawnIn(b, [process.execPath, '-e', STREAM_RECEIVER, b.tun4, String(STREAM_PORT), '1000']);
+  await recv.waitFor(/listening/, 10_000);
+  const send = rig.spawnIn(a, [process.execPath, '-e', STREAM_SENDER, b.tun4, String(STREAM_PORT), String(args.rate * 1e6)]);
+  await send.waitFor(/connected 1/, 20_000);
+  log('stream up');
+
+  // Reconfiguration and endpoint changes, one per minute in turn.
+  let step = 0;
+  let portA = p.portA;
+  let bToA6 = false;
+  const reconfigure = async (): Promise<string> => {
+    const k = step++ % 4;
+    if (k === 0) {
+      const ka = step % 8 < 4 ? '25' : 'off';
+      await rig.wgOk(['set', da.ifname, 'peer', p.keysB.publicKey, 'persistent-keepalive', ka]);
+      return `A: persistent-keepalive ${ka}`;
+    }
+    if (k === 1) {
+      const extra = step % 8 < 4 ? ',198.51.100.0/24' : '';
+      await rig.wgOk(['set', db.ifname, 'peer', p.keysA.publicKey, 'allowed-ips', `${a.tun4}/32,${a.tun6}/128${extra}`]);
+      return `B: allowed-ips ${extra ? 'with' : 'without'} 198.51.100.0/24`;
+    }
+    if (k === 2) {
+      portA = portA === p.portA ? p.portA + 1000 : p.portA;
+      await rig.wgOk(['set', da.ifname, 'listen-port', String(portA)]);
+      return `A: listen-port ${portA}`;
+    }
+    bToA6 = !bToA6;
+    const ep = bToA6 ? `[${a.addr6}]:${portA}` : `${a.addr4}:${portA}`;
+    await rig.wgOk(['set', db.ifname, 'peer', p.keysA.publicKey, 'endpoint', ep]);
+    return `B: endpoint of A ${ep}`;
+  };
+
+  let lastBytes = 0;
+  let lastT = 0;
+  let lastProgress = Date.now();
+  let lastPingOk = Date.now();
+  let closedSeen = 0;
+  let failSeen = false;
+  let nextReconfig = Date.now() + 60_000;
+  const end = t0 + args.minutes * 60_000;
+
+  while (Date.now() < end) {
+    await sleep(Math.min(args.sample * 1000, Math.max(0, end - Date.now())));
+    const now = Date.now();
+    let action = '';
+    if (now >= nextReconfig) {
+      nextReconfig += 60_000;
+      try {
+        action = await reconfigure();
+      } catch (e) {
+        action = `reconfigure failed: ${(e as Error).message.slice(0, 200)}`;
+        lost.push(`${fmtT(now - t0)} ${action}`);
+      }
+      actions.push(`${fmtT(now - t0)} ${action}`);
+    }
+    const reports = streamReports(recv.stdout());
+    const last = reports.at(-1);
+    const bytes = last?.bytes ?? 0;
+    const dt = last ? (last.t - lastT) / 1000 : 0;
+    const mbPerS = dt > 0 ? (bytes - lastBytes) / 1e6 / dt : 0;
+    if (bytes > lastBytes) lastProgress = now;
+    if (last) { lastBytes = bytes; lastT = last.t; }
+    const ping = await rig.ping(b, a.tun6, { count: 2, interval: 0.2, wait: 2 });
+    if (ping.received > 0) lastPingOk = Date.now();
+    let handshakes = handshakeTimes.size;
+    try {
+      const dump = await rig.dump(da.ifname);
+      for (const peer of dump.peers) if (peer.latestHandshake > 0) handshakeTimes.add(peer.latestHandshake);
+      handshakes = handshakeTimes.size;
+    } catch (e) {
+      lost.push(`${fmtT(now - t0)} wg show failed: ${(e as Error).message.slice(0, 200)}`);
+    }
+    const closes = send.stdout().split('\n').filter((l) => l.includes('"event":"closed"')).length;
+    if (closes > closedSeen) { lost.push(`${fmtT(now - t0)} TCP stream broke (${closes - closedSeen}×), sender reconnects`); closedSeen = closes; }
+    if (Date.now() - lastProgress > STALL_MS) { lost.push(`${fmtT(now - t0)} stream stalled for ${((Date.now() - lastProgress) / 1000).toFixed(0)} s`); lastProgress = Date.now(); }
+    if (Date.now() - lastPingOk > STALL_MS) { lost.push(`${fmtT(now - t0)} no ping B -> A for ${((Date.now() - lastPingOk) / 1000).toFixed(0)} s`); lastPingOk = Date.now(); }
+    const logs = da.logs() + db.logs();
+    if (!failSeen && /giving up/.test(logs)) { failSeen = true; lost.push(`${fmtT(now - t0)} handshake failure logged`); }
+    for (const d of [da, db]) if (!d.proc.running()) { lost.push(`${fmtT(now - t0)} daemon ${d.node.label} exited`); break; }
+    const s: Sample = { t: now - t0, mbPerS, pingOk: ping.received > 0, handshakes, a: procSample(da.proc.pid), b: procSample(db.proc.pid), action };
+    samples.push(s);
+    log(`${fmtT(s.t)} ${mbPerS.toFixed(2)} MB/s, ping ${ping.received}/${ping.transmitted}, handshakes ${handshakes}, RSS A ${mib(s.a?.rssKiB)} B ${mib(s.b?.rssKiB)} MiB${action ? `, ${action}` : ''}${lost.length ? `, LOST ${lost.length}` : ''}`);
+    if (!da.proc.running() || !db.proc.running()) break;
+  }
+  await send.stop();
+  await recv.stop();
+
+  const report = renderReport(args, started, samples, lost, actions, lastBytes);
+  fs.mkdirSync(path.dirname(args.out), { recursive: true });
+  fs.writeFileSync(args.out, report);
+  process.stdout.write(report);
+  log(`report written to ${path.relative(REPO, args.out)}`);
+  return lost.length === 0 ? 0 : 1;
+}
+
+function fmtT(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function mib(kib: number | undefined): string {
+  return kib === undefined || Number.isNaN(kib) ? '—' : (kib / 1024).toFixed(1);
+}
+
+function renderReport(args: Args, started: Date, samples: Sample[], lost: string[], actions: string[], totalBytes: number): string {
+  const first = samples[0];
+  const last = samples.at(-1);
+  const minutes = last ? last.t / 60_000 : 0;
+  const cpu = (k: 'a' | 'b'): string => {
+    const s0 = first?.[k], s1 = last?.[k];
+    if (!s0 || !s1 || !last || !first || last.t === first.t) return '—';
+    return `${((100 * (s1.cpuSeconds - s0.cpuSeconds)) / ((last.t - first.t) / 1000)).toFixed(0)} %`;
+  };
+  const rates = samples.map((s) => s.mbPerS).filter((x) => x > 0).sort((x, y) => x - y);
+  const median = rates.length ? rates[Math.floor(rates.length / 2)]! : 0;
+  // One row per minute (the sample closest to each whole minute) keeps the table readable.
+  const rows: string[][] = [];
+  let nextMinute = 0;
+  for (const s of samples) {
+    if (s.t < nextMinute * 60_000 && s !== last) continue;
+    nextMinute = Math.floor(s.t / 60_000) + 1;
+    rows.push([fmtT(s.t), s.mbPerS.toFixed(2), s.pingOk ? 'ok' : 'FAIL', String(s.handshakes), mib(s.a?.rssKiB), mib(s.b?.rssKiB),
+      s.a ? s.a.cpuSeconds.toFixed(0) : '—', s.b ? s.b.cpuSeconds.toFixed(0) : '—']);
+  }
+  const rss = (k: 'a' | 'b'): string => {
+    const v = samples.map((s) => s[k]?.rssKiB ?? NaN).filter((x) => !Number.isNaN(x));
+    if (!v.length) return '—';
+    const early = v[Math.min(v.length - 1, Math.floor(v.length / 10))]!;
+    return `${mib(early)} → ${mib(v.at(-1))} MiB (peak ${mib(samples.at(-1)?.[k]?.hwmKiB)})`;
+  };
+  return `# Soak run ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC
+
+\`npm run soak -- --minutes ${args.minutes} --rate ${args.rate} --sample ${args.sample}\` on ${os.hostname()}
+(${os.cpus().length} cores, Node ${process.version}, shared with other work: throughput figures are noisy).
+Two wireweave daemons in network namespaces (test/support/netns.ts), a TCP stream A → B through
+the tunnel at ${args.rate || 'unlimited'} MB/s, a ping B → A every ${args.sample} s; every minute one of:
+A's persistent keepalive on/off, B's allowed IPs with/without an extra prefix, A's listen port
+changes (B follows: roaming), B's endpoint for A moves between IPv4 and IPv6.
+
+**Sessions lost: ${lost.length}** (a stream or ping stall over ${STALL_MS / 1000} s, a broken TCP stream, a
+handshake failure or a daemon exit).
+
+| figure | value |
+|---|--:|
+| duration | ${minutes.toFixed(1)} min |
+| data A → B | ${(totalBytes / 1e9).toFixed(2)} GB |
+| median throughput per sample | ${median.toFixed(2)} MB/s |
+| handshakes seen (rekeys + first) | ${last?.handshakes ?? 0} |
+| reconfigurations | ${actions.length} |
+| RSS A | ${rss('a')} |
+| RSS B | ${rss('b')} |
+| CPU A / B (average) | ${cpu('a')} / ${cpu('b')} |
+
+${lost.length ? `## Sessions lost\n\n${lost.map((l) => `- ${l}`).join('\n')}\n\n` : ''}## Over time (one row per minute)
+
+${markdownTable(['t', 'MB/s', 'ping', 'handshakes', 'RSS A MiB', 'RSS B MiB', 'CPU A s', 'CPU B s'], rows, [false, true, false, true, true, true, true, true])}
+
+## Reconfigurations
+
+${actions.map((x) => `- ${x}`).join('\n') || '(none)'}
+`;
+}
+
+main().then((code) => { process.exitCode = code; }, (e: unknown) => {
+  log(`failed: ${(e as Error).stack ?? String(e)}`);
+  process.exitCode = 2;
+});

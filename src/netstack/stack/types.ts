@@ -30,6 +30,31 @@ export interface StackConfig {
   readonly synBacklog?: number;
   /** Maximum simultaneous TCP connections (default 4096); SYNs beyond it get RST. */
   readonly maxConnections?: number;
+  /**
+   * Tuning, mostly for tests (milliseconds; defaults in config.ts): maximum segment lifetime
+   * (TIME-WAIT is 2 × MSL, default 30 s), how long unacknowledged data is retransmitted before
+   * ETIMEDOUT (default 180 s), SYN and SYN-ACK retransmissions, RTO bounds, delayed-ACK delay,
+   * keepalive probe interval and count, FIN-WAIT-2 timeout after close(), RFC 7323 options,
+   * fragment reassembly limits and the ephemeral port range.
+   */
+  readonly tcpMsl?: number;
+  readonly tcpUserTimeout?: number;
+  readonly tcpSynRetries?: number;
+  readonly tcpSynAckRetries?: number;
+  readonly tcpInitialRto?: number;
+  readonly tcpMinRto?: number;
+  readonly tcpMaxRto?: number;
+  readonly tcpDelayedAck?: number;
+  readonly tcpKeepaliveInterval?: number;
+  readonly tcpKeepaliveProbes?: number;
+  readonly tcpFinWait2Timeout?: number;
+  readonly tcpTimestamps?: boolean;
+  readonly tcpWindowScaling?: boolean;
+  readonly reassemblyTimeout?: number;
+  readonly reassemblyMaxBytes?: number;
+  readonly reassemblyMaxDatagrams?: number;
+  readonly ephemeralPortMin?: number;
+  readonly ephemeralPortMax?: number;
 }
 
 export interface StackIO {

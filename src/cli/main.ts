@@ -30,6 +30,8 @@ Commands:
   up       Bring up an interface from a wg-quick config file (like wg-quick up)
   down     Take it down again (like wg-quick down)
   show     Show interfaces as wg show does
+  proxy    Rootless tunnel from a wg-quick config, serving SOCKS5/HTTP proxies
+  forward  Rootless tunnel from a wg-quick config, forwarding ports (ssh -L/-R style)
   help     Show this help
 
 Options:
@@ -94,6 +96,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return (await import('./quick.ts')).quick(command, args, io);
     case 'show':
       return (await import('./show.ts')).show(args, io);
+    case 'proxy':
+      return (await import('./proxy.ts')).proxy(args, io);
+    case 'forward':
+      return (await import('./forward.ts')).forward(args, io);
     default:
       if (command === '-f' || command === '--foreground' || (isInterfaceName(command) && !command.startsWith('-'))) {
         const { runInterfaceCommand } = await import('../device/daemon.ts');

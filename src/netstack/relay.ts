@@ -1,0 +1,45 @@
+/**
+ * What the proxies and forwarders need from a tunnel (a Netstack satisfies it), how tunnel errors
+ * map to proxy replies, and the two-way byte relay between a host socket and a tunnel socket.
+ */
+import type { Duplex } from 'node:stream';
+import type { TunnelUdpSocket } from './udp.ts';
+
+export interface TunnelNet {
+  connect(options: { host: string; port: number; allowHalfOpen?: boolean }): Duplex & { localAddress?: string; localPort?: number };
+  udp(): TunnelUdpSocket;
+}
+
+/** A logger line sink; proxies report one line per failure, never a credential. */
+export type LogLine = (line: string) => void;
+
+/**
+ * Joins two sockets both ways with half-close: each side's end is passed on as an end, and an
+ * error or abrupt close on either side destroys the other.
+ */
+export function relay(a: Duplex, b: Duplex): void {
+  a.pipe(b);
+  b.pipe(a);
+  const onError = () => { a.destroy(); b.destroy(); };
+  a.on('error', onError);
+  b.on('error', onError);
+  a.on('close', () => { if (!b.destroyed) b.destroy(); });
+  b.on('close', () => { if (!a.destroyed) a.destroy(); });
+}
+
+/** The SOCKS5 reply code (RFC 1928 §6) for a tunnel error code. */
+export function socksReplyFor(code: string | undefined): number {
+  switch (code) {
+    case 'EHOSTUNREACH': return 0x02; // outside the allowed IPs: not allowed by the ruleset
+    case 'ENOTFOUND': case 'ESERVFAIL': return 0x04;
+    case 'ECONNREFUSED': return 0x05;
+    case 'ETIMEDOUT': return 0x06;
+    case 'ENETUNREACH': return 0x03;
+    default: return 0x01;
+  }
+}
+
+/** The HTTP status a proxy answers for a tunnel error code. */
+export function httpStatusFor(code: string | undefined): number {
+  return code === 'ETIMEDOUT' ? 504 : 502;
+}

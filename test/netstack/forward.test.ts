@@ -18,6 +18,7 @@ import { proxy } from '../../src/cli/proxy.ts';
 import { MemoryBind, MemoryNetwork } from '../../src/device/bind-memory.ts';
 import { decodeMessage, encodeQuery, encodeResponse, TYPE_A } from '../../src/netstack/dns.ts';
 import { forwardTcp, forwardUdp, parseForwardSpec, reverseTcp } from '../../src/netstack/forward.ts';
+import type { StackFactory } from '../../src/netstack/api.ts';
 import { FakeStack } from './fake-stack.ts';
 import { keyPair, makePair } from './helpers.ts';
 import type { Pair } from './helpers.ts';
@@ -156,7 +157,7 @@ describe('proxy and forward commands', () => {
     const a = keyPair(), b = keyPair();
     const conf = path.join(dir, 'wg0.conf');
     fs.writeFileSync(conf, `[Interface]\nPrivateKey = ${a.priv}\nAddress = 10.0.0.1/24\n\n[Peer]\nPublicKey = ${b.pub}\nAllowedIPs = 10.0.0.0/24\nEndpoint = 192.0.2.2:51820\n`, { mode: 0o600 });
-    const createStack = FAKE ? (c: never, io: never) => new FakeStack(c, io) : undefined;
+    const createStack: StackFactory | undefined = FAKE ? (c, io) => new FakeStack(c, io) : undefined;
     const { netstack } = await import('../../src/netstack/api.ts');
     const bob = await netstack(`[Interface]\nPrivateKey = ${b.priv}\nListenPort = 51820\nAddress = 10.0.0.2/24\n\n[Peer]\nPublicKey = ${a.pub}\nAllowedIPs = 10.0.0.1/32\n`, { bind: new MemoryBind(network, '192.0.2.2'), createStack });
     bob.listen(7, undefined, { allowHalfOpen: true }).on('connection', (s) => s.pipe(s));

@@ -192,3 +192,46 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
+
+import { parseIp } from '../../../src/device/allowedips.ts';
+import { finish, pseudoHeaderSum, sum16 } from '../../../src/netstack/stack/checksum.ts';
+import { writeIpv4Header } from '../../../src/netstack/stack/ipv4.ts';
+import { writeIpv6Header } from '../../../src/netstack/stack/ipv6.ts';
+import { parseTcp, tcpHeaderLength, writeTcpHeader } from '../../../src/netstack/stack/tcp/segment.ts';
+import type { SegmentOut, TcpSegment } from '../../../src/netstack/stack/tcp/segment.ts';
+
+/** A complete IP packet around `protocol` bytes `body` with the upper-layer checksum at `checksumAt`. */
+export function ipPacket(src: string, dst: string, protocol: number, body: Uint8Array, checksumAt: number): Uint8Array {
+  const s = parseIp(src);
+  const d = parseIp(dst);
+  const h = s.length === 4 ? 20 : 40;
+  const p = new Uint8Array(h + body.length);
+  p.set(body, h);
+  if (checksumAt >= 0) {
+    const b = p.subarray(h);
+    b[checksumAt] = 0; b[checksumAt + 1] = 0;
+    const init = s.length === 4 && protocol === 1 ? 0 : pseudoHeaderSum(s, d, protocol, body.length);
+    const c = finish(sum16(b, 0, b.length, init));
+    b[checksumAt] = c >> 8; b[checksumAt + 1] = c & 0xff;
+  }
+  if (s.length === 4) writeIpv4Header(p, s, d, protocol, p.length, 1, 0);
+  else writeIpv6Header(p, s, d, protocol, body.length);
+  return p;
+}
+
+/** A hand-made TCP segment as an IP packet. */
+export function tcpPacket(src: string, dst: string, seg: SegmentOut, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const hl = tcpHeaderLength(seg);
+  const body = new Uint8Array(hl + payload.length);
+  writeTcpHeader(body, 0, seg);
+  body.set(payload, hl);
+  return ipPacket(src, dst, 6, body, 16);
+}
+
+/** The TCP segment in an IP packet, if it is one. */
+export function tcpOf(packet: Uint8Array): TcpSegment | null {
+  const v = packet[0]! >> 4;
+  if (v === 4 && packet[9] === 6) return parseTcp(packet.subarray((packet[0]! & 15) * 4));
+  if (v === 6 && packet[6] === 6) return parseTcp(packet.subarray(40));
+  return null;
+}

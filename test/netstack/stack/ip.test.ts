@@ -51,7 +51,7 @@ describe('IP headers', () => {
     assert.equal(h.fragmentOffset, 24);
     assert.equal(h.moreFragments, true);
     assert.equal(parseIpv4(p.subarray(0, 27)), 'malformed');
-    p[8] ^= 1;
+    p[8] = p[8]! ^ 1;
     assert.equal(parseIpv4(p), 'checksum');
   });
 
@@ -159,7 +159,7 @@ describe('ICMP echo', () => {
     const { wire, b } = twoHosts();
     const body = new Uint8Array([8, 0, 0, 0, 0, 1, 0, 1]);
     const p = ipPacket('10.0.0.1', '10.0.0.2', 1, body, 2);
-    p[p.length - 1] ^= 0xff;
+    p[p.length - 1] = p[p.length - 1]! ^ 0xff;
     b.stack.input(p, wire.now);
     assert.equal(b.stack.counters.icmpBadChecksum, 1);
     b.stack.input(ipPacket('10.0.0.1', '10.0.0.9', 1, body, 2), wire.now);
@@ -200,7 +200,7 @@ describe('UDP', () => {
     assert.equal(a.stack.counters.icmpErrorsReceived, 2);
     const body = new Uint8Array([0, 1, 0, 53, 0, 10, 0, 0, 1, 2]);
     const p = ipPacket('10.0.0.1', '10.0.0.2', 17, body, 6);
-    p[p.length - 1] ^= 1;
+    p[p.length - 1] = p[p.length - 1]! ^ 1;
     b.stack.udpBind(53);
     b.stack.input(p, wire.now);
     assert.equal(b.stack.counters.udpBadChecksum, 1);

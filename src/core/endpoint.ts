@@ -35,7 +35,7 @@ import { beginSession, consumeInitiation, consumeResponse, createInitiation, cre
 import { IndexTable } from './indexes.ts';
 import {
   CookieReply, Initiation, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
-  messageType, paddedLength, Response, TAG_SIZE, Transport, writeType,
+  MAC_SIZE, messageType, paddedLength, Response, TAG_SIZE, Transport, writeType,
 } from './messages.ts';
 import type { NoiseStart } from './noise.ts';
 import { noiseStart } from './noise.ts';
@@ -446,10 +446,18 @@ export class Endpoint<S = unknown> {
   private admitHandshake(now: number, msg: Uint8Array, senderIndex: number, source: S): boolean {
     const checker = this.cookieChecker;
     if (!checker || !this.local) { this.drop('noPrivateKey'); return false; }
+    // A message without mac2 (all zeros: a valid one is never that) can only get a cookie reply
+    // under load; when its source has no cookie-reply token left, drop it before any MAC.
+    const noMac2 = isAllZero(msg.subarray(msg.length - MAC_SIZE));
+    if (noMac2 && this.cookieLimiter && this.isUnderLoad(now) && !this.cookieLimiter.wouldAllow(now, this.io.sourceTag(source))) {
+      this.noteHandshakeRate(now);
+      this.drop('cookieRateLimited');
+      return false;
+    }
     if (!checker.checkMac1(msg)) { this.drop('mac1'); return false; }
     if (this.noteHandshakeRate(now)) {
       const tag = this.io.sourceTag(source);
-      if (!checker.checkMac2(msg, tag, now)) {
+      if (noMac2 || !checker.checkMac2(msg, tag, now)) {
         // Not in wireguard-go: replies per source are limited too, so a flood of mac1-valid
         // messages is not answered (reflected) at its own rate.
         if (this.cookieLimiter && !this.cookieLimiter.allow(now, tag)) { this.drop('cookieRateLimited'); return false; }

@@ -101,6 +101,16 @@ export class RateLimiter {
     return false;
   }
 
+  /**
+   * Whether `allow(now, tag)` would say yes, without taking a token or creating an entry: lets
+   * a caller drop a message it would refuse anyway before doing expensive work on it.
+   */
+  wouldAllow(now: number, tag: Uint8Array): boolean {
+    const b = this.table.get(bucketKey(tag));
+    if (!b) return this.table.size < this.maxEntries || now - this.lastGc >= RATELIMIT_GC_INTERVAL;
+    return Math.min(this.max, b.tokens + Math.max(0, now - b.last)) >= this.cost;
+  }
+
   /** Forgets sources idle for more than RATELIMIT_GC_AFTER (also done lazily by `allow`). */
   gc(now: number): void {
     this.lastGc = now;

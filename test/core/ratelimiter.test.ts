@@ -33,7 +33,11 @@ describe('RateLimiter', () => {
   it('allows a burst of 5 at one instant, then 20 per second', () => {
     const rl = new RateLimiter();
     const src = v4(192, 0, 2, 1);
+    assert.equal(rl.wouldAllow(1000, src), true, 'a new source would be allowed');
+    assert.equal(rl.stats.entries, 0, 'wouldAllow creates nothing');
     assert.equal(burst(rl, 1000, src, 50), RATELIMIT_BURST, 'burst');
+    assert.equal(rl.wouldAllow(1000, src), false, 'wouldAllow agrees once the bucket is empty');
+    assert.equal(rl.wouldAllow(1050, src), true, 'and sees the refill without taking it');
     // One token every 50 ms.
     assert.equal(rl.allow(1049, src), false, 'before a token refilled');
     assert.equal(rl.allow(1050, src), true, 'one token after 50 ms');

@@ -1,0 +1,21 @@
+/** Every fuzz target, by name, in the order a full run takes them. */
+import type { FuzzTarget } from '../harness.ts';
+import { deviceBindTarget } from './device-bind.ts';
+import { deviceTunTarget } from './device-tun.ts';
+import { uapiConnTarget } from './uapi-conn.ts';
+import { uapiSetTarget } from './uapi-set.ts';
+import { wgQuickTarget } from './wgquick.ts';
+import { wireTarget } from './wire.ts';
+
+export const TARGETS: readonly FuzzTarget<never>[] = [
+  wireTarget,
+  uapiSetTarget,
+  uapiConnTarget,
+  wgQuickTarget,
+  deviceTunTarget,
+  deviceBindTarget,
+] as unknown as FuzzTarget<never>[];
+
+export function targetByName(name: string): FuzzTarget<never> | undefined {
+  return TARGETS.find((t) => t.name === name);
+}

@@ -1,0 +1,110 @@
+/**
+ * The flooder of test/device/flood.interop.test.ts: sends UDP to a WireGuard port as fast as
+ * node:dgram goes, from several sockets, a mix of
+ *   (a) garbage: random bytes of random length, and fake transport messages (type 4, random index);
+ *   (b) handshake initiations with a valid mac1 for the target's public key and random contents;
+ *   (c) replays of one captured genuine initiation (hex on the command line).
+ * It counts what it sent and the cookie replies (type 3) that came back, and prints one JSON
+ * line when done (after `seconds`, or on SIGTERM/SIGINT).
+ *
+ *   node --import tsx test/support/flood-sender.ts HOST PORT PUBKEY_B64 REPLAY_HEX SECONDS [SOCKETS]
+ *
+ * Everything the flooder knows is public (the target's public key, a datagram seen on the wire).
+ */
+import dgram from 'node:dgram';
+import crypto from 'node:crypto';
+import { nodeCrypto } from '../../src/crypto/node.ts';
+
+export interface FloodReport {
+  seconds: number;
+  sent: { garbage: number; mac1Initiations: number; replays: number };
+  sendErrors: number;
+  cookieReplies: number;
+  otherReplies: number;
+}
+
+const [host, portArg, pubB64, replayHex, secondsArg, socketsArg] = process.argv.slice(2);
+if (!host || !portArg || !pubB64 || replayHex === undefined || !secondsArg) {
+  process.stderr.write('usage: flood-sender.ts HOST PORT PUBKEY_B64 REPLAY_HEX SECONDS [SOCKETS]\n');
+  process.exit(2);
+}
+const port = Number(portArg);
+const seconds = Number(secondsArg);
+const nSockets = Number(socketsArg ?? 2);
+
+// (b): a pool of distinct initiations with random contents and a valid mac1.
+const mac1Key = nodeCrypto.hash([new TextEncoder().encode('mac1----'), Buffer.from(pubB64, 'base64')]);
+const POOL = 2048;
+const inits: Buffer[] = [];
+for (let i = 0; i < POOL; i++) {
+  const m = crypto.randomBytes(148);
+  m[0] = 1; m[1] = 0; m[2] = 0; m[3] = 0;
+  m.set(nodeCrypto.mac(mac1Key, m.subarray(0, 116)), 116);
+  m.fill(0, 132); // no mac2: no cookie
+  inits.push(m);
+}
+// (a): garbage, half of it shaped like transport messages so it reaches the index lookup.
+const garbage: Buffer[] = [];
+for (let i = 0; i < POOL; i++) {
+  const m = crypto.randomBytes(32 + crypto.randomInt(1400));
+  if (i % 2 === 0) { m[0] = 4; m[1] = 0; m[2] = 0; m[3] = 0; }
+  garbage.push(m);
+}
+const replay = Buffer.from(replayHex, 'hex');
+
+const report: FloodReport = { seconds: 0, sent: { garbage: 0, mac1Initiations: 0, replays: 0 }, sendErrors: 0, cookieReplies: 0, otherReplies: 0 };
+const t0 = performance.now();
+let stopped = false;
+let k = 0;
+const sockets: dgram.Socket[] = [];
+
+function next(): Buffer {
+  const i = k++;
+  const which = i % 3;
+  if (which === 0) { report.sent.garbage++; return garbage[i % POOL]!; }
+  if (which === 1 || replay.length === 0) { report.sent.mac1Initiations++; return inits[i % POOL]!; }
+  report.sent.replays++;
+  return replay;
+}
+
+function pump(s: dgram.Socket): void {
+  let inFlight = 0;
+  const go = (): void => {
+    while (!stopped && inFlight < 32) {
+      inFlight++;
+      s.send(next(), port, host, (err) => {
+        inFlight--;
+        if (err) report.sendErrors++;
+        if (inFlight === 0) setImmediate(go); // yield so replies are read
+      });
+    }
+  };
+  go();
+}
+
+function finish(): void {
+  if (stopped) return;
+  stopped = true;
+  report.seconds = (performance.now() - t0) / 1000;
+  // Let replies in flight arrive, then report.
+  setTimeout(() => {
+    process.stdout.write(JSON.stringify(report) + '\n');
+    for (const s of sockets) s.close();
+    process.exit(0);
+  }, 300);
+}
+
+for (let i = 0; i < nSockets; i++) {
+  const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  s.on('message', (m) => {
+    if (m.length === 64 && m[0] === 3) report.cookieReplies++;
+    else report.otherReplies++;
+  });
+  s.on('error', () => { report.sendErrors++; });
+  s.bind(0, () => pump(s));
+  sockets.push(s);
+}
+process.stdout.write('flooding\n');
+setTimeout(finish, seconds * 1000);
+process.on('SIGTERM', finish);
+process.on('SIGINT', finish);

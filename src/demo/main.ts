@@ -28,8 +28,10 @@ import type { PeerId } from '../core/peer.ts';
 import type { Rng } from '../core/rng.ts';
 import { systemRng } from '../core/rng.ts';
 import { defaultCrypto } from '../crypto/index.ts';
+import type { StackFactory } from '../netstack/api.ts';
+import { runNetstackDemo } from './netstack.ts';
 
-export const DEMO_USAGE = `Usage: wireweave demo [--seconds N] [--speed N] [--rate N] [--quiet]
+export const DEMO_USAGE = `Usage: wireweave demo [--seconds N] [--speed N] [--rate N] [--quiet] [--no-netstack]
 
 Runs two WireGuard endpoints, alice and bob, inside this process. Each has its own UDP socket on
 127.0.0.1 (loopback only; no root, no TUN device, nothing to configure). alice sends numbered
@@ -45,10 +47,12 @@ Options:
   --rate N      packets per real second alice sends (default 1000, at most 20000); bob
                 answers each
   --quiet       print only the summary
+  --no-netstack skip the second part: the two peers as rootless netstacks (a userspace
+                TCP/IP stack in each tunnel), bob serving HTTP, alice fetching from it
   -h, --help    show this help
 
-Exit status: 0 when every packet arrived intact, 1 when any was lost or corrupted or the
-handshake never completed.
+Exit status: 0 when every packet arrived intact (and the netstack part worked), 1 when any
+was lost or corrupted, the handshake never completed or the netstack part failed.
 `;
 
 /** For tests and embedders: keys to use instead of fresh ones, other randomness or crypto. */
@@ -56,6 +60,8 @@ export interface DemoOptions {
   keys?: { alice: Uint8Array; bob: Uint8Array; preshared: Uint8Array };
   rng?: Rng;
   crypto?: CryptoProvider;
+  /** The TCP/IP stack for the netstack part (tests). */
+  createStack?: StackFactory;
 }
 
 interface Settings {
@@ -63,18 +69,23 @@ interface Settings {
   speed: number;
   rate: number;
   quiet: boolean;
+  netstack: boolean;
 }
 
 const LIMITS = { seconds: [1, 3600], speed: [1, 200], rate: [1, 20000] } as const;
 
 /** Parses the arguments; never echoes one (a user may have pasted a key). */
 function parseArgs(args: readonly string[]): Settings | { help: true } | { error: string } {
-  const settings: Settings = { seconds: 12, speed: 60, rate: 1000, quiet: false };
+  const settings: Settings = { seconds: 12, speed: 60, rate: 1000, quiet: false, netstack: true };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '-h' || arg === '--help') return { help: true };
     if (arg === '-q' || arg === '--quiet') {
       settings.quiet = true;
+      continue;
+    }
+    if (arg === '--no-netstack') {
+      settings.netstack = false;
       continue;
     }
     const m = /^--(seconds|speed|rate)(?:=(.*))?$/.exec(arg);
@@ -117,7 +128,12 @@ export async function runDemo(args: string[], io: CliIo, options: DemoOptions = 
     return 1;
   }
   await Promise.all(sockets.map(closeSocket));
-  const code = demo.summary();
+  let code = demo.summary();
+  if (parsed.netstack) {
+    const keys = options.keys && { alice: options.keys.alice, bob: options.keys.bob };
+    const ok = await runNetstackDemo(io.stdout, { quiet: parsed.quiet, keys, createStack: options.createStack });
+    if (!ok) code = 1;
+  }
   await write(io.stdout, '');
   return code;
 }

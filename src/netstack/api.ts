@@ -32,6 +32,7 @@ import type { ResolveOptions } from './resolver.ts';
 import { TunnelServer } from './server.ts';
 import { TunnelSocket } from './socket.ts';
 import type { TunnelSocketOptions } from './socket.ts';
+import { NetStack } from './stack/stack.ts';
 import type { NetStackApi, StackConfig, StackIO } from './stack/types.ts';
 import { NetstackTun } from './tun.ts';
 import { TunnelUdpSocket } from './udp.ts';
@@ -75,13 +76,6 @@ export interface PingResult {
   time: number;
 }
 
-/** The default stack, loaded when first needed (it lands in parallel with this layer). */
-async function defaultStackFactory(): Promise<StackFactory> {
-  const specifier = './stack/stack.ts';
-  const mod = (await import(specifier)) as { NetStack: new (config: StackConfig, io: StackIO) => NetStackApi };
-  return (config, io) => new mod.NetStack(config, io);
-}
-
 /** Reads a wg-quick config given as a parsed object, its text (has a newline) or a file path. */
 export function loadConfig(config: WgQuickConfig | string): WgQuickConfig {
   if (typeof config !== 'string') return config;
@@ -103,7 +97,7 @@ export async function netstack(config: WgQuickConfig | string, options: Netstack
   if (cfg.interface.addresses.length === 0) {
     throw new ConfigError('ERR_CONFIG', `${file}: the [Interface] has no Address (the userspace stack needs its tunnel address)`);
   }
-  const createStack = options.createStack ?? (await defaultStackFactory());
+  const createStack = options.createStack ?? ((c: StackConfig, io: StackIO) => new NetStack(c, io));
   const request = await toSetRequest(cfg, { resolve: options.resolveEndpoint });
   const mtu = cfg.interface.mtu ?? 1420;
   const stackConfig: StackConfig = { ...options.stack, addresses: cfg.interface.addresses.map((a) => formatIp(a.bytes)), mtu };

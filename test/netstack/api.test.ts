@@ -14,7 +14,7 @@ import type { TunnelSocket } from '../../src/netstack/socket.ts';
 import { makePair } from './helpers.ts';
 import type { Pair } from './helpers.ts';
 
-const FAKE = process.env.WIREWEAVE_FAKE_STACK !== '0';
+const FAKE = process.env.WIREWEAVE_FAKE_STACK === '1';
 
 function readAll(s: Duplex): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -86,15 +86,18 @@ describe('netstack API over a memory network', () => {
     await once(c, 'connect');
     const [s] = (await accepted) as [TunnelSocket];
     s.pause();
+    // Write until the writer stalls: the stack's send buffer and the paused reader's window
+    // are full, so 'drain' stops coming.
     const chunk = Buffer.alloc(64 * 1024, 7);
-    let written = 0;
-    while (c.write(chunk)) {
-      written += chunk.length;
-      assert.ok(written < 64 * 1024 * 1024, 'write() must return false at some point');
+    let total = 0;
+    for (;;) {
+      total += chunk.length;
+      if (c.write(chunk)) continue;
+      const drained = await Promise.race([once(c, 'drain').then(() => true), new Promise((r) => setTimeout(() => r(false), 300))]);
+      if (!drained) break;
+      assert.ok(total < 128 * 1024 * 1024, 'the writer must stall at some point');
     }
-    await new Promise((r) => setTimeout(r, 50));
     assert.ok(c.writableLength > 0, 'data waits in our writable buffer while the reader is paused');
-    const total = written + chunk.length;
     let received = 0;
     s.on('data', (d: Buffer) => { received += d.length; });
     s.resume();

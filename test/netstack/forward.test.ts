@@ -23,7 +23,7 @@ import { FakeStack } from './fake-stack.ts';
 import { keyPair, makePair } from './helpers.ts';
 import type { Pair } from './helpers.ts';
 
-const FAKE = process.env.WIREWEAVE_FAKE_STACK !== '0';
+const FAKE = process.env.WIREWEAVE_FAKE_STACK === '1';
 
 function sink(): { stream: Writable; text: () => string } {
   const chunks: string[] = [];

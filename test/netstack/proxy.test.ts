@@ -16,7 +16,7 @@ import { decodeUdpRequest, encodeAddress, startSocks5 } from '../../src/netstack
 import { makePair } from './helpers.ts';
 import type { Pair } from './helpers.ts';
 
-const FAKE = process.env.WIREWEAVE_FAKE_STACK !== '0';
+const FAKE = process.env.WIREWEAVE_FAKE_STACK === '1';
 
 /** Reads exactly n bytes (or what is there when the socket ends). */
 function reader(s: net.Socket): (n: number) => Promise<Buffer> {

@@ -28,9 +28,13 @@
  * meanwhile the socket buffer holds the burst and, when it overflows, the kernel drops (counted
  * by SO_RXQ_OVFL, reported as `stats.rxKernelDropped`).
  *
- * Sending: sendmsg() on the calling thread, one datagram per call, nonblocking: EAGAIN/ENOBUFS
- * count a drop (`txDropped`), never block. The datagram is copied into a fixed send area (the
- * msghdr must point at memory that does not move). An endpoint with `localAddress` is sent
+ * Sending: sendmsg() on the calling thread, nonblocking: EAGAIN/ENOBUFS count a drop
+ * (`txDropped`), never block. Each datagram is copied into a fixed send area (the msghdr must
+ * point at memory that does not move). Datagrams sent to the same endpoint in one task (a burst
+ * the device encrypted from one TUN drain) gather there and leave in a microtask as one sendmsg
+ * with UDP_SEGMENT (UDP GSO, Linux ≥ 4.18): the kernel's UDP/IP path runs once per batch
+ * instead of once per datagram. A single datagram goes without it; WIREWEAVE_UDP_GSO=0 turns
+ * batching off, and it turns itself off if the kernel refuses it (`gsoRefused`). An endpoint with `localAddress` is sent
  * with an IP_PKTINFO (ipi_spec_dst) / IPV6_PKTINFO (ipi6_addr) control message carrying that
  * address as the source. If the kernel refuses it (EINVAL, EADDRNOTAVAIL, ENETUNREACH: the
  * address went away), the datagram is sent again without a source, `stats.sourceCleared` counts
@@ -111,6 +115,10 @@ export interface LinuxBindStats {
   txErrors: number;
   /** Sends whose sticky source the kernel refused, so they were retried without one. */
   sourceCleared: number;
+  /** sendmsg calls that carried several datagrams (UDP_SEGMENT). */
+  gsoBatches: number;
+  /** 1 once the kernel refused a UDP_SEGMENT send and one-by-one sends worked: GSO is then off. */
+  gsoRefused: number;
 }
 
 const AF_INET = 2;
@@ -133,6 +141,13 @@ const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 const IPV6_RECVPKTINFO = 49;
 const IPV6_PKTINFO = 50;
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+const UDP_GRO = 104;
+/** The kernel's UDP_MAX_SEGMENTS. */
+const GSO_MAX_SEGMENTS = 64;
+/** Largest UDP payload of one GSO send (65535 − IPv6 header − UDP header, rounded down). */
+const GSO_MAX_BYTES = 65000;
 
 const SOCKADDR_IN = 16;
 const SOCKADDR_IN6 = 28;
@@ -162,14 +177,15 @@ const TAIL = 16; // written by the main thread: datagrams consumed so far
 const CTRL_BYTES = 128;
 
 // Per-slot header (bytes): what recvmmsg fills in, then what the worker parses out of it.
-const HDR_SIZE = 128;
+const HDR_SIZE = 160;
 const H_NAME = 0; // sockaddr_in / sockaddr_in6 (32 bytes reserved)
 const H_CONTROL = 32; // control messages
-const CONTROL_SIZE = 64; // CMSG_SPACE(in6_pktinfo) 40 + CMSG_SPACE(u32) 24
-const H_LEN = 96; // int32 datagram length
-const H_LOCAL_FAMILY = 100; // int32 4, 6 or 0 (no PKTINFO)
-const H_LOCAL = 104; // local address, 4 or 16 bytes
-const H_IFINDEX = 120; // int32 interface it arrived on
+const CONTROL_SIZE = 96; // CMSG_SPACE(in6_pktinfo) 40 + CMSG_SPACE(u32) 24 (SO_RXQ_OVFL) + 24 (UDP_GRO)
+const H_LEN = 128; // int32 datagram length (of all segments together when UDP_GRO coalesced them)
+const H_LOCAL_FAMILY = 132; // int32 4, 6 or 0 (no PKTINFO)
+const H_LOCAL = 136; // local address, 4 or 16 bytes
+const H_IFINDEX = 152; // int32 interface it arrived on
+const H_GSO = 156; // int32 segment size when UDP_GRO coalesced several datagrams, else 0
 
 // The send area (bytes), in its own SharedArrayBuffer so its address is fixed.
 const S_MSG = 0;
@@ -335,7 +351,12 @@ export class LinuxUdpBind implements Bind {
   private send8: Uint8Array = new Uint8Array(0);
   private send32: Int32Array = new Int32Array(0);
   private sendAddr = 0;
-  private counters = { rxPackets: 0, rxErrors: 0, txPackets: 0, txDropped: 0, txErrors: 0, sourceCleared: 0 };
+  private counters = { rxPackets: 0, rxErrors: 0, txPackets: 0, txDropped: 0, txErrors: 0, sourceCleared: 0, gsoBatches: 0, gsoRefused: 0 };
+  /** Datagrams gathered in the send area for one sendmsg (see send/flush). */
+  private readonly pending = { to: null as BindEndpoint | null, count: 0, bytes: 0, segmentSize: 0, sealed: false };
+  private flushQueued = false;
+  /** UDP GSO (UDP_SEGMENT) in use: on unless WIREWEAVE_UDP_GSO=0, off once the kernel refuses it. */
+  private gso = process.env.WIREWEAVE_UDP_GSO !== '0';
   private kernelDroppedBefore = 0;
   private readonly E = {
     EAGAIN: errno('EAGAIN'), EINTR: errno('EINTR'), ENOBUFS: errno('ENOBUFS'), EINVAL: errno('EINVAL'),
@@ -437,6 +458,9 @@ export class LinuxUdpBind implements Bind {
       if (family === AF_INET) opt(IPPROTO_IP, IP_PKTINFO, 1, 'IP_PKTINFO');
       else opt(IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, 'IPV6_RECVPKTINFO');
       lib.setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, Int32Array.of(1), 4); // drop counts: nice to have
+      // UDP GRO: the kernel may hand us a batch of one flow's datagrams in one slot (with their
+      // segment size in a control message), and a GSO batch from a peer arrives unsplit. Optional.
+      if (process.env.WIREWEAVE_UDP_GRO !== '0') lib.setsockopt(fd, SOL_UDP, UDP_GRO, Int32Array.of(1), 4);
       return fd;
     } catch (err) {
       lib.close(fd);
@@ -546,9 +570,19 @@ export class LinuxUdpBind implements Bind {
       try {
         const from = this.endpointAt(session, h);
         if (from) {
-          this.counters.rxPackets++;
           if (this.staleSources.size !== 0) this.staleSources.delete(from);
-          session.receiver(new Uint8Array(sab, dataOffset + slot * SLOT_SIZE, len), from);
+          const at = dataOffset + slot * SLOT_SIZE;
+          const gso = hdr32[(h + H_GSO) >> 2]!;
+          if (gso > 0 && len > gso) {
+            // UDP_GRO coalesced datagrams of one flow: segments of `gso` bytes, the last may be shorter.
+            for (let off = 0; off < len && session.receiver; off += gso) {
+              this.counters.rxPackets++;
+              session.receiver(new Uint8Array(sab, at + off, Math.min(gso, len - off)), from);
+            }
+          } else {
+            this.counters.rxPackets++;
+            session.receiver(new Uint8Array(sab, at, len), from);
+          }
         }
       } catch (e) {
         process.nextTick(() => {
@@ -643,9 +677,72 @@ export class LinuxUdpBind implements Bind {
   // ---------------------------------------------------------------- send
 
   send(datagram: Uint8Array, to: BindEndpoint): void {
+    const len = datagram.length;
+    if (!this.session || len > SLOT_SIZE) { this.counters.txErrors++; return; }
+    const p = this.pending;
+    if (p.count > 0) {
+      // Same destination, no longer than the first segment, room left: one more GSO segment.
+      if (p.to === to && !p.sealed && len <= p.segmentSize && p.count < GSO_MAX_SEGMENTS && p.bytes + len <= GSO_MAX_BYTES) {
+        this.send8.set(datagram, S_DATA + p.bytes);
+        p.bytes += len;
+        p.count++;
+        if (len < p.segmentSize) p.sealed = true; // only the last segment may be shorter
+        return;
+      }
+      this.flush();
+    }
+    this.send8.set(datagram, S_DATA);
+    p.to = to; p.count = 1; p.bytes = len; p.segmentSize = len; p.sealed = false;
+    if (!this.gso) { this.flush(); return; }
+    // Whatever else this task sends to the same place joins the batch; the batch leaves before
+    // any timer or I/O callback runs, so nothing waits longer than the current burst.
+    if (!this.flushQueued) { this.flushQueued = true; queueMicrotask(this.flushTask); }
+  }
+
+  private readonly flushTask = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+
+  /** Sends what `send` has gathered: one sendmsg, with UDP_SEGMENT when it is more than one datagram. */
+  private flush(): void {
+    const p = this.pending;
+    const count = p.count;
+    if (count === 0) return;
+    p.count = 0;
+    const to = p.to!;
+    p.to = null;
     const s = this.session;
     const fd = s ? (to.family === 4 ? s.fds[0] : s.fds[1]) : undefined;
-    if (fd === undefined || datagram.length > SLOT_SIZE) { this.counters.txErrors++; return; }
+    if (fd === undefined) { this.counters.txErrors += count; return; }
+    if (count === 1) { this.sendOne(fd, to, 0, p.bytes); return; }
+    const w = this.send32;
+    const control = this.writeHeader(to);
+    // UDP_SEGMENT: the kernel cuts the payload into segmentSize-byte datagrams (the last may be
+    // shorter), so the whole batch crosses the socket layer once.
+    w[(S_CONTROL + control) >> 2] = CMSG_HDR + 2; w[(S_CONTROL + control + 4) >> 2] = 0;
+    w[(S_CONTROL + control + 8) >> 2] = SOL_UDP; w[(S_CONTROL + control + 12) >> 2] = UDP_SEGMENT;
+    w[(S_CONTROL + control + 16) >> 2] = p.segmentSize; // u16 gso_size, little-endian
+    w[(S_MSG + 40) >> 2] = control + CMSG_HDR + 8; // CMSG_SPACE(2)
+    w[(S_IOV + 8) >> 2] = p.bytes;
+    if (this.lib!.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) {
+      this.counters.txPackets += count;
+      this.counters.gsoBatches++;
+      return;
+    }
+    const e = koffi.errno();
+    if (e === this.E.EAGAIN || e === this.E.ENOBUFS) { this.counters.txDropped += count; return; }
+    // Refused (a device without checksum offload says EIO, old kernels EINVAL/ENOPROTOOPT, or
+    // the source went away): send the datagrams one by one. If that works, GSO was the problem.
+    const txBefore = this.counters.txPackets;
+    for (let off = 0, i = 0; i < count; i++, off += p.segmentSize) {
+      this.sendOne(fd, to, off, Math.min(p.segmentSize, p.bytes - off));
+    }
+    if (this.counters.txPackets - txBefore === count) { this.gso = false; this.counters.gsoRefused++; }
+  }
+
+  /** Writes msg_name and the source control message for `to`; returns the control length used. */
+  private writeHeader(to: BindEndpoint): number {
     const b = this.send8;
     const w = this.send32;
     const t = to.tag;
@@ -659,53 +756,68 @@ export class LinuxUdpBind implements Bind {
       b[S_NAME + 2] = t[4]!; b[S_NAME + 3] = t[5]!;
       b[S_NAME + 4] = t[0]!; b[S_NAME + 5] = t[1]!; b[S_NAME + 6] = t[2]!; b[S_NAME + 7] = t[3]!;
       w[(S_MSG + 8) >> 2] = SOCKADDR_IN;
-      if (source) {
-        w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 12; w[(S_CONTROL + 4) >> 2] = 0; // cmsg_len
-        w[(S_CONTROL + 8) >> 2] = IPPROTO_IP; w[(S_CONTROL + 12) >> 2] = IP_PKTINFO;
-        w[(S_CONTROL + 16) >> 2] = 0; // ipi_ifindex: let the route choose
-        b.set(source.bytes, S_CONTROL + 20); // ipi_spec_dst: the source
-        w[(S_CONTROL + 24) >> 2] = 0; // ipi_addr (ignored on send)
-        w[(S_CONTROL + 28) >> 2] = 0;
-        w[(S_MSG + 40) >> 2] = 32; // msg_controllen = CMSG_SPACE(12)
-      } else w[(S_MSG + 40) >> 2] = 0;
-    } else {
-      b[S_NAME] = AF_INET6 & 0xff; b[S_NAME + 1] = 0;
-      b[S_NAME + 2] = t[16]!; b[S_NAME + 3] = t[17]!;
-      w[(S_NAME + 4) >> 2] = 0; // flowinfo
-      for (let i = 0; i < 16; i++) b[S_NAME + 8 + i] = t[i]!;
-      // A link-local remote needs a scope: the interface our link-local source lives on.
-      w[(S_NAME + 24) >> 2] = source && t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? source.ifindex : 0;
-      w[(S_MSG + 8) >> 2] = SOCKADDR_IN6;
-      if (source) {
-        w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 20; w[(S_CONTROL + 4) >> 2] = 0;
-        w[(S_CONTROL + 8) >> 2] = IPPROTO_IPV6; w[(S_CONTROL + 12) >> 2] = IPV6_PKTINFO;
-        b.set(source.bytes, S_CONTROL + 16); // ipi6_addr: the source
-        w[(S_CONTROL + 32) >> 2] = source.ifindex; // ipi6_ifindex (0 but for link-local)
-        w[(S_CONTROL + 36) >> 2] = 0;
-        w[(S_MSG + 40) >> 2] = 40; // CMSG_SPACE(20)
-      } else w[(S_MSG + 40) >> 2] = 0;
+      if (!source) return 0;
+      w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 12; w[(S_CONTROL + 4) >> 2] = 0; // cmsg_len
+      w[(S_CONTROL + 8) >> 2] = IPPROTO_IP; w[(S_CONTROL + 12) >> 2] = IP_PKTINFO;
+      w[(S_CONTROL + 16) >> 2] = 0; // ipi_ifindex: let the route choose
+      b.set(source.bytes, S_CONTROL + 20); // ipi_spec_dst: the source
+      w[(S_CONTROL + 24) >> 2] = 0; // ipi_addr (ignored on send)
+      w[(S_CONTROL + 28) >> 2] = 0;
+      return 32; // CMSG_SPACE(12)
     }
-    w[(S_IOV + 8) >> 2] = datagram.length; // iov_len (high word stays 0)
-    b.set(datagram, S_DATA);
-    const lib = this.lib!;
-    if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) { this.counters.txPackets++; return; }
-    const e = koffi.errno();
-    if (source && (e === this.E.EINVAL || e === this.E.EADDRNOTAVAIL || e === this.E.ENETUNREACH)) {
-      // The local address went away (or is not routable any more): send from whatever the
-      // kernel picks, and stop asking for it until a datagram arrives on it again.
-      w[(S_MSG + 40) >> 2] = 0;
-      if (to.family === 6) w[(S_NAME + 24) >> 2] = 0;
-      this.counters.sourceCleared++;
-      if (this.staleSources.size >= MAX_INDEX) this.staleSources.clear();
-      this.staleSources.add(to);
-      const refused = errnoName(e);
-      if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) this.counters.txPackets++;
-      else this.countSendError(koffi.errno());
-      // Last: the listener may send (and so reuse the send area).
-      this.onSourceCleared?.(to, this.endpoints.withoutSource(to), refused);
-      return;
+    b[S_NAME] = AF_INET6 & 0xff; b[S_NAME + 1] = 0;
+    b[S_NAME + 2] = t[16]!; b[S_NAME + 3] = t[17]!;
+    w[(S_NAME + 4) >> 2] = 0; // flowinfo
+    for (let i = 0; i < 16; i++) b[S_NAME + 8 + i] = t[i]!;
+    // A link-local remote needs a scope: the interface our link-local source lives on.
+    w[(S_NAME + 24) >> 2] = source && t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? source.ifindex : 0;
+    w[(S_MSG + 8) >> 2] = SOCKADDR_IN6;
+    if (!source) return 0;
+    w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 20; w[(S_CONTROL + 4) >> 2] = 0;
+    w[(S_CONTROL + 8) >> 2] = IPPROTO_IPV6; w[(S_CONTROL + 12) >> 2] = IPV6_PKTINFO;
+    b.set(source.bytes, S_CONTROL + 16); // ipi6_addr: the source
+    w[(S_CONTROL + 32) >> 2] = source.ifindex; // ipi6_ifindex (0 but for link-local)
+    w[(S_CONTROL + 36) >> 2] = 0;
+    return 40; // CMSG_SPACE(20)
+  }
+
+  /** One datagram: the `len` bytes at S_DATA + `off` of the send area. */
+  private sendOne(fd: number, to: BindEndpoint, off: number, len: number): void {
+    const w = this.send32;
+    w[(S_MSG + 40) >> 2] = this.writeHeader(to);
+    w[(S_IOV + 8) >> 2] = len; // iov_len (high word stays 0)
+    if (off !== 0) this.setIovBase(S_DATA + off);
+    try {
+      const lib = this.lib!;
+      if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) { this.counters.txPackets++; return; }
+      const e = koffi.errno();
+      if (w[(S_MSG + 40) >> 2] !== 0 && (e === this.E.EINVAL || e === this.E.EADDRNOTAVAIL || e === this.E.ENETUNREACH)) {
+        // The local address went away (or is not routable any more): send from whatever the
+        // kernel picks, and stop asking for it until a datagram arrives on it again.
+        w[(S_MSG + 40) >> 2] = 0;
+        if (to.family === 6) w[(S_NAME + 24) >> 2] = 0;
+        this.counters.sourceCleared++;
+        if (this.staleSources.size >= MAX_INDEX) this.staleSources.clear();
+        this.staleSources.add(to);
+        const refused = errnoName(e);
+        if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) this.counters.txPackets++;
+        else this.countSendError(koffi.errno());
+        // Last: the listener may send (and so reuse the send area).
+        if (off !== 0) this.setIovBase(S_DATA);
+        off = 0;
+        this.onSourceCleared?.(to, this.endpoints.withoutSource(to), refused);
+        return;
+      }
+      this.countSendError(e);
+    } finally {
+      if (off !== 0) this.setIovBase(S_DATA);
     }
-    this.countSendError(e);
+  }
+
+  private setIovBase(offset: number): void {
+    const addr = this.sendAddr + offset;
+    this.send32[(S_IOV + 0) >> 2] = addr % 0x100000000 | 0;
+    this.send32[(S_IOV + 4) >> 2] = Math.floor(addr / 0x100000000) | 0;
   }
 
   private countSendError(e: number): void {
@@ -759,6 +871,7 @@ export class LinuxUdpBind implements Bind {
   private async shutdown(): Promise<void> {
     const s = this.session;
     if (!s) return;
+    this.flush(); // what this task already sent leaves before the sockets close
     this.session = null;
     s.receiver = undefined;
     const lib = this.lib!;
@@ -798,7 +911,7 @@ const memmove = lib.func('uintptr_t memmove(void *dst, const void *src, size_t n
 const EAGAIN = koffi.os.errno.EAGAIN, EINTR = koffi.os.errno.EINTR, EBADF = koffi.os.errno.EBADF, ENOTSOCK = koffi.os.errno.ENOTSOCK;
 const POLLIN = 0x1;
 const HEAD = ${HEAD}, WAITING = ${WAITING}, STOP = ${STOP}, READER_WAITING = ${READER_WAITING}, RX_ERRORS = ${RX_ERRORS}, OVFL = ${OVFL}, TAIL = ${TAIL};
-const HDR = ${HDR_SIZE}, H_NAME = ${H_NAME}, H_CONTROL = ${H_CONTROL}, CONTROL_SIZE = ${CONTROL_SIZE}, H_LEN = ${H_LEN}, H_LOCAL_FAMILY = ${H_LOCAL_FAMILY}, H_LOCAL = ${H_LOCAL}, H_IFINDEX = ${H_IFINDEX};
+const HDR = ${HDR_SIZE}, H_NAME = ${H_NAME}, H_CONTROL = ${H_CONTROL}, CONTROL_SIZE = ${CONTROL_SIZE}, H_LEN = ${H_LEN}, H_LOCAL_FAMILY = ${H_LOCAL_FAMILY}, H_LOCAL = ${H_LOCAL}, H_IFINDEX = ${H_IFINDEX}, H_GSO = ${H_GSO};
 const MMSG = ${MMSGHDR}, IOV = ${IOVEC}, NAME_SIZE = ${SOCKADDR_IN6};
 const ctrl = new Int32Array(d.sab, 0, ${CTRL_BYTES / 4});
 const u8 = new Uint8Array(d.sab);
@@ -828,7 +941,7 @@ function parse(slot, k) {
   const h = d.hdrOffset + slot * HDR;
   i32[(h + H_LEN) >> 2] = i32[m + 14];          // msg_len
   const clen = i32[m + 10];                     // msg_controllen (low word)
-  let lf = 0, ifindex = 0, off = 0;
+  let lf = 0, ifindex = 0, off = 0, gso = 0;
   while (off + 16 <= clen) {
     const c = h + H_CONTROL + off;
     const len = i32[c >> 2], level = i32[(c + 8) >> 2], type = i32[(c + 12) >> 2];
@@ -843,6 +956,8 @@ function parse(slot, k) {
       lf = 6;
     } else if (level === 1 && type === 40 && len >= 20) {    // SO_RXQ_OVFL
       Atomics.store(ctrl, OVFL + k, i32[(c + 16) >> 2]);
+    } else if (level === 17 && type === 104 && len >= 18) {  // UDP_GRO: int (or u16) segment size
+      gso = (len >= 20 ? i32[(c + 16) >> 2] : (u8[c + 16] | (u8[c + 17] << 8))) & 0xffff;
     }
     off += (len + 7) & ~7;
   }
@@ -850,6 +965,7 @@ function parse(slot, k) {
   else if (lf === 4) { i32[(h + H_LOCAL + 4) >> 2] = 0; i32[(h + H_LOCAL + 8) >> 2] = 0; i32[(h + H_LOCAL + 12) >> 2] = 0; }
   i32[(h + H_LOCAL_FAMILY) >> 2] = lf;
   i32[(h + H_IFINDEX) >> 2] = ifindex;
+  i32[(h + H_GSO) >> 2] = gso;
 }
 
 parentPort.postMessage({ type: 'ready' });

@@ -38,6 +38,7 @@ export interface ConnectionHost {
 const DEFAULT_MSS = { 4: 536, 6: 1220 } as const;
 const IP_TCP_OVERHEAD = { 4: 40, 6: 60 } as const;
 const MAX_WSCALE = 14;
+const OOW_ACK_INTERVAL = 500;
 
 export interface ConnectionInit {
   readonly family: Family;
@@ -129,6 +130,7 @@ export class Connection implements TcpConnection, Timed {
   private ackNow = false;
   private persistBackoffs = 0;
   private keepIdle = 0;
+  private lastOowAckAt = -Infinity;
   private keepProbes = 0;
   private lastRecvAt = 0;
   /** close() was called: received data is discarded, FIN-WAIT-2 times out. */
@@ -258,11 +260,11 @@ export class Connection implements TcpConnection, Timed {
     if (!(n > 0)) return;
     this.unreleased = Math.max(0, this.unreleased - n);
     if (!(this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2')) return;
-    // Send a window update when the window opens usefully (RFC 9293 §3.8.6.2.2), not per byte.
+    // Send a window update only when the window at least doubles by a segment or more (as Linux
+    // does); smaller openings ride on the next ACK (receiver SWS avoidance, RFC 9293 §3.8.6.2.2).
     const free = this.rcvBufSize - this.unreleased;
     const cur = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
-    const step = Math.min(Math.floor(this.rcvBufSize / 2), 2 * this.rcvMss);
-    if (free - cur >= step || (cur < this.rcvMss && free - cur >= this.rcvMss)) {
+    if (free >= 2 * cur && free - cur >= this.rcvMss) {
       this.sendAck(now);
       this.after();
     }
@@ -391,7 +393,12 @@ export class Connection implements TcpConnection, Timed {
     }
     if (!acceptable) {
       c.tcpOutOfWindow++;
-      if (!(seg.flags & RST)) this.ackNow = true;
+      // Answer with an ACK (RFC 9293), but answer bare out-of-window ACKs at most twice a second
+      // so that two confused ends cannot ping-pong ACKs (as Linux's tcp_invalid_ratelimit).
+      if (!(seg.flags & RST) && (segLen > 0 || now - this.lastOowAckAt >= OOW_ACK_INTERVAL)) {
+        this.ackNow = true;
+        if (segLen === 0) this.lastOowAckAt = now;
+      }
       if (this.state === 'TIME-WAIT' && fin) this.closeAt = now + 2 * this.host.config.tcpMsl;
       return;
     }
@@ -723,8 +730,13 @@ export class Connection implements TcpConnection, Timed {
     if (seqGt(end, this.sndMax)) this.sndMax = end;
   }
 
+  /**
+   * A pure ACK carries SND.MAX, not SND.NXT (as BSD does): after a timeout rewinds SND.NXT, the
+   * peer may already hold bytes past it and would find an ACK at SND.NXT out of window. If both
+   * sides rewound, each would answer the other's unacceptable ACK with another, forever.
+   */
   private sendAck(now: number): void {
-    this.emitSegment(now, ACK, this.sndNxt, 0, 0);
+    this.emitSegment(now, ACK, this.sndMax, 0, 0);
   }
 
   /** A probe for a zero window or keepalive: one sequence number behind, so it is always answered. */

@@ -35,6 +35,19 @@ describe('TCP opening', () => {
     assert.equal(wire.hosts.length, 2);
   });
 
+  it('starts both receive windows at the buffer size, whatever the ISNs', () => {
+    for (let seed = 1; seed <= 12; seed++) {
+      const { wire, client, server } = connected({ seed });
+      client.write(pattern(10), wire.now);
+      server.write(pattern(10), wire.now);
+      wire.run(100);
+      for (const c of [client, server]) {
+        const wnd = (c.rcvAdv - c.rcvNxt) | 0;
+        assert.ok(wnd > 0 && wnd <= c.rcvBufSize + 128, `seed ${seed}: window ${wnd}`);
+      }
+    }
+  });
+
   it('uses MSS = MTU − 60 over IPv6 and honours a smaller peer MSS', () => {
     const { a, client, server } = connected({ v6: true, b: { mtu: 1280 } });
     assert.equal(tcpOf(a.sent[0]!)!.options.mss, 1360);

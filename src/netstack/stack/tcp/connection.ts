@@ -342,6 +342,8 @@ export class Connection implements TcpConnection, Timed {
     if (!(seg.flags & SYN)) { c.tcpBadFlags++; return; }
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
+    // Our SYN offered an unscaled window; that is the right edge the peer knows.
+    this.rcvAdv = seqAdd(this.rcvNxt, Math.min(this.rcvBufSize, 65535));
     this.takeSynOptions(seg);
     if (this.synRetries > 0) this.rto.resetAfterSynLoss();
     if (hasAck) {

@@ -52,6 +52,8 @@ import koffi from 'koffi';
 import { errno, errnoName, sysError } from './errno.ts';
 import type { LibraryHandle } from 'koffi';
 import type { Tun } from './tun.ts';
+import { TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_ECN, VNET_HDR_LEN, completeChecksum, readVnetHeader, segmentTcp } from './offload.ts';
+import type { VnetHeader } from './offload.ts';
 
 export interface LinuxTunOptions {
   /** MTU to set on the new interface (default 1420, as wg-quick). */
@@ -63,6 +65,12 @@ export interface LinuxTunOptions {
    * drops (default 25 ms). While it waits the kernel's queue (txqueuelen) buffers the burst.
    */
   ringFullWaitMs?: number;
+  /**
+   * TCP segmentation and checksum offloads (IFF_VNET_HDR + TUNSETOFFLOAD): the kernel sends us
+   * 64 KiB TCP super-packets that we cut up, and we write runs of one flow's segments back as one
+   * super-packet. Default on unless WIREWEAVE_TUN_OFFLOAD=0.
+   */
+  offload?: boolean;
 }
 
 export interface LinuxTunStats {
@@ -79,6 +87,14 @@ export interface LinuxTunStats {
   txDropped: number;
   /** Packets write() refused for another reason (link down: EIO; malformed: EINVAL; deleted). */
   txErrors: number;
+  /** Super-packets read from the kernel and cut into segments (TSO), and the segments they gave. */
+  tsoPackets: number;
+  tsoSegments: number;
+  /** Writes that carried several coalesced segments (GRO), and the segments they carried. */
+  groWrites: number;
+  groSegments: number;
+  /** Reads dropped because their offload header or packet was malformed. */
+  rxMalformed: number;
 }
 
 const IFNAMSIZ = 16;
@@ -90,13 +106,18 @@ const TUNSETIFF = 0x400454ca;
 const SIOCSIFMTU = 0x8922;
 const IFF_TUN = 0x0001;
 const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const TUNSETOFFLOAD = 0x400454d0;
+const TUN_F_CSUM = 0x01;
+const TUN_F_TSO4 = 0x02;
+const TUN_F_TSO6 = 0x04;
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
 
 /** Every slot holds the largest possible IP packet, so a read is never truncated whatever the MTU
  * becomes later. Untouched pages of a SharedArrayBuffer are never made resident: a 1420-byte
  * packet costs one page per slot. */
-const SLOT_SIZE = 65536;
+const SLOT_SIZE = 65536 + 4096; // the largest packet plus a virtio_net_hdr, page-aligned
 const DEFAULT_SLOTS = 1024;
 const DEFAULT_FULL_WAIT_MS = 25;
 /** Packets handed out per event-loop turn before yielding (timers and I/O get a turn). */
@@ -114,6 +135,7 @@ const CTRL_BYTES = 128;
 interface Libc {
   open(path: string, flags: number, mode: number): number;
   ioctl(fd: number, request: number, arg: Uint8Array): number;
+  ioctlValue(fd: number, request: number, value: number): number;
   socket(domain: number, type: number, protocol: number): number;
   eventfd(initval: number, flags: number): number;
   write(fd: number, buf: Uint8Array, len: number): number;
@@ -139,6 +161,7 @@ function libc(): Libc {
   libcCache = {
     open: lib.func('int open(const char *path, int flags, int mode)'),
     ioctl: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
+    ioctlValue: (fd, request, value) => ioctl(fd, request, 'unsigned long', value) as number,
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
     write: lib.func('long write(int fd, const void *buf, size_t len)'),
@@ -186,14 +209,17 @@ export async function openLinuxTun(name: string, opts: LinuxTunOptions = {}): Pr
   if (fd < 0) throw sysError('open /dev/net/tun', koffi.errno());
   let wakeFd = -1;
   try {
-    new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI, true);
+    const vnet = opts.offload ?? process.env.WIREWEAVE_TUN_OFFLOAD !== '0';
+    new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0), true);
     if (lib.ioctl(fd, TUNSETIFF, ifr) < 0) throw sysError(`TUNSETIFF ${name}`, koffi.errno());
+    // Checksum + TSO offloads; if the kernel refuses them we still speak the header (all-zero).
+    const tso = vnet && lib.ioctlValue(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
     const end = ifr.indexOf(0);
     const actual = Buffer.from(ifr.subarray(0, end < 0 ? IFNAMSIZ : end)).toString('utf8');
     setMtu(lib, actual, mtu);
     wakeFd = lib.eventfd(0, O_CLOEXEC | O_NONBLOCK);
     if (wakeFd < 0) throw sysError('eventfd', koffi.errno());
-    return new LinuxTun(lib, fd, wakeFd, actual, mtu, slots, fullWaitMs);
+    return new LinuxTun(lib, fd, wakeFd, actual, mtu, slots, fullWaitMs, vnet, tso);
   } catch (e) {
     if (wakeFd >= 0) lib.close(wakeFd);
     lib.close(fd);
@@ -237,9 +263,20 @@ export class LinuxTun implements Tun {
   private txErrors = 0;
   private readonly EAGAIN = errno('EAGAIN');
   private readonly EBADFD = errno('EBADFD');
+  /** Every read and write carries a virtio_net_hdr. */
+  readonly vnetHeader: boolean;
+  /** The kernel took TUNSETOFFLOAD: reads may be TSO super-packets, writes may be GSO packets. */
+  readonly offloads: boolean;
+  private readonly vnet: VnetHeader = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
+  private readonly segmentBuffer = new Uint8Array(65536);
+  private readonly coalescer = new TcpCoalescer();
+  private flushQueued = false;
+  private offloadStats = { tsoPackets: 0, tsoSegments: 0, groWrites: 0, groSegments: 0, rxMalformed: 0 };
 
   /** Use openLinuxTun(). */
-  constructor(lib: Libc, fd: number, wakeFd: number, name: string, mtu: number, slots: number, fullWaitMs: number) {
+  constructor(lib: Libc, fd: number, wakeFd: number, name: string, mtu: number, slots: number, fullWaitMs: number, vnetHeader = false, offloads = false) {
+    this.vnetHeader = vnetHeader;
+    this.offloads = offloads;
     this.lib = lib;
     this.fd = fd;
     this.wakeFd = wakeFd;
@@ -255,7 +292,7 @@ export class LinuxTun implements Tun {
   }
 
   get stats(): LinuxTunStats {
-    return { rxPackets: this.rxPackets, rxDropped: Atomics.load(this.ctrl, DROPPED) >>> 0, txPackets: this.txPackets, txDropped: this.txDropped, txErrors: this.txErrors };
+    return { rxPackets: this.rxPackets, rxDropped: Atomics.load(this.ctrl, DROPPED) >>> 0, txPackets: this.txPackets, txDropped: this.txDropped, txErrors: this.txErrors, ...this.offloadStats };
   }
 
   start(onPacket: (packet: Uint8Array) => void): void {
@@ -284,14 +321,51 @@ export class LinuxTun implements Tun {
       this.txErrors++;
       return false;
     }
-    const n = this.lib.write(this.fd, packet, packet.length);
-    if (n === packet.length) {
-      this.txPackets++;
+    if (!this.vnetHeader) return this.writeRaw(packet, 1);
+    const c = this.coalescer;
+    if (this.offloads) {
+      // Segments of one TCP flow written in one task leave as one GSO write (in a microtask).
+      if (c.count > 0 && c.append(packet)) return true;
+      this.flush();
+      if (c.start(packet)) {
+        if (!this.flushQueued) { this.flushQueued = true; queueMicrotask(this.flushTask); }
+        return true;
+      }
+    }
+    if (packet.length > 65535) { this.txErrors++; return false; }
+    const b = c.buffer; // idle now (flushed above): borrow it to put the empty header in front
+    b.fill(0, 0, VNET_HDR_LEN);
+    b.set(packet, VNET_HDR_LEN);
+    return this.writeRaw(b.subarray(0, VNET_HDR_LEN + packet.length), 1);
+  }
+
+  private readonly flushTask = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+
+  private flush(): void {
+    const c = this.coalescer;
+    if (c.count === 0) return;
+    const segments = c.count;
+    const out = c.finish();
+    if (this.fd < 0) { this.txErrors += segments; return; }
+    if (this.writeRaw(out, segments) && segments > 1) {
+      this.offloadStats.groWrites++;
+      this.offloadStats.groSegments += segments;
+    }
+  }
+
+  /** One write() of `bytes` carrying `packets` packets; counts the outcome. */
+  private writeRaw(bytes: Uint8Array, packets: number): boolean {
+    const n = this.lib.write(this.fd, bytes, bytes.length);
+    if (n === bytes.length) {
+      this.txPackets += packets;
       return true;
     }
     const e = n < 0 ? koffi.errno() : 0;
-    if (e === this.EAGAIN) this.txDropped++;
-    else this.txErrors++;
+    if (e === this.EAGAIN) this.txDropped += packets;
+    else this.txErrors += packets;
     if (e === this.EBADFD) this.lost('deleted');
     return false;
   }
@@ -320,6 +394,7 @@ export class LinuxTun implements Tun {
 
   private async shutdown(): Promise<void> {
     this.handler = undefined;
+    if (this.fd >= 0) this.flush();
     if (this.worker) {
       Atomics.store(this.ctrl, STOP, 1);
       Atomics.notify(this.ctrl, TAIL); // in case it waits for room in the ring
@@ -356,9 +431,12 @@ export class LinuxTun implements Tun {
         const slot = this.tail & mask;
         const view = new Uint8Array(sab, dataOffset + slot * SLOT_SIZE, lens[slot]!);
         done++;
-        this.rxPackets++;
         try {
-          this.handler(view);
+          if (this.vnetHeader) this.deliverOffloaded(view);
+          else {
+            this.rxPackets++;
+            this.handler(view);
+          }
         } catch (e) {
           // Like an EventEmitter listener: the error surfaces as an uncaught exception, the tunnel goes on.
           process.nextTick(() => {
@@ -378,6 +456,31 @@ export class LinuxTun implements Tun {
     }
     return done;
   }
+
+  /** A read with a virtio_net_hdr: finish its checksum, or cut a TSO super-packet into segments. */
+  private deliverOffloaded(read: Uint8Array): void {
+    const h = this.vnet;
+    if (read.length <= VNET_HDR_LEN) { this.offloadStats.rxMalformed++; return; }
+    readVnetHeader(read, h);
+    const packet = read.subarray(VNET_HDR_LEN);
+    const gso = h.gsoType & ~VNET_GSO_ECN;
+    if (gso === VNET_GSO_NONE) {
+      if ((h.flags & VNET_F_NEEDS_CSUM) !== 0 && !completeChecksum(packet, h.csumStart, h.csumOffset)) { this.offloadStats.rxMalformed++; return; }
+      this.rxPackets++;
+      this.handler!(packet);
+      return;
+    }
+    if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6) { this.offloadStats.rxMalformed++; return; }
+    const n = segmentTcp(packet, h.csumStart, h.gsoSize, this.segmentBuffer, this.deliverSegment);
+    if (n < 0) { this.offloadStats.rxMalformed++; return; }
+    this.offloadStats.tsoPackets++;
+    this.offloadStats.tsoSegments += n;
+  }
+
+  private readonly deliverSegment = (segment: Uint8Array): void => {
+    this.rxPackets++;
+    this.handler?.(segment);
+  };
 
   /** Drains the ring; sleeps on HEAD when it is empty, yields to the event loop after a budget. */
   private readonly pump = (): void => {

@@ -17,7 +17,7 @@ export const COUNTER_NAMES = [
   // TCP
   'tcpReceived', 'tcpMalformed', 'tcpBadChecksum', 'tcpBadFlags', 'tcpNoSocket', 'tcpRstSent',
   'tcpSynBacklogFull', 'tcpSynBacklogEvicted', 'tcpConnectionLimit', 'tcpOutOfWindow', 'tcpBadAck',
-  'tcpAckTooNew', 'tcpNoAck', 'tcpChallengeAck', 'tcpRstReceived', 'tcpRstIgnored', 'tcpSynInWindow',
+  'tcpAckTooNew', 'tcpNoAck', 'tcpChallengeAck', 'tcpChallengeAckLimited', 'tcpPawsRejected', 'tcpRstReceived', 'tcpRstIgnored', 'tcpSynInWindow',
   'tcpDataAfterClose', 'tcpDataAfterFin', 'tcpOutOfOrder', 'tcpOutOfOrderDropped', 'tcpDuplicate',
   'tcpSegmentsSent', 'tcpRetransmits', 'tcpFastRetransmits', 'tcpRtoExpired', 'tcpTimeouts',
   'tcpZeroWindowProbes', 'tcpKeepaliveProbes', 'tcpDelayedAcks', 'tcpActiveOpens', 'tcpPassiveOpens',

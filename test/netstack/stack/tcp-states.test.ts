@@ -215,6 +215,42 @@ describe('RST and SYN checks (RFC 5961)', () => {
     assert.equal(clientLog.error, 'ECONNRESET');
   });
 
+  it('FIN-WAIT-1 and CLOSING: RST resets (ECONNRESET) or closes (CLOSING)', () => {
+    const { wire, a, b, client, clientLog } = connected();
+    // Hold back everything B sends so A's FIN stays unacknowledged.
+    wire.tap = (from) => from === b ? 'drop' : 'pass';
+    client.shutdown(wire.now);
+    wire.run(50);
+    assert.equal(client.state, 'FIN-WAIT-1');
+    forge(wire, a, client, RST, 0);
+    wire.run(1);
+    assert.equal(client.state, 'CLOSED');
+    assert.equal(clientLog.error, 'ECONNRESET');
+
+    const p = connected({ seed: 2 });
+    p.wire.tap = (from, pkt) => (tcpOf(pkt)?.flags ?? 0) & 1 ? 'pass' : 'drop'; // only FINs pass
+    p.client.shutdown(p.wire.now);
+    p.server.shutdown(p.wire.now);
+    p.wire.run(50);
+    assert.equal(p.client.state, 'CLOSING');
+    forge(p.wire, p.a, p.client, RST, 0);
+    p.wire.run(1);
+    assert.equal(p.client.state, 'CLOSED');
+    assert.equal(p.clientLog.error, undefined);
+  });
+
+  it('PAWS drops a segment with an old timestamp (RFC 7323 §5)', () => {
+    const { wire, a, client, clientLog } = connected();
+    const old = (client.tsRecent - 1000) >>> 0;
+    wire.inject(a, tcpPacket(client.remote.address, client.local.address, {
+      srcPort: client.remote.port, dstPort: client.local.port, seq: client.rcvNxt, ack: client.sndNxt, flags: ACK,
+      window: 1000, ts: { val: old, ecr: 0 },
+    }, pattern(100)));
+    wire.run(10);
+    assert.equal(a.stack.counters.tcpPawsRejected, 1);
+    assert.equal(clientLog.received().length, 0, 'old duplicate not delivered');
+  });
+
   for (const state of ['FIN-WAIT-2', 'CLOSE-WAIT'] as const) {
     it(`${state}: RST gives ECONNRESET`, () => {
       const { wire, a, b, client, server, clientLog, serverLog } = connected();

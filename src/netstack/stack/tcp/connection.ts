@@ -39,6 +39,7 @@ const DEFAULT_MSS = { 4: 536, 6: 1220 } as const;
 const IP_TCP_OVERHEAD = { 4: 40, 6: 60 } as const;
 const MAX_WSCALE = 14;
 const OOW_ACK_INTERVAL = 500;
+const PAWS_IDLE = 24 * 24 * 3600 * 1000;
 
 export interface ConnectionInit {
   readonly family: Family;
@@ -131,6 +132,9 @@ export class Connection implements TcpConnection, Timed {
   private persistBackoffs = 0;
   private keepIdle = 0;
   private lastOowAckAt = -Infinity;
+  private lastChallengeAt = -Infinity;
+  /** When tsRecent was last updated: PAWS trusts it for 24 days (RFC 7323 §5.5). */
+  private tsRecentAt = 0;
   private keepProbes = 0;
   private lastRecvAt = 0;
   /** close() was called: received data is discarded, FIN-WAIT-2 times out. */
@@ -189,9 +193,9 @@ export class Connection implements TcpConnection, Timed {
     this.state = 'SYN-RECEIVED';
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
+    this.lastRecvAt = now;
     this.takeSynOptions(seg);
     this.sndNxt = this.sndMax = seqAdd(this.iss, 1);
-    this.lastRecvAt = now;
     this.sendSyn(now);
     this.rtxAt = now + this.rto.rto;
     this.after();
@@ -216,6 +220,7 @@ export class Connection implements TcpConnection, Timed {
     }
     this.tsOk = this.offerTs && o.tsVal !== undefined;
     if (this.tsOk) this.tsRecent = o.tsVal!;
+    this.tsRecentAt = this.lastRecvAt;
     // RFC 6691: the MSS counts data only; our timestamp option comes out of it.
     this.smss = Math.max(64, Math.min(peerMss, this.rcvMss) - (this.tsOk ? TS_OPTION_SPACE : 0));
     this.cc = new NewReno(this.smss, this.iss);
@@ -393,6 +398,17 @@ export class Connection implements TcpConnection, Timed {
       this.sendSyn(now);
       return;
     }
+    // PAWS (RFC 7323 §5.3 R1): a timestamp older than the last in-sequence one is an old duplicate.
+    const o = seg.options;
+    if (this.tsOk && o.tsVal !== undefined && !(seg.flags & RST) && seqLt(o.tsVal, this.tsRecent) &&
+      now - this.tsRecentAt < PAWS_IDLE) {
+      c.tcpPawsRejected++;
+      if (segLen > 0 || now - this.lastOowAckAt >= OOW_ACK_INTERVAL) {
+        this.ackNow = true;
+        if (segLen === 0) this.lastOowAckAt = now;
+      }
+      return;
+    }
     if (!acceptable) {
       c.tcpOutOfWindow++;
       // Answer with an ACK (RFC 9293), but answer bare out-of-window ACKs at most twice a second
@@ -408,22 +424,21 @@ export class Connection implements TcpConnection, Timed {
     // Second: RST (RFC 5961 §3.2: only an exact match resets; in-window gets a challenge ACK).
     if (seg.flags & RST) {
       c.tcpRstReceived++;
-      if (seq !== this.rcvNxt) { c.tcpChallengeAck++; this.ackNow = true; return; }
+      if (seq !== this.rcvNxt) { this.challengeAck(now); return; }
       this.onReset();
       return;
     }
 
     // Timestamps: remember the peer's clock for echoing (RFC 7323 §4.3).
-    const o = seg.options;
     if (this.tsOk && o.tsVal !== undefined && seqLe(seq, this.lastAckSent) && seqGe(o.tsVal, this.tsRecent)) {
       this.tsRecent = o.tsVal;
+      this.tsRecentAt = now;
     }
 
     // Fourth: a SYN in a synchronized state (RFC 5961 §4): challenge ACK, drop.
     if (seg.flags & SYN) {
       c.tcpSynInWindow++;
-      c.tcpChallengeAck++;
-      this.ackNow = true;
+      this.challengeAck(now);
       return;
     }
 
@@ -488,6 +503,15 @@ export class Connection implements TcpConnection, Timed {
     } else if (this.state === 'TIME-WAIT' && seg.payload.length === 0) {
       // Nothing to do: a stray ACK in TIME-WAIT.
     }
+  }
+
+  /** RFC 5961 §7: challenge ACKs are rate-limited, here to one per 500 ms per connection. */
+  private challengeAck(now: number): void {
+    const c = this.host.counters;
+    if (now - this.lastChallengeAt < OOW_ACK_INTERVAL) { c.tcpChallengeAckLimited++; return; }
+    this.lastChallengeAt = now;
+    c.tcpChallengeAck++;
+    this.ackNow = true;
   }
 
   private onReset(): void {

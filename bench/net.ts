@@ -4,7 +4,8 @@
  *
  *   npm run bench -- [--quick] [--repeat N] [--seconds N] [--pair ID] [--case ID] [--out DIR]
  *
- * For each configuration (wg-go ↔ wg-go, wireweave ↔ wireweave, wireweave ↔ wg-go, raw veth)
+ * For each configuration (wg-go ↔ wg-go, wireweave ↔ wireweave, wireweave ↔ wg-go, the rootless
+ * netstack through `wireweave forward` ↔ wireweave, raw veth)
  * it builds a rig with test/support/netns.ts (two namespaces A and B joined by a veth pair;
  * for the tunnel configurations a daemon on each side, `wg set` with a preshared key, MTU 1420
  * tunnels) and measures with iperf3 (-J) and ping:
@@ -30,7 +31,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRig, rigLeftovers, rigPrereqsMissing, setupPair } from '../test/support/netns.ts';
+import { WIREWEAVE_BIN, createRig, rigLeftovers, rigPrereqsMissing, setupPair } from '../test/support/netns.ts';
 import type { Daemon, Exit, Impl, Rig, RigNode } from '../test/support/netns.ts';
 import { which } from '../test/support/wggo.ts';
 import type { RunResult } from '../test/support/wggo.ts';
@@ -46,13 +47,13 @@ const USAGE = `usage: npm run bench -- [--quick] [--repeat N] [--veth-repeat N] 
   --repeat N       repeats of every tunnel case (default 3; --quick: 1); medians are reported
   --veth-repeat N  repeats of the raw veth cases (default 1: a reference, part of no ratio)
   --seconds N      length of each TCP run (default 10; --quick: 3); UDP runs last 0.4 of it (at least 3 s)
-  --pair ID        only these configurations (repeatable): wggo, ww, mixed, veth
+  --pair ID        only these configurations (repeatable): wggo, ww, mixed, netstack, veth
   --case ID        only these cases (repeatable): tcp1, tcp1-rev, tcp4, tcp4-rev, udp200, udpmax, idle
   --out DIR        where the .json/.md/.svg go (default bench/results)`;
 
 // ---------------------------------------------------------------- what is measured
 
-type ConfigId = 'wggo' | 'ww' | 'mixed' | 'veth';
+type ConfigId = 'wggo' | 'ww' | 'mixed' | 'netstack' | 'veth';
 
 interface ConfigDef {
   id: ConfigId;
@@ -66,6 +67,8 @@ const CONFIGS: readonly ConfigDef[] = [
   { id: 'wggo', label: 'wg-go ↔ wg-go', a: 'wireguard-go', b: 'wireguard-go' },
   { id: 'ww', label: 'wireweave ↔ wireweave', a: 'wireweave', b: 'wireweave' },
   { id: 'mixed', label: 'wireweave (A) ↔ wg-go (B)', a: 'wireweave', b: 'wireguard-go' },
+  // A runs `wireweave forward` (userspace TCP/IP stack, no TUN); iperf3 in A talks to its local port.
+  { id: 'netstack', label: 'wireweave netstack (A, no TUN) ↔ wireweave (B)', a: 'wireweave', b: 'wireweave' },
   { id: 'veth', label: 'raw veth', a: null, b: null },
 ];
 
@@ -286,6 +289,18 @@ interface Live {
   target: string;
   da: Daemon | null;
   db: Daemon | null;
+  /** Where the iperf3 client connects when not straight to `target` (the netstack's forward). */
+  client?: { host: string; port: string };
+  /** No ping from A through the tunnel (A has no TUN). */
+  noPing?: boolean;
+}
+
+/** Local port of the netstack configuration's TCP forward to B's iperf3 server. */
+const FORWARD_PORT = '15201';
+
+/** Cases each configuration runs: the netstack one is measured through a TCP port forward only. */
+function casesFor(cfg: ConfigDef, cases: readonly CaseDef[]): CaseDef[] {
+  return cfg.id === 'netstack' ? cases.filter((c) => c.kind === 'tcp') : [...cases];
 }
 
 /** Peak RSS seen so far (MiB) per configuration, over every daemon it had (rebuilds included). */
@@ -300,9 +315,42 @@ async function build(def: ConfigDef): Promise<Live> {
     return { ...base, rig, a, b, target: b.addr4, da: null, db: null };
   }
   const p = await setupPair(name, def.a, def.b);
+  if (def.id === 'netstack') {
+    try {
+      return await buildNetstack(def, p);
+    } catch (e) {
+      await p.rig.destroy().catch(() => undefined);
+      throw e;
+    }
+  }
   watchExit(p.da);
   watchExit(p.db);
   return { ...base, rig: p.rig, a: p.a, b: p.b, target: p.b.tun4, da: p.da, db: p.db };
+}
+
+/**
+ * A's TUN daemon gives up its peer; a rootless `wireweave forward` in A takes over A's key (on
+ * another port: B's daemon roams to it at the first handshake) and forwards 127.0.0.1:15201 to
+ * B's tunnel address, port 5201.
+ */
+async function buildNetstack(def: ConfigDef, p: Awaited<ReturnType<typeof setupPair>>): Promise<Live> {
+  await p.rig.wgOk(['set', p.da.ifname, 'peer', p.keysB.publicKey, 'remove']);
+  const conf = p.rig.secretFile('netstack.conf', [
+    '[Interface]', `PrivateKey = ${p.keysA.privateKey}`, `Address = ${p.a.tun4}/24`, `ListenPort = ${p.portA + 2}`, '',
+    '[Peer]', `PublicKey = ${p.keysB.publicKey}`, `PresharedKey = ${p.psk}`, `Endpoint = ${p.b.addr4}:${p.portB}`,
+    `AllowedIPs = ${p.b.tun4}/32`, '',
+  ].join('\n'));
+  const proc = p.rig.spawnIn(p.a, [WIREWEAVE_BIN, 'forward', conf, '--tcp', `127.0.0.1:${FORWARD_PORT}:${p.b.tun4}:${PORT}`]);
+  const deadline = Date.now() + 20_000;
+  while (!/TCP forward/.test(proc.stderr())) {
+    if (!proc.running()) throw new Error(`wireweave forward exited: ${proc.stderr().trim().slice(-400)}`);
+    if (Date.now() > deadline) throw new Error(`wireweave forward not ready after 20 s: ${proc.stderr().trim().slice(-400)}`);
+    await sleep(100);
+  }
+  const da: Daemon = { impl: 'wireweave', node: p.a, ifname: 'netstack', socketPath: '', proc, logs: () => proc.stdout() + proc.stderr() };
+  watchExit(da);
+  watchExit(p.db);
+  return { def, rig: p.rig, a: p.a, b: p.b, target: p.b.tun4, da, db: p.db, client: { host: '127.0.0.1', port: FORWARD_PORT }, noPing: true };
 }
 
 const exits = new Map<Daemon, Exit>();
@@ -391,7 +439,7 @@ async function measure(l: Live, c: CaseDef, args: Args): Promise<Metrics> {
   const server = rig.spawnIn(b, ['iperf3', '-s', '-1', '--forceflush', '-B', target, '-p', PORT]);
   try {
     await server.waitFor(/listening/i, 10_000);
-    const argv = ['iperf3', '-c', target, '-p', PORT, '-t', String(seconds), '-J', '--connect-timeout', '5000'];
+    const argv = ['iperf3', '-c', l.client?.host ?? target, '-p', l.client?.port ?? PORT, '-t', String(seconds), '-J', '--connect-timeout', '5000'];
     if (c.kind === 'tcp') {
       argv.push('-P', String(c.streams));
       if (c.reverse) argv.push('-R');
@@ -411,7 +459,7 @@ async function measure(l: Live, c: CaseDef, args: Args): Promise<Metrics> {
     });
     // Under load: from 0.5 s after the start to 0.5 s before the end at the latest.
     const pingDeadline = Math.max(1, Math.floor(seconds - 1));
-    const pings = c.kind === 'tcp'
+    const pings = c.kind === 'tcp' && !l.noPing
       ? pingRun(l, Math.floor(pingDeadline / PING_INTERVAL), 500, pingDeadline).then((p) => {
         pingSeconds = (performance.now() - tStart) / 1000;
         return p;
@@ -518,7 +566,7 @@ interface Row {
   digits: number;
   cells: Partial<Record<ConfigId, Cell>>;
   /** median(config) / median(wggo), for ww and mixed. */
-  ratios: Partial<Record<'ww' | 'mixed', number>>;
+  ratios: Partial<Record<'ww' | 'mixed' | 'netstack', number>>;
 }
 
 function summarize(runs: readonly RunRecord[], configs: readonly ConfigDef[], cases: readonly CaseDef[], args: Args): Row[] {
@@ -536,13 +584,19 @@ function summarize(runs: readonly RunRecord[], configs: readonly ConfigDef[], ca
       const v = cells[id]?.median;
       if (v !== undefined && base !== undefined && Number.isFinite(v) && Number.isFinite(base) && base > 0) ratios[id] = v / base;
     }
+    // The netstack is compared with wireweave's own TUN mode (issue 5: at least 50% of it).
+    const tun = cells.ww?.median;
+    const ns = cells.netstack?.median;
+    if (ns !== undefined && tun !== undefined && Number.isFinite(ns) && Number.isFinite(tun) && tun > 0) ratios.netstack = ns / tun;
     rows.push({ group, groupLabel, metric: m.key, label: m.label, better: m.better, digits: m.digits, cells, ratios });
   };
   for (const c of cases) {
     for (const m of metricsOf(c.kind)) {
       addRow(c.id, c.label, m, (cfg) => {
-        const vals = runs.filter((r) => r.ok && r.config === cfg.id && r.case === c.id).map((r) => r.metrics?.[m.key]).filter((v): v is number => v !== undefined && Number.isFinite(v));
+        const okRuns = runs.filter((r) => r.ok && r.config === cfg.id && r.case === c.id);
+        const vals = okRuns.map((r) => r.metrics?.[m.key]).filter((v): v is number => v !== undefined && Number.isFinite(v));
         const of = repeatsOf(cfg, args);
+        if (vals.length === 0 && okRuns.length > 0) return undefined; // not measured there (the netstack's pings)
         if (vals.length === 0) return runs.some((r) => r.config === cfg.id && r.case === c.id) ? { median: NaN, min: NaN, max: NaN, n: 0, of } : undefined;
         return { median: median(vals), min: Math.min(...vals), max: Math.max(...vals), n: vals.length, of };
       });
@@ -606,8 +660,10 @@ function environmentInfo(): EnvInfo {
 
 function markdown(env: EnvInfo, args: Args, rows: readonly Row[], configs: readonly ConfigDef[], runs: readonly RunRecord[]): string {
   const showRatios = configs.some((c) => c.id === 'wggo') && configs.some((c) => c.id === 'ww' || c.id === 'mixed');
-  const ratioCols = showRatios ? (['ww', 'mixed'] as const).filter((id) => configs.some((c) => c.id === id)) : [];
-  const headers = ['case', 'metric', ...configs.map((c) => c.label), ...ratioCols.map((id) => (id === 'ww' ? 'ratio ww↔ww / wg-go' : 'ratio ww↔wg-go / wg-go'))];
+  const ratioCols: ('ww' | 'mixed' | 'netstack')[] = showRatios ? (['ww', 'mixed'] as const).filter((id) => configs.some((c) => c.id === id)) : [];
+  if (configs.some((c) => c.id === 'netstack') && configs.some((c) => c.id === 'ww')) ratioCols.push('netstack');
+  const ratioHeader = { ww: 'ratio ww↔ww / wg-go', mixed: 'ratio ww↔wg-go / wg-go', netstack: 'ratio netstack / ww↔ww (TUN)' } as const;
+  const headers = ['case', 'metric', ...configs.map((c) => c.label), ...ratioCols.map((id) => ratioHeader[id])];
   const body = rows.map((r) => [
     r.groupLabel,
     `${r.label} (${r.better === 'higher' ? '↑' : '↓'})`,
@@ -626,7 +682,8 @@ function markdown(env: EnvInfo, args: Args, rows: readonly Row[], configs: reado
     markdownTable(headers, body, headers.map((_, i) => i >= 2)),
     '',
     'Cells: median over the repeats (min–max), `[k/n]` when only k of n repeats succeeded. ↑ higher is better, ↓ lower is better.',
-    'Ratios are the median of the wireweave configuration over the median of wg-go ↔ wg-go measured in the same run.',
+    'Ratios are the median of the wireweave configuration over the median of wg-go ↔ wg-go measured in the same run; the netstack ratio is over wireweave ↔ wireweave (TUN mode).',
+    'Netstack: A runs `wireweave forward` (no TUN, userspace TCP/IP) and iperf3 in A connects to its 127.0.0.1 port, forwarded through the tunnel to B; its CPU column A is the forward process (which also carries the TCP stack). No ping (A has no tunnel interface); TCP cases only.',
     'A→B: the iperf3 client is in A (in "wireweave (A) ↔ wg-go (B)", A→B means wireweave encrypts and wireguard-go decrypts).',
     'Gbit/s and Mbit/s are what the iperf3 receiver got (payload). Ping under load: ping -i 0.01 from A to B during the TCP run.',
     'CPU s/GB: utime+stime of the daemon process (all threads) during the run per 10⁹ bytes received by iperf3.',
@@ -771,7 +828,7 @@ async function main(): Promise<number> {
             lives.set(cfg.id, l);
             ping = true;
           }
-          if (ping) {
+          if (ping && !l!.noPing) {
             const p = await l!.rig.ping(l!.a, l!.target, { count: 3, interval: 0.2, wait: 2 });
             if (p.received === 0) throw new Error(`no reply to 3 pings through ${cfg.label}: ${p.output.trim().split('\n').slice(-2).join(' / ')}`);
           }
@@ -787,7 +844,7 @@ async function main(): Promise<number> {
       events.push(`${cfg.id}: not usable ${when}: ${last}`);
       return last;
     };
-    const total = configs.reduce((n, cfg) => n + repeatsOf(cfg, args) * cases.length, 0);
+    const total = configs.reduce((n, cfg) => n + repeatsOf(cfg, args) * casesFor(cfg, cases).length, 0);
     const rounds = Math.max(...configs.map((cfg) => repeatsOf(cfg, args)));
     let done = 0;
     for (let rep = 0; rep < rounds; rep++) {
@@ -796,7 +853,7 @@ async function main(): Promise<number> {
         // The block starts with pings (renewing the session); a dead rig is rebuilt. When that
         // fails, the block's cases are reported as failed without further rebuilds.
         let blockError = await ready(cfg, true, `before repeat ${rep + 1}`);
-        for (const c of cases) {
+        for (const c of casesFor(cfg, cases)) {
           done++;
           const head = `[${done}/${total}] ${cfg.label}, ${c.label}, repeat ${rep + 1}/${repeatsOf(cfg, args)}`;
           const rec: RunRecord = { config: cfg.id, case: c.id, repeat: rep, ok: false, startedAt: new Date().toISOString() };

@@ -2,14 +2,22 @@
  * How long a device takes to accept 10,000 peers through the UAPI, and what they cost in memory
  * (issue 4: under 2 s and under 200 MB RSS).
  *
- *   npm run bench:peers -- [--peers N] [--allowed N] [--json]
+ *   npm run bench:peers -- [--peers N] [--allowed N] [--json] [--daemons]
  *
- * A Device on the in-memory twins (no TUN, no UDP) serves its UAPI on a unix socket in a temporary
- * directory, exactly as the daemon does; a client writes one `set=1` request with N peers (each a
- * public key, a preshared key, an endpoint, a persistent keepalive and `--allowed` /32 allowed IPs)
- * the way `wg setconf` does, and waits for `errno=0`. Then a `get=1` reads everything back.
- * Reported: wall time of the set and of the get, the process RSS before and after (and the
- * growth), heap used, and the set request's size. Reports only; nothing asserts a timing.
+ * In process: a Device on the in-memory twins (no TUN, no UDP) serves its UAPI on a unix socket in
+ * a temporary directory, exactly as the daemon does; a client writes one `set=1` request with N
+ * peers (each a public key, a preshared key, an endpoint, a persistent keepalive and `--allowed`
+ * /32 allowed IPs) the way `wg setconf` does, and waits for `errno=0`. Then a `get=1` reads
+ * everything back. Reported: wall time of the set and of the get, the process RSS before and
+ * after (and the growth), heap used, and the set request's size.
+ *
+ * --daemons (root, wg and wireguard-go): N peers, as a wg config file, given with `wg setconf`
+ * to a real `wireweave -f` daemon and to wireguard-go, each in its own network namespace
+ * (test/support/netns.ts), link down, in two scenarios: "hub" (public key, preshared key,
+ * allowed IPs: a server whose clients come to it) and "dialing" (also an endpoint and a 25 s
+ * persistent keepalive, so every peer starts a handshake at once). Reported: `wg setconf` and
+ * `wg show dump` wall times and the daemon's RSS (VmRSS, VmHWM). Reports only; nothing asserts
+ * a timing.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,6 +42,7 @@ const flag = (name: string, dflt: number): number => {
 const PEERS = flag('--peers', 10_000);
 const ALLOWED = flag('--allowed', 1);
 const JSON_OUT = args.includes('--json');
+const DAEMONS = args.includes('--daemons');
 
 const mib = (n: number): number => Math.round((n / 1048576) * 10) / 10;
 
@@ -92,4 +101,53 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+/** `wg setconf` of N peers into real daemons (wireweave and wireguard-go), side by side. */
+async function daemons(): Promise<void> {
+  const { createRig, genKeyPair, genPsk } = await import('../test/support/netns.ts');
+  const { run } = await import('../test/support/wggo.ts');
+  const rows: string[] = [];
+  // hub: what a server with 10,000 road-warrior clients is told (no endpoints, nothing sent);
+  // dialing: every peer also has an endpoint and a 25 s keepalive, so all 10,000 handshake at once.
+  for (const scenario of ['hub', 'dialing'] as const) {
+    const rig = await createRig({ name: 'bench peers' });
+    try {
+      const lines = ['[Interface]', `PrivateKey = ${genKeyPair().privateKey}`, 'ListenPort = 51820', ''];
+      for (let i = 0; i < PEERS; i++) {
+        lines.push('[Peer]', `PublicKey = ${genKeyPair().publicKey}`, `PresharedKey = ${genPsk()}`);
+        if (scenario === 'dialing') lines.push(`Endpoint = 192.0.2.${1 + (i % 250)}:${10000 + (i % 50000)}`, 'PersistentKeepalive = 25');
+        lines.push(`AllowedIPs = ${Array.from({ length: ALLOWED }, (_, a) => { const n = i * ALLOWED + a; return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}/32`; }).join(', ')}`, '');
+      }
+      const conf = rig.secretFile('peers.conf', lines.join('\n'));
+      for (const impl of ['wireweave', 'wireguard-go'] as const) {
+        const node = rig.nodes[impl === 'wireweave' ? 0 : 1]!;
+        const d = await rig.startDaemon(node, impl);
+        const status = (key: string): number => {
+          const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'));
+          return m ? Number(m[1]) / 1024 : NaN;
+        };
+        const rssIdle = status('VmRSS');
+        let t = performance.now();
+        const set = await run('wg', ['setconf', d.ifname, conf], { timeoutMs: 120_000 });
+        const setS = (performance.now() - t) / 1000;
+        if (set.code !== 0) throw new Error(`${impl}: wg setconf failed: ${set.stderr.trim()}`);
+        t = performance.now();
+        const dump = await run('wg', ['show', d.ifname, 'dump'], { timeoutMs: 120_000 });
+        const dumpS = (performance.now() - t) / 1000;
+        const peers = dump.stdout.trim().split('\n').length - 1;
+        if (peers !== PEERS) throw new Error(`${impl}: wg show dump lists ${peers} peers, expected ${PEERS}`);
+        await new Promise((r) => setTimeout(r, 1000));
+        rows.push(`| ${scenario} | ${impl} | ${PEERS.toLocaleString('en')} | ${setS.toFixed(2)} s | ${dumpS.toFixed(2)} s | ${mib(rssIdle * 1048576)} MiB | ${mib(status('VmRSS') * 1048576)} MiB | ${mib(status('VmHWM') * 1048576)} MiB |`);
+        if (process.env.BENCH_PEERS_LOG) console.error(`${impl} log: ${d.logs().split('\n').length} lines; tail:\n${d.logs().slice(-1500)}`);
+        await d.proc.stop(2000);
+      }
+    } finally {
+      await rig.destroy();
+    }
+  }
+  console.log('| scenario | daemon | peers | wg setconf | wg show dump | RSS idle | RSS 1 s after | peak RSS |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(r);
+}
+
+if (DAEMONS) await daemons();
+else await main();

@@ -220,6 +220,41 @@ function handshakeCases(crypto: CryptoProvider): CaseSpec[] {
   ];
 }
 
+/**
+ * The X25519 operations a handshake is made of, alone: they bound the handshake rate. The
+ * responder's part of a handshake does 3 DH (the static-static one is precomputed per peer) and
+ * derives 1 ephemeral key; so does the initiator's.
+ */
+function x25519Cases(crypto: CryptoProvider): CaseSpec[] {
+  const provider = crypto.name;
+  const random32 = (): Uint8Array => globalThis.crypto.getRandomValues(new Uint8Array(32));
+  return [
+    {
+      id: 'x25519-dh', label: 'X25519 DH (prepared private key)', provider, size: null,
+      make() {
+        const priv = crypto.x25519PrivateKey(random32());
+        const pubs = Array.from({ length: 64 }, () => crypto.x25519PrivateKey(random32()).publicKey);
+        return {
+          run(n) {
+            for (let i = 0; i < n; i++) sink ^= crypto.x25519(priv, pubs[i & 63]!)![0]!;
+          },
+        };
+      },
+    },
+    {
+      id: 'x25519-keygen', label: 'X25519 key preparation (ephemeral key)', provider, size: null,
+      make() {
+        const raws = Array.from({ length: 64 }, random32);
+        return {
+          run(n) {
+            for (let i = 0; i < n; i++) sink ^= crypto.x25519PrivateKey(raws[i & 63]!).publicKey[0]!;
+          },
+        };
+      },
+    },
+  ];
+}
+
 function dataCases(crypto: CryptoProvider, size: number): CaseSpec[] {
   const provider = crypto.name;
   const datagramLength = size + OVERHEAD;
@@ -356,7 +391,7 @@ interface Result {
   spread: number | null;
 }
 
-const CASE_ORDER = ['handshake', 'initiation-create', 'initiation-consume', 'seal-endpoint', 'open-endpoint', 'copy', 'seal-raw', 'open-raw'];
+const CASE_ORDER = ['handshake', 'initiation-create', 'initiation-consume', 'x25519-dh', 'x25519-keygen', 'seal-endpoint', 'open-endpoint', 'copy', 'seal-raw', 'open-raw'];
 
 function runCase(spec: CaseSpec, seconds: number, warmup: number): Result {
   const m = measure(spec.make(), seconds, warmup);
@@ -431,7 +466,7 @@ function main(): number {
 
   const specs: CaseSpec[] = [];
   for (const crypto of providers) {
-    specs.push(...handshakeCases(crypto));
+    specs.push(...handshakeCases(crypto), ...x25519Cases(crypto));
     for (const size of SIZES) specs.push(...dataCases(crypto, size));
   }
   for (const size of SIZES) specs.push(copyCase(size));

@@ -18,7 +18,7 @@ import net from 'node:net';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createRig, genKeyPair, genPsk, requireRig, rigLeftovers, setupPair, skipUnlessRig, tcpTransfer } from '../support/netns.ts';
-import type { Daemon, InterfaceConfig, Pair, Rig, RigNode, Spawned } from '../support/netns.ts';
+import type { Daemon, Impl, InterfaceConfig, Pair, Rig, RigNode, Spawned } from '../support/netns.ts';
 import { withTimeout } from '../support/wggo.ts';
 import { sleep, STREAM_RECEIVER, STREAM_SENDER, streamReports } from '../support/flood-tools.ts';
 import { lastShimReport } from '../support/udp-shim.ts';
@@ -26,45 +26,50 @@ import { lastShimReport } from '../support/udp-shim.ts';
 const SHIM = fileURLToPath(new URL('../support/udp-shim.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 
-describe('faults: loss, reordering and duplication in a UDP shim', { skip: skipUnlessRig(['wireweave']) }, () => {
-  let rig: Rig | undefined;
-  before(() => requireRig(['wireweave']));
-  after(async () => {
-    await rig?.destroy();
-    assert.deepEqual(rigLeftovers(), [], 'left behind');
-  });
+function describeShim(implB: Impl): void {
+  describe(`faults: loss, reordering and duplication in a UDP shim (wireweave <-> ${implB})`, { skip: skipUnlessRig(['wireweave', implB]) }, () => {
+    let rig: Rig | undefined;
+    before(() => requireRig(['wireweave', implB]));
+    after(async () => {
+      await rig?.destroy();
+      assert.deepEqual(rigLeftovers(), [], 'left behind');
+    });
 
-  it('a 20 MB TCP transfer through the tunnel arrives intact (loss 2 %, reorder 5 %, duplicate 2 %)', async (t) => {
-    rig = await createRig({ name: 'shim', nodes: 3 });
-    const r = rig;
-    const [s, a, b] = r.nodes as [RigNode, RigNode, RigNode];
-    const [da, db] = await Promise.all([r.startDaemon(a, 'wireweave'), r.startDaemon(b, 'wireweave')]);
-    const kA = genKeyPair(), kB = genKeyPair(), psk = genPsk();
-    const [pA, pB, shimA, shimB] = [51820, 51821, 40001, 40002];
-    const shim = r.spawnIn(s, [process.execPath, '--import', TSX, SHIM, s.addr4, String(shimA), String(shimB), `${a.addr4}:${pA}`, `${b.addr4}:${pB}`,
-      '--loss', '0.02', '--reorder', '0.05', '--dup', '0.02', '--delay-max', '8', '--seed', String(process.pid)]);
-    await shim.waitFor(/ready/, 20_000);
-    await r.configure(a, da.ifname, { privateKey: kA.privateKey, listenPort: pA, peers: [{ publicKey: kB.publicKey, presharedKey: psk, endpoint: `${s.addr4}:${shimA}`, allowedIPs: [`${b.tun4}/32`] }], address4: `${a.tun4}/24` });
-    await r.configure(b, db.ifname, { privateKey: kB.privateKey, listenPort: pB, peers: [{ publicKey: kA.publicKey, presharedKey: psk, endpoint: `${s.addr4}:${shimB}`, allowedIPs: [`${a.tun4}/32`] }], address4: `${b.tun4}/24` });
-    const logs = (): string => [da, db].map((d: Daemon) => `--- ${d.node.label} ---\n${d.logs().slice(-2000)}`).join('\n');
-    // The first handshake may itself be lost: retries come every 5 s.
-    const deadline = Date.now() + 30_000;
-    while ((await r.ping(a, b.tun4, { count: 1, wait: 1 })).received === 0) assert.ok(Date.now() < deadline, `no handshake through the shim:\n${logs()}`);
-    const bytes = 20_000_000;
-    const x = await tcpTransfer(r, a, b, b.tun4, bytes, 180_000);
-    const y = await tcpTransfer(r, b, a, a.tun4, 5_000_000, 120_000);
-    const rep = lastShimReport(shim.stdout());
-    t.diagnostic(`A -> B ${bytes / 1e6} MB at ${x.mbPerS.toFixed(2)} MB/s, B -> A 5 MB at ${y.mbPerS.toFixed(2)} MB/s through the shim`);
-    if (rep) {
-      for (const [dir, c] of Object.entries(rep)) t.diagnostic(`shim ${dir}: ${c.in} in, ${c.lost} lost, ${c.reordered} reordered, ${c.duplicated} duplicated`);
-    }
-    assert.equal(x.receivedBytes, bytes, 'all bytes A -> B');
-    assert.equal(x.receivedSha256, x.sentSha256, 'hash A -> B');
-    assert.equal(y.receivedSha256, y.sentSha256, 'hash B -> A');
-    assert.ok(rep && rep.aToB.lost > 0 && rep.aToB.reordered > 0 && rep.aToB.duplicated > 0, `the shim really interfered: ${JSON.stringify(rep)}`);
-    assert.ok(da.proc.running() && db.proc.running(), 'both daemons alive');
+    it('a 20 MB TCP transfer through the tunnel arrives intact (loss 2 %, reorder 5 %, duplicate 2 %)', async (t) => {
+      rig = await createRig({ name: 'shim', nodes: 3 });
+      const r = rig;
+      const [s, a, b] = r.nodes as [RigNode, RigNode, RigNode];
+      const [da, db] = await Promise.all([r.startDaemon(a, 'wireweave'), r.startDaemon(b, implB)]);
+      const kA = genKeyPair(), kB = genKeyPair(), psk = genPsk();
+      const [pA, pB, shimA, shimB] = [51820, 51821, 40001, 40002];
+      const shim = r.spawnIn(s, [process.execPath, '--import', TSX, SHIM, s.addr4, String(shimA), String(shimB), `${a.addr4}:${pA}`, `${b.addr4}:${pB}`,
+        '--loss', '0.02', '--reorder', '0.05', '--dup', '0.02', '--delay-max', '8', '--seed', String(process.pid)]);
+      await shim.waitFor(/ready/, 20_000);
+      await r.configure(a, da.ifname, { privateKey: kA.privateKey, listenPort: pA, peers: [{ publicKey: kB.publicKey, presharedKey: psk, endpoint: `${s.addr4}:${shimA}`, allowedIPs: [`${b.tun4}/32`] }], address4: `${a.tun4}/24` });
+      await r.configure(b, db.ifname, { privateKey: kB.privateKey, listenPort: pB, peers: [{ publicKey: kA.publicKey, presharedKey: psk, endpoint: `${s.addr4}:${shimB}`, allowedIPs: [`${a.tun4}/32`] }], address4: `${b.tun4}/24` });
+      const logs = (): string => [da, db].map((d: Daemon) => `--- ${d.node.label} (${d.impl}) ---\n${d.logs().slice(-2000)}`).join('\n');
+      // The first handshake may itself be lost: retries come every 5 s.
+      const deadline = Date.now() + 30_000;
+      while ((await r.ping(a, b.tun4, { count: 1, wait: 1 })).received === 0) assert.ok(Date.now() < deadline, `no handshake through the shim:\n${logs()}`);
+      const bytes = 20_000_000;
+      const x = await tcpTransfer(r, a, b, b.tun4, bytes, 180_000);
+      const y = await tcpTransfer(r, b, a, a.tun4, 5_000_000, 120_000);
+      const rep = lastShimReport(shim.stdout());
+      t.diagnostic(`A -> B ${bytes / 1e6} MB at ${x.mbPerS.toFixed(2)} MB/s, B -> A 5 MB at ${y.mbPerS.toFixed(2)} MB/s through the shim`);
+      if (rep) {
+        for (const [dir, c] of Object.entries(rep)) t.diagnostic(`shim ${dir}: ${c.in} in, ${c.lost} lost, ${c.reordered} reordered, ${c.duplicated} duplicated`);
+      }
+      assert.equal(x.receivedBytes, bytes, 'all bytes A -> B');
+      assert.equal(x.receivedSha256, x.sentSha256, 'hash A -> B');
+      assert.equal(y.receivedSha256, y.sentSha256, 'hash B -> A');
+      assert.ok(rep && rep.aToB.lost > 0 && rep.aToB.reordered > 0 && rep.aToB.duplicated > 0, `the shim really interfered: ${JSON.stringify(rep)}`);
+      assert.ok(da.proc.running() && db.proc.running(), 'both daemons alive');
+    });
   });
-});
+}
+
+describeShim('wireweave');
+describeShim('wireguard-go');
 
 /** A TCP stream from `from` to `to` through the tunnel, with its receiver's byte count. */
 interface Stream { recv: Spawned; send: Spawned; bytes(): number; conns(): number; stop(): Promise<void> }

@@ -30,6 +30,7 @@ export interface ResolvedConfig {
   readonly tcpFinWait2Timeout: number;
   readonly tcpTimestamps: boolean;
   readonly tcpWindowScaling: boolean;
+  readonly tcpSack: boolean;
   readonly reassemblyTimeout: number;
   readonly reassemblyMaxBytes: number;
   readonly reassemblyMaxDatagrams: number;
@@ -60,6 +61,8 @@ export const DEFAULTS = {
   tcpFinWait2Timeout: 60_000,
   tcpTimestamps: true,
   tcpWindowScaling: true,
+  /** Offer SACK (RFC 2018) and recover from losses with it (RFC 6675). */
+  tcpSack: true,
   reassemblyTimeout: 30_000,
   reassemblyMaxBytes: 1024 * 1024,
   reassemblyMaxDatagrams: 64,

@@ -34,7 +34,7 @@ export interface StackConfig {
    * Tuning, mostly for tests (milliseconds; defaults in config.ts): maximum segment lifetime
    * (TIME-WAIT is 2 × MSL, default 30 s), how long unacknowledged data is retransmitted before
    * ETIMEDOUT (default 180 s), SYN and SYN-ACK retransmissions, RTO bounds, delayed-ACK delay,
-   * keepalive probe interval and count, FIN-WAIT-2 timeout after close(), RFC 7323 options,
+   * keepalive probe interval and count, FIN-WAIT-2 timeout after close(), RFC 7323 options, SACK,
    * fragment reassembly limits and the ephemeral port range.
    */
   readonly tcpMsl?: number;
@@ -50,6 +50,7 @@ export interface StackConfig {
   readonly tcpFinWait2Timeout?: number;
   readonly tcpTimestamps?: boolean;
   readonly tcpWindowScaling?: boolean;
+  readonly tcpSack?: boolean;
   readonly reassemblyTimeout?: number;
   readonly reassemblyMaxBytes?: number;
   readonly reassemblyMaxDatagrams?: number;

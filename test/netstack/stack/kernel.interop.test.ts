@@ -22,21 +22,24 @@ function sh(...args: string[]): string {
   return execFileSync(args[0]!, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Runs a command in the namespace; resolves with stdout once it exits. */
-function inNs(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; out: string; err: string }> {
+/**
+ * Runs a command in the namespace; resolves with stdout once it exits. `onOut` sees stdout as it
+ * grows (to wait for a server's READY line).
+ */
+function inNs(args: string[], timeoutMs = 120_000, onOut?: (out: string) => void): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const p = spawn('ip', ['netns', 'exec', NS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    p.stdout.on('data', (d) => { out += d; });
+    p.stdout.on('data', (d) => { out += d; onOut?.(out); });
     p.stderr.on('data', (d) => { err += d; });
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.on('close', (code) => { clearTimeout(t); resolve({ code, out, err }); });
   });
 }
 
-function python(code: string, timeoutMs?: number) {
-  return inNs(['python3', '-c', code], timeoutMs);
+function python(code: string, timeoutMs?: number, onOut?: (out: string) => void) {
+  return inNs(['python3', '-c', code], timeoutMs, onOut);
 }
 
 describe('NetStack against the Linux kernel', { skip, timeout: 600_000 }, () => {
@@ -136,6 +139,8 @@ t.join(); print('OK' if bytes(got) == data else 'BAD %d/%d' % (len(got), len(dat
   }
 
   it('stack client → kernel server: 8 MB arrive intact (SHA-256)', async () => {
+    let ready: () => void = () => {};
+    const isReady = new Promise<void>((r) => { ready = r; });
     const server = python(`
 import socket, os, hashlib
 data = os.urandom(8_000_000)
@@ -144,8 +149,8 @@ srv.bind(('10.203.0.1', 5002)); srv.listen(1)
 print('READY', flush=True)
 c, _ = srv.accept(); c.sendall(data); c.close()
 print(hashlib.sha256(data).hexdigest(), flush=True)
-`);
-    await new Promise((r) => setTimeout(r, 500));
+`, 120_000, (out) => { if (out.includes('READY')) ready(); });
+    await isReady;
     const hash = createHash('sha256');
     const done = new Promise<string | undefined>((resolve) => {
       const c = stack.tcpConnect({ address: '10.203.0.1', port: 5002 }, now());
@@ -207,6 +212,7 @@ print(len(d), c.connect_ex(('10.203.0.2', 5999)))
       lossy = 0;
     }
     assert.equal(stack.counters.internalErrors, 0);
+    assert.ok(stack.counters.tcpSackBlocksReceived > 0, 'Linux sent SACK blocks: SACK was agreed');
     assert.equal(stack.counters.tcpBadChecksum + stack.counters.ipBadChecksum + stack.counters.udpBadChecksum, 0);
   });
 });

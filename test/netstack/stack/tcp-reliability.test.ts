@@ -10,6 +10,7 @@ import { NewReno } from '../../../src/netstack/stack/tcp/newreno.ts';
 import { RtoEstimator } from '../../../src/netstack/stack/tcp/rto.ts';
 import { OutOfOrderQueue } from '../../../src/netstack/stack/tcp/reassembly.ts';
 import { SendBuffer } from '../../../src/netstack/stack/tcp/send-buffer.ts';
+import { Scoreboard } from '../../../src/netstack/stack/tcp/scoreboard.ts';
 import { SYN } from '../../../src/netstack/stack/tcp/segment.ts';
 import { connected, record, writeAll } from './tcp-support.ts';
 import { concat, equalBytes, pattern, tcpOf, twoHosts } from './wire.ts';
@@ -79,6 +80,47 @@ describe('NewReno (RFC 5681, RFC 6582)', () => {
     assert.equal(a.stack.counters.tcpRtoExpired, 0, 'no timeout needed');
     assert.ok(client.cc.ssthresh < 0x7fffffff, 'ssthresh set by the loss');
     assert.equal(client.cc.inRecovery, false);
+  });
+});
+
+describe('SACK (RFC 2018, RFC 6675)', () => {
+  it('keeps a merged scoreboard and reports receiver blocks most recent first', () => {
+    const sb = new Scoreboard();
+    sb.add(200, 300); sb.add(400, 500); sb.add(300, 350);
+    assert.equal(sb.sackedBytes, 250);
+    assert.equal(sb.highest, 500);
+    assert.equal(sb.sackedEnd(250), 350);
+    assert.equal(sb.nextStart(350), 400);
+    assert.equal(sb.holeBytes(100, 500), 150);
+    sb.trim(320);
+    assert.equal(sb.sackedBytes, 130);
+    const q = new OutOfOrderQueue();
+    q.insert(1000, new Uint8Array(100));
+    q.insert(1300, new Uint8Array(100));
+    q.insert(1100, new Uint8Array(50));
+    assert.deepEqual(q.sackBlocks(3), [1000, 1150, 1300, 1400]);
+  });
+
+  it('repairs three losses in one window without a timeout and without resending SACKed data', () => {
+    for (const sack of [true, false]) {
+      const { wire, a, client, serverLog } = connected({ a: { tcpSack: sack } });
+      assert.equal(client.sackOk, sack);
+      let n = 0;
+      wire.tap = (from, p) => {
+        const s = tcpOf(p);
+        if (from === a && s && s.payload.length > 0 && [30, 33, 36].includes(++n)) return 'drop';
+        return 'pass';
+      };
+      const data = pattern(300_000);
+      writeAll(client, data, wire);
+      wire.runWhile(() => serverLog.received().length < data.length, 60_000);
+      assert.ok(equalBytes(serverLog.received(), data), 'intact');
+      assert.equal(a.stack.counters.tcpRtoExpired, 0, `sack=${sack}: no timeout`);
+      if (sack) {
+        assert.equal(a.stack.counters.tcpRetransmits, 3, 'exactly the three lost segments');
+        assert.ok(a.stack.counters.tcpSackBlocksReceived > 0, 'SACK blocks arrived');
+      }
+    }
   });
 });
 
@@ -233,11 +275,12 @@ describe('bulk transfer', () => {
     { loss: 0.01, size: 4_000_000, v6: false },
     { loss: 0.05, size: 3_000_000, v6: true },
     { loss: 0.2, size: 2_000_000, v6: false },
+    { loss: 0.05, size: 2_000_000, v6: false, noSack: true },
   ];
-  for (const { loss, size, v6 } of cases) {
-    it(`moves ${size / 1e6} MB both ways intact at ${loss * 100}% loss with reordering and duplication (IPv${v6 ? 6 : 4})`, () => {
+  for (const { loss, size, v6, noSack } of cases) {
+    it(`moves ${size / 1e6} MB both ways intact at ${loss * 100}% loss with reordering and duplication (IPv${v6 ? 6 : 4}${noSack ? ', no SACK' : ''})`, () => {
       const { wire, a, b, client, server, clientLog, serverLog } = connected({
-        conditions: { loss, duplicate: 0.02, latency: 10, jitter: 4 }, seed: 11, v6,
+        conditions: { loss, duplicate: 0.02, latency: 10, jitter: 4 }, seed: 11, v6, a: { tcpSack: !noSack },
       });
       wire.record = false;
       const up = pattern(size, 1);

@@ -15,7 +15,8 @@ import type { Endpoint4or6, TcpConnection, TcpErrorCode, TcpEvents, TcpState } f
 import { NewReno } from './newreno.ts';
 import { OutOfOrderQueue } from './reassembly.ts';
 import { RtoEstimator } from './rto.ts';
-import { ACK, FIN, PSH, RST, SYN, TS_OPTION_SPACE } from './segment.ts';
+import { Scoreboard } from './scoreboard.ts';
+import { ACK, FIN, MAX_SACK_BLOCKS, PSH, RST, SYN, TS_OPTION_SPACE } from './segment.ts';
 import type { SegmentOut, TcpSegment } from './segment.ts';
 import { SendBuffer } from './send-buffer.ts';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.ts';
@@ -103,6 +104,12 @@ export class Connection implements TcpConnection, Timed {
   // RFC 7323.
   offerWscale: boolean;
   offerTs: boolean;
+  offerSack: boolean;
+  /** Both ends agreed on SACK (RFC 2018): we send blocks and keep a scoreboard. */
+  sackOk = false;
+  readonly scoreboard = new Scoreboard();
+  /** RFC 6675 HighRxt: retransmissions in this recovery reached up to here. */
+  private highRxt = 0;
   tsOk = false;
   tsRecent = 0;
   lastAckSent = 0;
@@ -168,6 +175,7 @@ export class Connection implements TcpConnection, Timed {
     this.smss = Math.min(DEFAULT_MSS[init.family], this.rcvMss);
     this.offerWscale = c.tcpWindowScaling;
     this.offerTs = c.tcpTimestamps;
+    this.offerSack = c.tcpSack;
     this.rto = new RtoEstimator(c.tcpInitialRto, c.tcpMinRto, c.tcpMaxRto);
     this.cc = new NewReno(this.smss, init.iss);
     if (this.offerWscale) {
@@ -219,6 +227,7 @@ export class Connection implements TcpConnection, Timed {
       this.rcvWscale = 0;
     }
     this.tsOk = this.offerTs && o.tsVal !== undefined;
+    this.sackOk = this.offerSack && o.sackPermitted === true;
     if (this.tsOk) this.tsRecent = o.tsVal!;
     this.tsRecentAt = this.lastRecvAt;
     // RFC 6691: the MSS counts data only; our timestamp option comes out of it.
@@ -240,6 +249,7 @@ export class Connection implements TcpConnection, Timed {
       ack: synAck ? this.rcvNxt : 0, flags: synAck ? SYN | ACK : SYN, window, mss: this.rcvMss,
     };
     if (this.offerWscale) seg.wscale = this.rcvWscale;
+    if (synAck ? this.sackOk : this.offerSack) seg.sackPermitted = true;
     if (synAck ? this.tsOk : this.offerTs) seg.ts = { val: this.tsNow(now), ecr: synAck ? this.tsRecent : 0 };
     if (synAck) this.lastAckSent = this.rcvNxt;
     this.host.emit(this, seg, 0);
@@ -545,11 +555,14 @@ export class Connection implements TcpConnection, Timed {
     }
     const wnd = seg.window << this.sndWscale;
     const acked = seqDiff(ack, this.sndUna);
+    const sackedBefore = this.scoreboard.sackedBytes;
+    if (this.sackOk && seg.options.sack) this.takeSack(seg.options.sack, ack);
+    const sackGrew = this.scoreboard.sackedBytes > sackedBefore;
     if (acked > 0) {
       this.onNewAck(ack, acked, seg, now);
       if (this.state === 'CLOSED' || this.state === 'TIME-WAIT') return this.state === 'TIME-WAIT';
     } else if (acked === 0 && seg.payload.length === 0 && !(seg.flags & (SYN | FIN)) &&
-      this.sndMax !== this.sndUna && wnd === this.sndWnd) {
+      this.sndMax !== this.sndUna && (wnd === this.sndWnd || sackGrew)) {
       this.onDupAck(now);
     }
     // Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule).
@@ -572,6 +585,19 @@ export class Connection implements TcpConnection, Timed {
     return true;
   }
 
+  /** Records SACK blocks (RFC 2018) that lie inside what is outstanding; D-SACKs are ignored. */
+  private takeSack(blocks: number[], ack: number): void {
+    const una = seqGt(ack, this.sndUna) ? ack : this.sndUna;
+    this.host.counters.tcpSackBlocksReceived += blocks.length / 2;
+    for (let i = 0; i + 1 < blocks.length; i += 2) {
+      let left = blocks[i]!;
+      const right = blocks[i + 1]!;
+      if (!seqLt(left, right) || seqGt(right, this.sndMax) || seqLe(right, una)) continue;
+      if (seqLt(left, una)) left = una;
+      this.scoreboard.add(left, right);
+    }
+  }
+
   private onNewAck(ack: number, acked: number, seg: TcpSegment, now: number): void {
     let dataAcked = acked;
     let finAckedNow = false;
@@ -582,12 +608,17 @@ export class Connection implements TcpConnection, Timed {
     this.sendBuf.consume(dataAcked);
     this.sndUna = ack;
     if (seqLt(this.sndNxt, this.sndUna)) this.sndNxt = this.sndUna;
+    this.scoreboard.trim(ack);
+    if (seqLt(this.highRxt, ack)) this.highRxt = ack;
     this.progressAt = now;
     // RTT: from the echoed timestamp when we have one, else from the one timed segment (Karn).
     if (this.tsOk && seg.options.tsEcr) this.sampleTs(seg.options.tsEcr, now);
     else if (this.timing && seqGe(ack, this.rttSeq)) { this.rto.sample(now - this.rttStart); this.timing = false; }
     const flight = seqDiff(this.sndMax, this.sndUna);
-    if (this.cc.inRecovery) {
+    if (this.cc.inRecovery && this.sackOk) {
+      // RFC 6675: a full ACK ends recovery; a partial one lets the pipe send more (in output).
+      if (seqGe(ack, this.cc.recover)) { this.cc.exitSackRecovery(); this.dupAcks = 0; }
+    } else if (this.cc.inRecovery) {
       if (seqGe(ack, this.cc.recover)) {
         this.cc.exitRecovery(flight);
         this.dupAcks = 0;
@@ -620,6 +651,18 @@ export class Connection implements TcpConnection, Timed {
 
   private onDupAck(now: number): void {
     this.dupAcks++;
+    if (this.sackOk) {
+      // RFC 6675 §5: three duplicates, or more than two segments' worth SACKed above the hole.
+      if (!this.cc.inRecovery && (this.dupAcks >= 3 || this.scoreboard.sackedBytes > 2 * this.smss) &&
+        seqGt(this.sndUna, this.cc.recover)) {
+        this.host.counters.tcpFastRetransmits++;
+        this.cc.enterSackRecovery(seqDiff(this.sndMax, this.sndUna), this.sndMax);
+        this.highRxt = this.sndUna;
+        this.sackRecoveryOutput(now);
+        this.rtxAt = now + this.rto.rto;
+      }
+      return;
+    }
     if (this.cc.inRecovery) {
       this.cc.onDupAckInRecovery();
     } else if (this.dupAcks === 3 && seqGt(this.sndUna, this.cc.recover)) {
@@ -638,7 +681,9 @@ export class Connection implements TcpConnection, Timed {
       c.tcpOutOfOrder++;
       if (this.ooo.insert(seq, payload) === 0) c.tcpDuplicate++;
       if (fin) this.peerFinSeq = seqAdd(seq, payload.length);
-      this.ackNow = true;
+      // A pure ACK at once, not one riding on data: only a pure ACK counts as a duplicate ACK,
+      // and only pure ACKs carry our SACK blocks.
+      this.sendAck(now);
       return;
     }
     const fillsHole = !this.ooo.isEmpty;
@@ -702,12 +747,29 @@ export class Connection implements TcpConnection, Timed {
 
   /** Sends what the windows allow (RFC 9293 §3.8.6.2.1 sender SWS avoidance), then any owed ACK. */
   private output(now: number): void {
+    if (this.cc.inRecovery && this.sackOk) this.sackRecoveryOutput(now);
+    else this.windowOutput(now);
+    if (this.sndWnd === 0 && this.rtxAt === Infinity && this.persistAt === Infinity &&
+      (this.sendBuf.length > seqDiff(this.sndNxt, this.sndUna) || (this.finQueued && !this.finAcked && this.sndMax === this.sndUna))) {
+      this.persistAt = now + this.persistInterval();
+    }
+  }
+
+  private windowOutput(now: number): void {
     for (;;) {
+      // After a timeout rewound SND.NXT, skip what the receiver has SACKed.
+      let limit = this.smss;
+      if (this.sackOk && seqLt(this.sndNxt, this.sndMax)) {
+        const end = this.scoreboard.sackedEnd(this.sndNxt);
+        if (end !== undefined) { this.sndNxt = end; continue; }
+        const next = this.scoreboard.nextStart(this.sndNxt);
+        if (next !== undefined) limit = Math.min(limit, seqDiff(next, this.sndNxt));
+      }
       const off = seqDiff(this.sndNxt, this.sndUna);
       const dataLeft = this.sendBuf.length - off;
       if (dataLeft < 0) break; // FIN already sent
       const usable = Math.min(this.cc.cwnd, this.sndWnd) - off;
-      const len = Math.max(0, Math.min(dataLeft, this.smss, usable));
+      const len = Math.max(0, Math.min(dataLeft, limit, usable));
       const fin = this.finQueued && len === dataLeft;
       if (len === 0 && !fin) break;
       // A small segment only when it is all we have or nothing is in flight.
@@ -716,10 +778,66 @@ export class Connection implements TcpConnection, Timed {
       this.sendData(now, off, len, fin);
       if (fin) break;
     }
-    if (this.sndWnd === 0 && this.rtxAt === Infinity && this.persistAt === Infinity &&
-      (this.sendBuf.length > seqDiff(this.sndNxt, this.sndUna) || (this.finQueued && !this.finAcked && this.sndMax === this.sndUna))) {
-      this.persistAt = now + this.persistInterval();
+  }
+
+  /**
+   * RFC 6675 §5 (C): while cwnd − pipe ≥ 1 SMSS, retransmit the next hole below the highest
+   * SACKed byte (each once per recovery), else send new data. Holes above HighRxt and below the
+   * highest SACK are taken as lost; everything else not SACKed is in the pipe.
+   */
+  private sackRecoveryOutput(now: number): void {
+    for (let guard = 0; guard < 10_000; guard++) {
+      if (this.cc.cwnd - this.pipe() < this.smss) return;
+      const high = this.scoreboard.highest;
+      let seq = seqLt(this.highRxt, this.sndUna) ? this.sndUna : this.highRxt;
+      for (let end = this.scoreboard.sackedEnd(seq); end !== undefined; end = this.scoreboard.sackedEnd(seq)) seq = end;
+      const dataEnd = seqAdd(this.sndUna, this.sendBuf.length);
+      if (high !== undefined && seqLt(seq, high) && seqLt(seq, dataEnd)) {
+        const next = this.scoreboard.nextStart(seq) ?? high;
+        const len = Math.min(this.smss, seqDiff(next, seq), seqDiff(dataEnd, seq));
+        this.resend(now, seq, len);
+        this.highRxt = seqAdd(seq, len);
+        continue;
+      }
+      if (high === undefined && seq === this.sndUna && seqLt(this.sndUna, this.sndMax)) {
+        // Entered on three duplicate ACKs without SACK blocks: the first segment is the hole.
+        const len = Math.min(this.smss, this.sendBuf.length);
+        if (len > 0) { this.resend(now, seq, len); this.highRxt = seqAdd(seq, len); continue; }
+      }
+      // New data, within the peer's window.
+      const off = seqDiff(this.sndNxt, this.sndUna);
+      const dataLeft = this.sendBuf.length - off;
+      if (dataLeft < 0 || seqLt(this.sndNxt, this.sndMax)) return;
+      const len = Math.max(0, Math.min(dataLeft, this.smss, this.sndWnd - off));
+      const fin = this.finQueued && len === dataLeft;
+      if (len === 0 && !fin) return;
+      this.sendData(now, off, len, fin);
+      if (fin) return;
     }
+  }
+
+  /** RFC 6675 SetPipe: bytes believed in the network. */
+  private pipe(): number {
+    let p = seqDiff(this.sndMax, this.sndUna) - this.scoreboard.sackedBytes;
+    const high = this.scoreboard.highest;
+    const from = seqLt(this.highRxt, this.sndUna) ? this.sndUna : this.highRxt;
+    if (high !== undefined && seqLt(from, high)) p -= this.scoreboard.holeBytes(from, high);
+    return Math.max(0, p);
+  }
+
+  /** Retransmits `len` bytes at `seq` (inside the send buffer), with FIN if they end the stream. */
+  private resend(now: number, seq: number, len: number): void {
+    const off = seqDiff(seq, this.sndUna);
+    const fin = this.finQueued && !this.finAcked && off + len === this.sendBuf.length;
+    let flags = ACK | (fin ? FIN : 0);
+    if (len > 0 && off + len === this.sendBuf.length) flags |= PSH;
+    this.host.counters.tcpRetransmits++;
+    this.emitSegment(now, flags, seq, len, off);
+    this.timing = false;
+    this.rtxTs = this.tsNow(now);
+    const end = seqAdd(seq, len + (fin ? 1 : 0));
+    if (seqLt(this.sndNxt, end)) this.sndNxt = end;
+    if (seqGt(end, this.sndMax)) this.sndMax = end;
   }
 
   private sendData(now: number, off: number, len: number, fin: boolean): void {
@@ -775,6 +893,10 @@ export class Connection implements TcpConnection, Timed {
       srcPort: this.local.port, dstPort: this.remote.port, seq, ack: this.rcvNxt, flags, window: this.windowField(),
     };
     if (this.tsOk) seg.ts = { val: this.tsNow(now), ecr: this.tsRecent };
+    // SACK blocks ride on pure ACKs only, so data segments never outgrow the MSS.
+    if (this.sackOk && len === 0 && !this.ooo.isEmpty) {
+      seg.sack = this.ooo.sackBlocks(this.tsOk ? MAX_SACK_BLOCKS.withTs : MAX_SACK_BLOCKS.withoutTs);
+    }
     this.lastAckSent = this.rcvNxt;
     this.ackAt = Infinity;
     this.ackNow = false;
@@ -868,6 +990,7 @@ export class Connection implements TcpConnection, Timed {
     this.rto.backoff();
     this.dupAcks = 0;
     this.sndNxt = this.sndUna;
+    this.highRxt = this.sndUna;
     this.retransmitFirst(now);
     this.rtxAt = now + this.rto.rto;
   }

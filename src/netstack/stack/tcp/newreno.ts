@@ -1,6 +1,7 @@
 /**
  * Congestion control: slow start and congestion avoidance (RFC 5681 §3.1, with appropriate byte
- * counting L = 1·SMSS, RFC 3465), fast retransmit and NewReno fast recovery (RFC 6582), and the
+ * counting L = 1·SMSS, RFC 3465), fast retransmit and NewReno fast recovery (RFC 6582) or SACK
+ * recovery (RFC 6675; the scoreboard and pipe live in the connection), and the
  * reaction to a retransmission timeout (RFC 5681 §3.1 eq. 4, loss window of one segment).
  */
 export class NewReno {
@@ -57,6 +58,23 @@ export class NewReno {
   /** A full ACK ends recovery (RFC 6582 §3.2 step 4, the first option). */
   exitRecovery(flightSize: number): void {
     this.cwnd = Math.min(this.ssthresh, Math.max(flightSize, this.smss) + this.smss);
+    this.inRecovery = false;
+  }
+
+  /**
+   * Loss detected with SACK (RFC 6675 §5 step 4): cwnd = ssthresh = FlightSize/2 and no
+   * inflation; how much goes out is then governed by the scoreboard's pipe estimate.
+   */
+  enterSackRecovery(flightSize: number, sndMax: number): void {
+    this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.smss);
+    this.cwnd = this.ssthresh;
+    this.recover = sndMax;
+    this.inRecovery = true;
+    this.acked = 0;
+  }
+
+  exitSackRecovery(): void {
+    this.cwnd = this.ssthresh;
     this.inRecovery = false;
   }
 

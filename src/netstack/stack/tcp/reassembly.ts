@@ -10,6 +10,8 @@ interface Block { seq: number; data: Uint8Array }
 export class OutOfOrderQueue {
   private blocks: Block[] = [];
   private bytesHeld = 0;
+  /** Start of the most recently offered segment: RFC 2018 §4 puts its block first. */
+  private lastSeq = 0;
 
   get bytes(): number { return this.bytesHeld; }
   get isEmpty(): boolean { return this.blocks.length === 0; }
@@ -19,6 +21,7 @@ export class OutOfOrderQueue {
    * new bytes were stored.
    */
   insert(seq: number, data: Uint8Array): number {
+    this.lastSeq = seq;
     let added = 0;
     let s = seq;
     let d = data;
@@ -62,6 +65,27 @@ export class OutOfOrderQueue {
       const chunk = skip > 0 ? b.data.subarray(skip) : b.data;
       out.push(chunk);
       next = seqAdd(next, chunk.length);
+    }
+    return out;
+  }
+
+  /**
+   * SACK blocks (RFC 2018 §4) as flattened [left, right) pairs, at most `max`: the block holding
+   * the most recent segment first, then the others from the highest down.
+   */
+  sackBlocks(max: number): number[] {
+    const merged: [number, number][] = [];
+    for (const b of this.blocks) {
+      const end = seqAdd(b.seq, b.data.length);
+      const last = merged[merged.length - 1];
+      if (last && last[1] === b.seq) last[1] = end;
+      else merged.push([b.seq, end]);
+    }
+    const first = merged.findIndex((r) => seqGe(this.lastSeq, r[0]) && seqLt(this.lastSeq, r[1]));
+    const out: number[] = [];
+    if (first >= 0) out.push(merged[first]![0], merged[first]![1]);
+    for (let i = merged.length - 1; i >= 0 && out.length < 2 * max; i--) {
+      if (i !== first) out.push(merged[i]![0], merged[i]![1]);
     }
     return out;
   }

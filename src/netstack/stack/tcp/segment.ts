@@ -13,12 +13,15 @@ export const URG = 0x20;
 export const TCP_HEADER = 20;
 /** NOP NOP TS(10): the timestamp option as every segment after the handshake carries it. */
 export const TS_OPTION_SPACE = 12;
+/** Option space is 40 bytes: with timestamps, three SACK blocks fit (12 + 4 + 3·8). */
+export const MAX_SACK_BLOCKS = { withTs: 3, withoutTs: 4 } as const;
 
 const OPT_END = 0;
 const OPT_NOP = 1;
 const OPT_MSS = 2;
 const OPT_WSCALE = 3;
 const OPT_SACK_PERMITTED = 4;
+const OPT_SACK = 5;
 const OPT_TIMESTAMP = 8;
 
 export interface TcpOptions {
@@ -27,6 +30,8 @@ export interface TcpOptions {
   sackPermitted?: boolean;
   tsVal?: number;
   tsEcr?: number;
+  /** SACK blocks as [left, right) pairs, flattened. */
+  sack?: number[];
 }
 
 export interface TcpSegment {
@@ -77,6 +82,10 @@ export function parseOptions(b: Uint8Array, start: number, end: number): TcpOpti
     else if (kind === OPT_WSCALE && len === 3) o.wscale = b[i + 2]!;
     else if (kind === OPT_SACK_PERMITTED && len === 2) o.sackPermitted = true;
     else if (kind === OPT_TIMESTAMP && len === 10) { o.tsVal = u32(b, i + 2); o.tsEcr = u32(b, i + 6); }
+    else if (kind === OPT_SACK && len >= 10 && (len - 2) % 8 === 0) {
+      o.sack = [];
+      for (let j = i + 2; j < i + len; j += 4) o.sack.push(u32(b, j));
+    }
     i += len;
   }
   return o;
@@ -92,7 +101,10 @@ export interface SegmentOut {
   /** Only on SYNs. */
   mss?: number;
   wscale?: number;
+  sackPermitted?: boolean;
   ts?: { val: number; ecr: number };
+  /** SACK blocks as [left, right) pairs, flattened (at most 4 pairs, 3 with timestamps). */
+  sack?: number[];
 }
 
 /** Bytes of header (with options) `writeTcpHeader` will write for `s`. */
@@ -100,7 +112,9 @@ export function tcpHeaderLength(s: SegmentOut): number {
   let n = TCP_HEADER;
   if (s.mss !== undefined) n += 4;
   if (s.wscale !== undefined) n += 4;
+  if (s.sackPermitted) n += 4;
   if (s.ts) n += TS_OPTION_SPACE;
+  if (s.sack && s.sack.length > 0) n += 4 + 4 * s.sack.length;
   return n;
 }
 
@@ -122,9 +136,15 @@ export function writeTcpHeader(b: Uint8Array, o: number, s: SegmentOut): number 
   let i = o + TCP_HEADER;
   if (s.mss !== undefined) { b[i] = OPT_MSS; b[i + 1] = 4; b[i + 2] = s.mss >> 8; b[i + 3] = s.mss & 0xff; i += 4; }
   if (s.wscale !== undefined) { b[i] = OPT_NOP; b[i + 1] = OPT_WSCALE; b[i + 2] = 3; b[i + 3] = s.wscale; i += 4; }
+  if (s.sackPermitted) { b[i] = OPT_NOP; b[i + 1] = OPT_NOP; b[i + 2] = OPT_SACK_PERMITTED; b[i + 3] = 2; i += 4; }
   if (s.ts) {
     b[i] = OPT_NOP; b[i + 1] = OPT_NOP; b[i + 2] = OPT_TIMESTAMP; b[i + 3] = 10;
     w32(b, i + 4, s.ts.val); w32(b, i + 8, s.ts.ecr);
+    i += TS_OPTION_SPACE;
+  }
+  if (s.sack && s.sack.length > 0) {
+    b[i] = OPT_NOP; b[i + 1] = OPT_NOP; b[i + 2] = OPT_SACK; b[i + 3] = 2 + 4 * s.sack.length;
+    for (let j = 0; j < s.sack.length; j++) w32(b, i + 4 + 4 * j, s.sack[j]!);
   }
   return len;
 }

@@ -124,6 +124,8 @@ export class Netstack {
   private readonly pings = new Map<number, { resolve: (r: PingResult) => void; sent: number; sequence: number }>();
   private pingSequence = 0;
   private closed = false;
+  /** Client sockets still open, destroyed by close() (a server tracks its own). */
+  private readonly sockets = new Set<TunnelSocket>();
 
   constructor(config: WgQuickConfig, device: Device, tun: NetstackTun, options: NetstackOptions = {}) {
     this.config = config;
@@ -192,6 +194,8 @@ export class Netstack {
   connect(options: ConnectOptions): TunnelSocket {
     const socket = new TunnelSocket(this.tun, { allowHalfOpen: options.allowHalfOpen });
     socket.remotePort = options.port;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     const open = async () => {
       if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
         throw netError('ERR_SOCKET_BAD_PORT', `bad TCP port ${options.port}`);
@@ -259,6 +263,8 @@ export class Netstack {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Without an error: an 'error' nobody listens for would crash the application on shutdown.
+    for (const s of this.sockets) s.destroy();
     await this.device.close('closed');
   }
 

@@ -38,13 +38,14 @@ const USAGE = `usage: npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [
   --minutes N   how long (default 30)
   --rate MBPS   TCP stream A -> B in MB/s (default 4; 0 = unlimited)
   --sample S    seconds between samples (default 10)
-  --out FILE    report file (default docs/soak-<UTC date>.md)`;
+  --out FILE    report file (default docs/soak-<UTC date>.md, or -2, -3... if that exists)`;
 
 interface Args { minutes: number; rate: number; sample: number; out: string }
 
 function parseArgs(argv: string[]): Args {
   const date = new Date().toISOString().slice(0, 10);
   const a: Args = { minutes: 30, rate: 4, sample: 10, out: path.join(REPO, 'docs', `soak-${date}.md`) };
+  let explicitOut = false;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = argv[i + 1];
@@ -57,10 +58,12 @@ function parseArgs(argv: string[]): Args {
     if (k === '--minutes') a.minutes = num();
     else if (k === '--rate') a.rate = num();
     else if (k === '--sample') a.sample = Math.max(1, num());
-    else if (k === '--out') { if (!v) throw new Error(USAGE); a.out = path.resolve(v); i++; }
+    else if (k === '--out') { if (!v) throw new Error(USAGE); a.out = path.resolve(v); explicitOut = true; i++; }
     else if (k === '--help' || k === '-h') { process.stdout.write(`${USAGE}\n`); process.exit(0); }
     else throw new Error(`unknown argument ${k}\n${USAGE}`);
   }
+  // Never overwrite an earlier run of the same day by default.
+  if (!explicitOut) for (let n = 2; fs.existsSync(a.out); n++) a.out = path.join(REPO, 'docs', `soak-${date}-${n}.md`);
   return a;
 }
 

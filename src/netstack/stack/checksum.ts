@@ -7,6 +7,12 @@
 /** Adds the big-endian 16-bit words of b[start..end) to `acc`; an odd last byte is padded with zero. */
 export function sum16(b: Uint8Array, start: number, end: number, acc = 0): number {
   let i = start;
+  if (end - start >= 64) {
+    // 32-bit big-endian words: the one's-complement sum of 16-bit words folds out of them the
+    // same (RFC 1071 §2 B, "parallel summation"), at half the loads. A double holds the total.
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (; i + 3 < end; i += 4) acc += v.getUint32(i);
+  }
   for (; i + 1 < end; i += 2) acc += (b[i]! << 8) | b[i + 1]!;
   if (i < end) acc += b[i]! << 8;
   return acc;

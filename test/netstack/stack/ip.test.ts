@@ -31,6 +31,20 @@ describe('internet checksum', () => {
     assert.ok(verifies(sum16(b, 0, 3) + c), 'checksum verifies');
   });
 
+  it('sums 32-bit words to the same folded result as 16-bit words, at any offset and length', () => {
+    const data = pattern(3000, 5);
+    for (let start = 0; start < 9; start++) {
+      for (const end of [start + 64, start + 65, start + 1499, 3000]) {
+        let naive = 0;
+        let i = start;
+        for (; i + 1 < end; i += 2) naive += (data[i]! << 8) | data[i + 1]!;
+        if (i < end) naive += data[i]! << 8;
+        assert.equal(finish(sum16(data, start, end)), finish(naive), `start ${start} end ${end}`);
+        assert.equal(finish(sum16(data.subarray(start), 0, end - start)), finish(naive), `view at ${start}`);
+      }
+    }
+  });
+
   it('includes the pseudo-header for IPv4 and IPv6', () => {
     const v4 = pseudoHeaderSum(parseIp('10.0.0.1'), parseIp('10.0.0.2'), 6, 20);
     assert.equal(v4, 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 6 + 20);

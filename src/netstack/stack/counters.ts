@@ -21,7 +21,7 @@ export const COUNTER_NAMES = [
   'tcpDataAfterClose', 'tcpDataAfterFin', 'tcpOutOfOrder', 'tcpOutOfOrderDropped', 'tcpDuplicate',
   'tcpSegmentsSent', 'tcpRetransmits', 'tcpFastRetransmits', 'tcpRtoExpired', 'tcpTimeouts',
   'tcpZeroWindowProbes', 'tcpKeepaliveProbes', 'tcpDelayedAcks', 'tcpActiveOpens', 'tcpPassiveOpens',
-  'tcpTimeWaitReused', 'tcpSynAckGiveUp', 'tcpSackBlocksReceived',
+  'tcpTimeWaitReused', 'tcpSynAckGiveUp', 'tcpSackBlocksReceived', 'tcpIcmpUnreachable',
   // a bug caught at the API edge (never a bad packet)
   'internalErrors',
 ] as const;

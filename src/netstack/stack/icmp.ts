@@ -17,8 +17,13 @@ const ECHO_REPLY_6 = 129;
 /** An ICMPv6 error must fit the IPv6 minimum MTU (RFC 4443 §2.4 c). */
 const MIN_MTU_6 = 1280;
 
+/** A Destination Unreachable about a datagram we sent, for the transport it came from. */
+export type IcmpUnreachable = (family: Family, quoted: Uint8Array, reason: 'port' | 'host') => void;
+
 export class Icmp {
   onEchoReply?: (reply: EchoReply) => void;
+  /** Where Destination Unreachable messages go (TCP, to fail connection attempts). */
+  onUnreachable?: IcmpUnreachable;
   private readonly host: StackHost;
 
   constructor(host: StackHost) {
@@ -50,6 +55,11 @@ export class Icmp {
       });
     } else if (ip.family === 4 ? type < 128 && type !== 0 && type !== 8 : type < 128) {
       c.icmpErrorsReceived++;
+      if (type === (ip.family === 4 ? UNREACHABLE_4 : UNREACHABLE_6)) {
+        // v4 code 3 / v6 code 4 is port unreachable; the rest mean the host or network is.
+        const port = m[1] === (ip.family === 4 ? 3 : 4);
+        this.onUnreachable?.(ip.family, m.subarray(8), port ? 'port' : 'host');
+      }
     } else {
       c.icmpUnhandled++;
     }

@@ -47,6 +47,7 @@ export class NetStack implements NetStackApi, StackHost {
     this.icmp = new Icmp(this);
     this.udp = new Udp(this, this.icmp);
     this.tcp = new Tcp(this);
+    this.icmp.onUnreachable = (family, quoted, reason) => this.tcp.unreachable(family, quoted, reason);
     this.ipv4Id = randomUint32(this.config.rng) & 0xffff;
     this.ipv6FragmentId = randomUint32(this.config.rng);
   }

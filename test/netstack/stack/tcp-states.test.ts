@@ -96,6 +96,28 @@ describe('TCP opening', () => {
     assert.equal(a.stack.tcpConnectionCount, 0);
   });
 
+  for (const [v6, code] of [[false, 3], [true, 4], [false, 1]] as const) {
+    it(`fails a connection attempt on ICMP${v6 ? 'v6' : ''} unreachable code ${code} quoting its SYN`, () => {
+      const { wire, a } = twoHosts();
+      wire.tap = () => 'drop';
+      const c = a.stack.tcpConnect({ address: v6 ? 'fd00::2' : '10.0.0.2', port: 80 }, 0);
+      const log = record(c, wire);
+      const syn = a.sent[0]!;
+      const body = new Uint8Array(8 + syn.length);
+      body[0] = v6 ? 1 : 3; body[1] = code;
+      body.set(syn, 8);
+      // A quote with the wrong sequence number is ignored (RFC 5927).
+      const wrong = body.slice();
+      wrong[8 + (v6 ? 40 : 20) + 7]! ^= 1;
+      wire.inject(a, ipPacket(v6 ? 'fd00::2' : '10.0.0.2', v6 ? 'fd00::1' : '10.0.0.1', v6 ? 58 : 1, wrong, 2));
+      wire.run(1);
+      assert.equal(c.state, 'SYN-SENT');
+      wire.inject(a, ipPacket(v6 ? 'fd00::2' : '10.0.0.2', v6 ? 'fd00::1' : '10.0.0.1', v6 ? 58 : 1, body, 2));
+      wire.run(1);
+      assert.equal(log.error, code === 1 ? 'EHOSTUNREACH' : 'ECONNREFUSED');
+    });
+  }
+
   it('opens simultaneously (SYN-SENT → SYN-RECEIVED → ESTABLISHED)', () => {
     const { wire, a, b } = twoHosts();
     const ca = a.stack.tcpConnect({ address: '10.0.0.2', port: 5000 }, 0, { port: 6000 }) as Connection;

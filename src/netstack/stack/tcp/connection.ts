@@ -216,6 +216,12 @@ export class Connection implements TcpConnection, Timed {
     this.after();
   }
 
+  /** ICMP says the SYN cannot be delivered (the layer checked state and sequence). */
+  unreachable(code: 'ECONNREFUSED' | 'EHOSTUNREACH'): void {
+    this.finish({ code, message: code === 'ECONNREFUSED' ? 'connection refused (ICMP)' : 'host unreachable (ICMP)' });
+    this.flush();
+  }
+
   private takeSynOptions(seg: TcpSegment): void {
     const o = seg.options;
     const peerMss = o.mss !== undefined && o.mss > 0 ? o.mss : DEFAULT_MSS[this.family];

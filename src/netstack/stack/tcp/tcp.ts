@@ -188,6 +188,32 @@ export class Tcp implements ConnectionHost {
     this.send(ip.family, ip.dst, ip.src, out, 0);
   }
 
+  /**
+   * ICMP Destination Unreachable quoting one of our segments (RFC 1122 §4.2.3.9, RFC 5927): a
+   * connection still in SYN-SENT fails (ECONNREFUSED for a port, EHOSTUNREACH otherwise) if the
+   * quoted sequence number is its SYN's; established connections treat it as soft and go on.
+   */
+  unreachable(family: Family, quoted: Uint8Array, reason: 'port' | 'host'): void {
+    let off: number;
+    if (family === 4) {
+      if (quoted.length < 20 || quoted[0]! >> 4 !== 4 || quoted[9] !== PROTO_TCP) return;
+      off = (quoted[0]! & 0x0f) * 4;
+    } else {
+      if (quoted.length < 40 || quoted[0]! >> 4 !== 6 || quoted[6] !== PROTO_TCP) return;
+      off = 40;
+    }
+    if (quoted.length < off + 8) return;
+    const src = family === 4 ? quoted.subarray(12, 16) : quoted.subarray(8, 24);
+    const dst = family === 4 ? quoted.subarray(16, 20) : quoted.subarray(24, 40);
+    const sport = (quoted[off]! << 8) | quoted[off + 1]!;
+    const dport = (quoted[off + 2]! << 8) | quoted[off + 3]!;
+    const seq = ((quoted[off + 4]! << 24) | (quoted[off + 5]! << 16) | (quoted[off + 6]! << 8) | quoted[off + 7]!) >>> 0;
+    const conn = this.connections.get(`${formatIp(src)}|${sport}|${formatIp(dst)}|${dport}`);
+    if (!conn || conn.state !== 'SYN-SENT' || seq !== conn.iss) return;
+    this.counters.tcpIcmpUnreachable++;
+    conn.unreachable(reason === 'port' ? 'ECONNREFUSED' : 'EHOSTUNREACH');
+  }
+
   // --- ConnectionHost -------------------------------------------------------------------------
 
   emit(conn: Connection, seg: SegmentOut, length: number, fill?: (b: Uint8Array, at: number) => void): void {

@@ -7,7 +7,10 @@
  * It counts what it sent and the cookie replies (type 3) that came back, and prints one JSON
  * line when done (after `seconds`, or on SIGTERM/SIGINT).
  *
- *   node --import tsx test/support/flood-sender.ts HOST PORT PUBKEY_B64 REPLAY_HEX SECONDS [SOCKETS]
+ *   node --import tsx test/support/flood-sender.ts HOST PORT PUBKEY_B64 REPLAY_HEX SECONDS [SOCKETS [LOCAL_ADDRS]]
+ *
+ * With LOCAL_ADDRS (comma-separated), SOCKETS sockets are bound to each of those addresses, so
+ * the flood comes from many sources.
  *
  * Everything the flooder knows is public (the target's public key, a datagram seen on the wire).
  */
@@ -23,7 +26,7 @@ export interface FloodReport {
   otherReplies: number;
 }
 
-const [host, portArg, pubB64, replayHex, secondsArg, socketsArg] = process.argv.slice(2);
+const [host, portArg, pubB64, replayHex, secondsArg, socketsArg, localArg] = process.argv.slice(2);
 if (!host || !portArg || !pubB64 || replayHex === undefined || !secondsArg) {
   process.stderr.write('usage: flood-sender.ts HOST PORT PUBKEY_B64 REPLAY_HEX SECONDS [SOCKETS]\n');
   process.exit(2);
@@ -94,14 +97,16 @@ function finish(): void {
   }, 300);
 }
 
-for (let i = 0; i < nSockets; i++) {
+const locals = localArg ? localArg.split(',') : [undefined];
+for (let i = 0; i < nSockets * locals.length; i++) {
+  const local = locals[i % locals.length];
   const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
   s.on('message', (m) => {
     if (m.length === 64 && m[0] === 3) report.cookieReplies++;
     else report.otherReplies++;
   });
   s.on('error', () => { report.sendErrors++; });
-  s.bind(0, () => pump(s));
+  s.bind({ port: 0, address: local }, () => pump(s));
   sockets.push(s);
 }
 process.stdout.write('flooding\n');

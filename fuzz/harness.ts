@@ -143,10 +143,12 @@ export async function runTarget<C>(target: FuzzTarget<C>, opts: RunOptions): Pro
     const signature = signatureOf(err);
     if (seen.has(signature)) return;
     seen.add(signature);
-    // Keep the smallest reproducer we can find cheaply: the input alone, else its batch.
-    const last = batch.at(-1)!;
-    const alone = (await replay(target, [last])) !== undefined;
-    const inputs = alone ? [last] : batch.slice();
+    // Keep the smallest reproducer we find: one input alone (the last first, then the others:
+    // a batch check can fail for an earlier input), else the whole batch.
+    let inputs = batch.slice();
+    for (let i = batch.length - 1; i >= 0; i--) {
+      if ((await replay(target, [batch[i]!])) !== undefined) { inputs = [batch[i]!]; break; }
+    }
     const saved = opts.save === false ? null : saveCrash(target.name, inputs, opts.corpusDir);
     result.crashes.push({ signature, error: err, inputs, saved });
   };

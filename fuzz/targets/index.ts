@@ -2,6 +2,8 @@
 import type { FuzzTarget } from '../harness.ts';
 import { deviceBindTarget } from './device-bind.ts';
 import { deviceTunTarget } from './device-tun.ts';
+import { netstackTarget } from './netstack.ts';
+import { proxyTarget } from './proxy.ts';
 import { uapiConnTarget } from './uapi-conn.ts';
 import { uapiSetTarget } from './uapi-set.ts';
 import { wgQuickTarget } from './wgquick.ts';
@@ -14,6 +16,8 @@ export const TARGETS: readonly FuzzTarget<never>[] = [
   wgQuickTarget,
   deviceTunTarget,
   deviceBindTarget,
+  netstackTarget,
+  proxyTarget,
 ] as unknown as FuzzTarget<never>[];
 
 export function targetByName(name: string): FuzzTarget<never> | undefined {

@@ -43,12 +43,14 @@ export function latin1Bytes(s: string): Uint8Array {
   return out;
 }
 
-/** Values of the secret key fields in `text` (`private_key=`, `PresharedKey = `, …), long enough to matter. */
+/** Values of the secret key fields in `text` (`private_key=`, `PresharedKey = `, …) that are shaped like a key. */
 export function secretsIn(text: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(/(?:private|preshared)_?key\s*=([^\n#]*)/gi)) {
     const v = m[1]!.replace(/\s/g, '');
-    if (v.length >= 8) out.push(v);
+    // A 64-digit hex key (UAPI) or a 44-character base64 key (wg-quick); shorter junk in a
+    // key field may legitimately appear elsewhere in the input and so in a message.
+    if (/^[0-9a-f]{64}$/i.test(v) || /^[A-Za-z0-9+/]{43}=$/.test(v)) out.push(v);
   }
   return out;
 }

@@ -16,12 +16,12 @@ import { FuzzRng } from '../../fuzz/rng.ts';
 import { TARGETS } from '../../fuzz/targets/index.ts';
 
 /** Inputs per target here: enough to pass through every generator branch, a second or so each. */
-const SHORT_RUNS: Record<string, number> = { wire: 600, 'device-tun': 400, 'device-bind': 400 };
+const SHORT_RUNS: Record<string, number> = { wire: 400, 'device-tun': 300, 'device-bind': 300, proxy: 300 };
 
 describe('fuzz targets, short seeded runs', () => {
   for (const target of TARGETS) {
-    it(`${target.name}: ${SHORT_RUNS[target.name] ?? 1500} inputs without a crash`, async () => {
-      const result = await runTarget(target, { runs: SHORT_RUNS[target.name] ?? 1500, seed: 20261122, save: false });
+    it(`${target.name}: ${SHORT_RUNS[target.name] ?? 1000} inputs without a crash`, async () => {
+      const result = await runTarget(target, { runs: SHORT_RUNS[target.name] ?? 1000, seed: 20261122, save: false });
       const first = result.crashes[0];
       assert.equal(result.crashCount, 0, first ? `${first.signature}\n${(first.error as Error)?.stack ?? ''}` : 'crashes');
       assert.ok(result.runs > 0, 'ran');

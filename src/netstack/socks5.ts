@@ -166,6 +166,9 @@ function connect(tunnel: TunnelNet, client: net.Socket, target: Target, early: B
   const onFail = (err: NodeJS.ErrnoException) => {
     log(`socks5 ${peer}: CONNECT ${target.host}:${target.port} failed: ${messageOf(err)}`);
     client.end(reply(socksReplyFor(err.code)));
+    // Paused above: without reading on, data the client sent after its request would keep its
+    // EOF unseen and this half-open socket would never close (found by fuzz/targets/proxy.ts).
+    client.resume();
   };
   remote.once('error', onFail);
   remote.once('connect', () => {

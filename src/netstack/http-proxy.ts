@@ -71,13 +71,17 @@ function plainResponse(status: number, reason: string): string {
 
 function tunnelConnect(tunnel: TunnelNet, req: http.IncomingMessage, client: Socket, head: Buffer, options: HttpProxyOptions, log: LogLine): void {
   client.on('error', () => client.destroy());
-  if (!authorized(req, options)) { client.end(AUTH_REQUIRED); return; }
+  // The socket node:http hands over is not being read: read on (discarding) after refusing, or
+  // data the client sent after its request hides its EOF and the half-open socket never closes
+  // (found by fuzz/targets/proxy.ts).
+  const refuse = (text: string) => { client.end(text); client.resume(); };
+  if (!authorized(req, options)) { refuse(AUTH_REQUIRED); return; }
   const target = splitHostPort(req.url ?? '');
-  if (!target) { client.end(plainResponse(400, 'CONNECT needs host:port')); return; }
+  if (!target) { refuse(plainResponse(400, 'CONNECT needs host:port')); return; }
   const remote = tunnel.connect({ host: unbracket(target.host), port: target.port, allowHalfOpen: true });
   remote.once('error', (err: NodeJS.ErrnoException) => {
     log(`http-proxy: CONNECT ${req.url} failed: ${messageOf(err)}`);
-    if (client.writable) client.end(plainResponse(httpStatusFor(err.code), `wireweave: ${messageOf(err)}`));
+    if (client.writable) refuse(plainResponse(httpStatusFor(err.code), `wireweave: ${messageOf(err)}`));
   });
   remote.once('connect', () => {
     remote.removeAllListeners('error');

@@ -364,6 +364,19 @@ describe('listen backlog and limits', () => {
     assert.equal(b.stack.counters.tcpConnectionLimit, 1);
   });
 
+  it('shares ephemeral ports between different remotes once the range is used up', () => {
+    const { wire, a, b } = twoHosts({ a: { ephemeralPortMin: 40000, ephemeralPortMax: 40003 } });
+    b.stack.tcpListen(80);
+    b.stack.tcpListen(81);
+    const conns = [80, 80, 80, 80, 81, 81].map((port) => a.stack.tcpConnect({ address: '10.0.0.2', port }, wire.now));
+    const logs = conns.map((c) => record(c, wire));
+    wire.run(200);
+    assert.equal(logs.filter((l) => l.connected).length, 6);
+    const seventh = record(a.stack.tcpConnect({ address: '10.0.0.2', port: 80 }, wire.now), wire);
+    wire.run(10);
+    assert.equal(seventh.error, 'ECONNABORTED', 'no 4-tuple left to port 80');
+  });
+
   it('refuses a second listener on the same port', () => {
     const { b } = twoHosts();
     const l = b.stack.tcpListen(80);

@@ -44,6 +44,7 @@ export class Tcp implements ConnectionHost {
   private readonly heap = new DeadlineHeap<Connection>();
   /** Local ports used by connections and listeners, with use counts. */
   private readonly ports = new Map<number, number>();
+  private readonly listenerPorts = new Set<number>();
   private readonly scratch = new Uint8Array(4);
 
   constructor(stack: StackHost) {
@@ -101,6 +102,7 @@ export class Tcp implements ConnectionHost {
     const l = new Listener(this, { address: addr === '*' ? '::' : addr, port }, key,
       Math.max(1, backlog ?? this.config.synBacklog));
     this.listeners.set(key, l);
+    this.listenerPorts.add(port);
     this.usePort(port, 1);
     return l;
   }
@@ -108,6 +110,7 @@ export class Tcp implements ConnectionHost {
   unlisten(l: Listener): void {
     if (this.listeners.get(l.key) !== l) return;
     this.listeners.delete(l.key);
+    if (![...this.listeners.values()].some((x) => x.local.port === l.local.port)) this.listenerPorts.delete(l.local.port);
     this.usePort(l.local.port, -1);
     // Half-open connections die with their listener; established ones are the application's.
     for (const c of [...l.halfOpen]) c.abort(0);
@@ -294,16 +297,23 @@ export class Tcp implements ConnectionHost {
     if (n <= 0) this.ports.delete(port); else this.ports.set(port, n);
   }
 
-  /** A random free port in the ephemeral range (RFC 6056 algorithm 1), 0 if none. */
-  private ephemeral(_local: string, _remote: string, _remotePort: number): number {
+  /**
+   * A random port in the ephemeral range (RFC 6056 algorithm 1), 0 if none. For a connection a
+   * port is free if no listener has it and the 4-tuple is unused, so one port serves many
+   * remotes (and TIME-WAIT pairs only block their own 4-tuple); for a listener it must be unused.
+   */
+  private ephemeral(local: string, remote: string, remotePort: number): number {
     const { ephemeralPortMin: min, ephemeralPortMax: max } = this.config;
     const span = max - min + 1;
     const start = randomUint32(this.config.rng, this.scratch) % span;
+    // Prefer a port nobody uses; settle for a shared one whose 4-tuple is free.
+    let shared = 0;
     for (let i = 0; i < span; i++) {
       const p = min + ((start + i) % span);
       if (!this.ports.has(p)) return p;
+      if (shared === 0 && remote !== '' && !this.listenerPorts.has(p) && !this.connections.has(`${local}|${p}|${remote}|${remotePort}`)) shared = p;
     }
-    return 0;
+    return shared;
   }
 }
 

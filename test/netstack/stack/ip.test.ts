@@ -169,6 +169,22 @@ describe('ICMP echo', () => {
     });
   }
 
+  it('ignores padding after the IP length (the device pads decrypted packets to 16 bytes)', () => {
+    for (const [src, dst, proto] of [['10.0.0.1', '10.0.0.2', 1], ['fd00::1', 'fd00::2', 58]] as const) {
+      const { wire, a, b } = twoHosts();
+      const replies: EchoReply[] = [];
+      a.stack.onEchoReply = (r) => replies.push(r);
+      const body = new Uint8Array([proto === 1 ? 8 : 128, 0, 0, 0, 0, 9, 0, 1, 1, 2, 3]);
+      const p = ipPacket(src, dst, proto, body, 2);
+      const padded = new Uint8Array(p.length + 13);
+      padded.set(p);
+      b.stack.input(padded, wire.now);
+      wire.run(10);
+      assert.equal(replies.length, 1, `answered over ${proto === 1 ? 'IPv4' : 'IPv6'}`);
+      assert.deepEqual([...replies[0]!.payload], [1, 2, 3]);
+    }
+  });
+
   it('drops echo requests with a bad checksum and packets not for us', () => {
     const { wire, b } = twoHosts();
     const body = new Uint8Array([8, 0, 0, 0, 0, 1, 0, 1]);

@@ -442,25 +442,35 @@ export class Endpoint<S = unknown> {
     return 'data';
   }
 
-  /** mac1 always; under load also mac2, answering with a cookie reply when it is missing. */
+  /**
+   * mac1 always; under load also mac2, answering with a cookie reply when it is missing.
+   * Under load, per source (ratelimiter.ts): mac2-valid messages are rate-limited (wireguard-go),
+   * and so are cookie replies; a wrong (non-zero) mac2 costs the source a handshake token too.
+   * A message its source could not get anything for (no cookie-reply token, and for a non-zero
+   * mac2 no handshake token either) is dropped before any MAC is computed.
+   */
   private admitHandshake(now: number, msg: Uint8Array, senderIndex: number, source: S): boolean {
     const checker = this.cookieChecker;
     if (!checker || !this.local) { this.drop('noPrivateKey'); return false; }
-    // A message without mac2 (all zeros: a valid one is never that) can only get a cookie reply
-    // under load; when its source has no cookie-reply token left, drop it before any MAC.
+    // All zeros: no cookie (a real mac2 never is all zeros), so at most a cookie reply is due.
     const noMac2 = isAllZero(msg.subarray(msg.length - MAC_SIZE));
-    if (noMac2 && this.cookieLimiter && this.isUnderLoad(now) && !this.cookieLimiter.wouldAllow(now, this.io.sourceTag(source))) {
-      this.noteHandshakeRate(now);
-      this.drop('cookieRateLimited');
-      return false;
+    const hl = this.handshakeLimiter, cl = this.cookieLimiter;
+    if (hl && cl && this.isUnderLoad(now)) {
+      const tag = this.io.sourceTag(source);
+      if (!cl.wouldAllow(now, tag) && (noMac2 || !hl.wouldAllow(now, tag))) {
+        this.noteHandshakeRate(now); // keeps under-load mode engaged while the flood lasts
+        this.drop(noMac2 ? 'cookieRateLimited' : 'rateLimited');
+        return false;
+      }
     }
     if (!checker.checkMac1(msg)) { this.drop('mac1'); return false; }
     if (this.noteHandshakeRate(now)) {
       const tag = this.io.sourceTag(source);
       if (noMac2 || !checker.checkMac2(msg, tag, now)) {
+        if (!noMac2) hl?.allow(now, tag);
         // Not in wireguard-go: replies per source are limited too, so a flood of mac1-valid
         // messages is not answered (reflected) at its own rate.
-        if (this.cookieLimiter && !this.cookieLimiter.allow(now, tag)) { this.drop('cookieRateLimited'); return false; }
+        if (cl && !cl.allow(now, tag)) { this.drop('cookieRateLimited'); return false; }
         const reply = checker.createReply(msg, senderIndex, tag, now);
         this.counters.cookieRepliesSent++;
         this.io.sendToSource(source, reply);
@@ -469,7 +479,7 @@ export class Endpoint<S = unknown> {
         return false;
       }
       // wireguard-go: a valid mac2 proves the source address, which then gets its token bucket.
-      if (this.handshakeLimiter && !this.handshakeLimiter.allow(now, tag)) { this.drop('rateLimited'); return false; }
+      if (hl && !hl.allow(now, tag)) { this.drop('rateLimited'); return false; }
     }
     return true;
   }

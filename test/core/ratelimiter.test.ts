@@ -8,6 +8,8 @@ import { RateLimiter, RATELIMIT_BURST, RATELIMIT_GC_AFTER, RATELIMIT_PACKETS_PER
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION } from '../../src/core/messages.ts';
 import { REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from '../../src/core/constants.ts';
 import { Simulation, packet } from '../support/pair.ts';
+import type { CryptoProvider } from '../../src/core/crypto.ts';
+import { nodeCrypto } from '../../src/crypto/node.ts';
 
 /** A device-style source tag: address bytes ‖ big-endian port. */
 function v4(a: number, b: number, c: number, d: number, port = 51820): Uint8Array {
@@ -152,6 +154,41 @@ describe('rate limiting in the endpoint (under load)', () => {
     for (let i = 0; i < 100; i++) a.send(av, packet(2, i));
     sim.run(100);
     assert.equal(v.delivered.length, 101, 'data unaffected');
+  });
+
+  it('drops a flood before any MAC once its source is out of tokens, with zero or random mac2', () => {
+    let macs = 0;
+    const counting: CryptoProvider = { ...nodeCrypto, mac: (key, data) => { macs++; return nodeCrypto.mac(key, data); } };
+    const sim = new Simulation();
+    const v = sim.node('v', 31, { crypto: counting });
+    const a = sim.node('a', 32);
+    v.addPeer(a);
+    const av = a.addPeer(v);
+    const toV: Uint8Array[] = [];
+    const transmit = sim.transmit.bind(sim);
+    sim.transmit = (from, to, d) => { if (to === 'v') toV.push(d.slice()); transmit(from, to, d); };
+    v.endpoint.setUnderLoad(true);
+    a.send(av, packet(1, 0));
+    const init = toV[0]!;
+    const t0 = sim.now + 10;
+    // Zero mac2, 1000 times in 10 ms from one source: mac1 + the cookie for the first five only.
+    macs = 0;
+    for (let i = 0; i < 1000; i++) v.endpoint.recv(t0 + i / 100, init.slice(), 'x');
+    assert.ok(macs <= 2 * RATELIMIT_BURST, `zero mac2: ${macs} MACs for 1000 messages`);
+    assert.equal(v.endpoint.counters.dropped.cookieRateLimited, 1000 - RATELIMIT_BURST, 'zero mac2: the rest dropped');
+    // Random mac2 from another source: mac1, cookie, mac2 and a reply while either bucket lasts.
+    macs = 0;
+    const d0 = v.endpoint.counters.dropped.rateLimited;
+    for (let i = 0; i < 1000; i++) {
+      const m = init.slice();
+      for (let j = m.length - 16; j < m.length; j++) m[j] = (i * 7 + j) & 255 | 1;
+      v.endpoint.recv(t0 + i / 100, m, 'y');
+    }
+    assert.ok(macs <= 4 * RATELIMIT_BURST, `random mac2: ${macs} MACs for 1000 messages`);
+    assert.equal(v.endpoint.counters.dropped.rateLimited - d0, 1000 - RATELIMIT_BURST, 'random mac2: the rest dropped');
+    // The legitimate peer at its own address is unaffected: its retry carries a real mac2.
+    sim.run(2 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
+    assert.equal(v.delivered.length, 1, 'a got through');
   });
 
   it('can be turned off', () => {

@@ -2,7 +2,8 @@
  * The flooder of test/device/flood.interop.test.ts: sends UDP to a WireGuard port as fast as
  * node:dgram goes, from several sockets, a mix of
  *   (a) garbage: random bytes of random length, and fake transport messages (type 4, random index);
- *   (b) handshake initiations with a valid mac1 for the target's public key and random contents;
+ *   (b) handshake initiations with a valid mac1 for the target's public key and random contents,
+ *       half of them with no mac2 (zeros) and half with a random one;
  *   (c) replays of one captured genuine initiation (hex on the command line).
  * It counts what it sent and the cookie replies (type 3) that came back, and prints one JSON
  * line when done (after `seconds`, or on SIGTERM/SIGINT).
@@ -20,7 +21,7 @@ import { nodeCrypto } from '../../src/crypto/node.ts';
 
 export interface FloodReport {
   seconds: number;
-  sent: { garbage: number; mac1Initiations: number; replays: number };
+  sent: { garbage: number; mac1Initiations: number; mac1RandomMac2: number; replays: number };
   sendErrors: number;
   cookieReplies: number;
   otherReplies: number;
@@ -43,7 +44,7 @@ for (let i = 0; i < POOL; i++) {
   const m = crypto.randomBytes(148);
   m[0] = 1; m[1] = 0; m[2] = 0; m[3] = 0;
   m.set(nodeCrypto.mac(mac1Key, m.subarray(0, 116)), 116);
-  m.fill(0, 132); // no mac2: no cookie
+  if (i % 2 === 0) m.fill(0, 132); // no mac2: no cookie
   inits.push(m);
 }
 // (a): garbage, half of it shaped like transport messages so it reaches the index lookup.
@@ -55,17 +56,23 @@ for (let i = 0; i < POOL; i++) {
 }
 const replay = Buffer.from(replayHex, 'hex');
 
-const report: FloodReport = { seconds: 0, sent: { garbage: 0, mac1Initiations: 0, replays: 0 }, sendErrors: 0, cookieReplies: 0, otherReplies: 0 };
+const report: FloodReport = { seconds: 0, sent: { garbage: 0, mac1Initiations: 0, mac1RandomMac2: 0, replays: 0 }, sendErrors: 0, cookieReplies: 0, otherReplies: 0 };
 const t0 = performance.now();
 let stopped = false;
 let k = 0;
+let nInit = 0;
 const sockets: dgram.Socket[] = [];
 
 function next(): Buffer {
   const i = k++;
   const which = i % 3;
   if (which === 0) { report.sent.garbage++; return garbage[i % POOL]!; }
-  if (which === 1 || replay.length === 0) { report.sent.mac1Initiations++; return inits[i % POOL]!; }
+  if (which === 1 || replay.length === 0) {
+    const j = nInit++; // even: no mac2, odd: a random one (POOL is even)
+    if (j % 2 === 0) report.sent.mac1Initiations++;
+    else report.sent.mac1RandomMac2++;
+    return inits[j % POOL]!;
+  }
   report.sent.replays++;
   return replay;
 }

@@ -14,13 +14,16 @@ export interface CliIo {
 }
 
 export const USAGE = `Usage: wireweave <command> [<args>]
-       wireweave [-f|--foreground] INTERFACE-NAME
+       wireweave [-f|--foreground] [--metrics HOST:PORT] [--user NAME] INTERFACE-NAME
 
 A userspace WireGuard for Node.js.
 
 With an interface name, creates that TUN interface and serves the UAPI socket
 /var/run/wireguard/INTERFACE-NAME.sock for wg and wg-quick, like wireguard-go
 (needs root; -f stays in the foreground, as does WG_PROCESS_FOREGROUND=1).
+--metrics serves Prometheus metrics at http://HOST:PORT/metrics (or
+WIREWEAVE_METRICS); --user switches to user NAME once the interface and its
+sockets are open (or WIREWEAVE_USER).
 
 Commands:
   genkey   Generate a new private key and write it to stdout
@@ -67,6 +70,9 @@ async function runDemoCommand(args: string[], io: CliIo): Promise<number> {
 }
 
 
+/** Options of `wireweave IFNAME` that may come first. */
+const DAEMON_FLAG = /^(?:-f|--foreground|--metrics(?:=.*)?|--user(?:=.*)?)$/;
+
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...args] = argv;
   switch (command) {
@@ -101,7 +107,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     case 'forward':
       return (await import('./forward.ts')).forward(args, io);
     default:
-      if (command === '-f' || command === '--foreground' || (isInterfaceName(command) && !command.startsWith('-'))) {
+      if (DAEMON_FLAG.test(command) || (isInterfaceName(command) && !command.startsWith('-'))) {
         const { runInterfaceCommand } = await import('../device/daemon.ts');
         return runInterfaceCommand(argv, io);
       }

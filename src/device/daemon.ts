@@ -19,6 +19,10 @@ import { LinuxUdpBind } from './bind-linux.ts';
 import { NodeUdpBind } from './bind-node.ts';
 import { openLinuxTun } from './tun-linux.ts';
 import { startUapiServer } from './uapi-server.ts';
+import { logFormatFrom, makeLogger } from './logger.ts';
+import { DeviceMetrics, parseListenAddress, startMetricsServer } from './metrics.ts';
+import type { MetricsServer } from './metrics.ts';
+import { dropPrivileges, lookupUser } from './privileges.ts';
 
 export const DEFAULT_MTU = 1420;
 
@@ -27,40 +31,49 @@ export interface DaemonIo {
   stderr: NodeJS.WritableStream;
 }
 
-/** wireguard-go's LOG_LEVEL: verbose (alias debug), error, silent. */
-export function makeLogger(ifname: string, level: string | undefined, out: NodeJS.WritableStream): DeviceLogger {
-  const lvl = (level ?? 'error').toLowerCase();
-  const rank = lvl === 'verbose' || lvl === 'debug' ? 2 : lvl === 'silent' ? 0 : 1;
-  const line = (tag: string, msg: string) => {
-    const t = new Date();
-    const stamp = `${t.getFullYear()}/${pad(t.getMonth() + 1)}/${pad(t.getDate())} ${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`;
-    out.write(`${tag}: (${ifname}) ${stamp} ${msg}\n`);
-  };
-  return {
-    error: (m) => { if (rank >= 1) line('ERROR', m); },
-    verbose: (m) => { if (rank >= 2) line('DEBUG', m); },
-  };
-}
+/** wireguard-go's LOG_LEVEL and line format (logger.ts); kept here for existing importers. */
+export { makeLogger } from './logger.ts';
 
-function pad(n: number): string {
-  return String(n).padStart(2, '0');
-}
+const USAGE = 'Usage: wireweave [-f/--foreground] [--metrics HOST:PORT] [--user NAME] INTERFACE-NAME\n';
 
-/** Entry point for `wireweave [-f] IFNAME`; resolves with the exit code. */
+/**
+ * Entry point for `wireweave [-f] [--metrics ADDR] [--user NAME] IFNAME`; resolves with the
+ * exit code. --metrics and --user may also come as WIREWEAVE_METRICS and WIREWEAVE_USER (the
+ * flags win); both are checked before anything is created, and handed to the detached copy
+ * through its environment.
+ */
 export async function runInterfaceCommand(args: string[], io: DaemonIo, env = process.env): Promise<number> {
   let foreground = env.WG_PROCESS_FOREGROUND === '1';
+  let metrics = env.WIREWEAVE_METRICS || undefined;
+  let user = env.WIREWEAVE_USER || undefined;
   const rest: string[] = [];
-  for (const a of args) {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
     if (a === '-f' || a === '--foreground') foreground = true;
+    else if (a === '--metrics' || a === '--user') {
+      const value = args[++i];
+      if (value === undefined) { io.stderr.write(`wireweave: ${a} needs a value\n${USAGE}`); return 1; }
+      if (a === '--metrics') metrics = value; else user = value;
+    } else if (a.startsWith('--metrics=')) metrics = a.slice('--metrics='.length);
+    else if (a.startsWith('--user=')) user = a.slice('--user='.length);
     else rest.push(a);
   }
   if (rest.length !== 1 || !isInterfaceName(rest[0]!)) {
-    io.stderr.write('Usage: wireweave [-f/--foreground] INTERFACE-NAME\n');
+    io.stderr.write(USAGE);
+    return 1;
+  }
+  try {
+    if (metrics !== undefined) parseListenAddress(metrics);
+    if (user !== undefined) lookupUser(user);
+  } catch (err) {
+    io.stderr.write(`wireweave: ${(err as Error).message}\n`);
     return 1;
   }
   const ifname = rest[0]!;
-  if (!foreground) return daemonize(ifname, io, env);
-  return runForeground(ifname, io, env, null);
+  const childEnv: NodeJS.ProcessEnv = { ...env, WIREWEAVE_METRICS: metrics, WIREWEAVE_USER: user };
+  for (const k of ['WIREWEAVE_METRICS', 'WIREWEAVE_USER']) if (childEnv[k] === undefined) delete childEnv[k];
+  if (!foreground) return daemonize(ifname, io, childEnv);
+  return runForeground(ifname, io, childEnv, null);
 }
 
 /** Starts a detached foreground copy and waits for its readiness line on fd 3. */
@@ -116,11 +129,12 @@ async function chooseBind(logger: DeviceLogger, env: NodeJS.ProcessEnv): Promise
 
 /** Runs the interface in this process until it is told or made to stop. */
 export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv, signal: AbortSignal | null): Promise<number> {
-  const logger = makeLogger(ifname, env.LOG_LEVEL, io.stdout);
+  const logger = makeLogger(ifname, env.LOG_LEVEL, io.stdout, logFormatFrom(env.WIREWEAVE_LOG_FORMAT));
   const readyFd = env.WIREWEAVE_READY_FD ? Number(env.WIREWEAVE_READY_FD) : null;
   const tell = (text: string) => { if (readyFd !== null) try { fs.writeSync(readyFd, text + '\n'); } catch { /* parent gone */ } };
   let device: Device;
   let uapi: Awaited<ReturnType<typeof startUapiServer>>;
+  let metricsServer: MetricsServer | null = null;
   try {
     // WIREWEAVE_TUN_SLOTS: packets the TUN reader may hold (a power of two; tuning and diagnosis).
     const slots = env.WIREWEAVE_TUN_SLOTS ? Number(env.WIREWEAVE_TUN_SLOTS) : undefined;
@@ -133,6 +147,23 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
       throw err;
     }
     await device.up();
+    try {
+      if (env.WIREWEAVE_METRICS) {
+        metricsServer = await startMetricsServer(new DeviceMetrics(device), env.WIREWEAVE_METRICS);
+        logger.verbose(`metrics at http://${env.WIREWEAVE_METRICS}/metrics`);
+      }
+      // Last: everything that needs root (TUN, sockets, ports) is open by now.
+      if (env.WIREWEAVE_USER) {
+        const account = lookupUser(env.WIREWEAVE_USER);
+        dropPrivileges(account);
+        logger.verbose(`running as user ${account.name} (uid ${account.uid}, gid ${account.gid})`);
+      }
+    } catch (err) {
+      await metricsServer?.close();
+      await uapi.close();
+      await device.close('start-up failed');
+      throw err;
+    }
   } catch (err) {
     const message = `failed to create interface ${ifname}: ${(err as Error).message}`;
     logger.error(message);
@@ -153,6 +184,7 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
     signal?.addEventListener('abort', () => resolve('aborted'));
   });
   logger.verbose(`shutting down: ${reason}`);
+  await metricsServer?.close();
   await uapi.close();
   await device.close(reason);
   return 0;

@@ -87,6 +87,7 @@ export class Device implements UapiTarget {
   private timer: unknown = null;
   private timerAt = Infinity;
   private readonly closeListeners: ((reason: string) => void)[] = [];
+  private readonly eventListeners: ((event: EndpointEvent) => void)[] = [];
   /** Serialises configuration changes (UAPI clients may overlap). */
   private configQueue: Promise<void> = Promise.resolve();
 
@@ -145,6 +146,11 @@ export class Device implements UapiTarget {
 
   onClose(listener: (reason: string) => void): void {
     this.closeListeners.push(listener);
+  }
+
+  /** Observes the endpoint's events (for metrics: handshakes that failed, …); must not throw. */
+  onEndpointEvent(listener: (event: EndpointEvent) => void): void {
+    this.eventListeners.push(listener);
   }
 
   async close(reason = 'closed'): Promise<void> {
@@ -216,6 +222,7 @@ export class Device implements UapiTarget {
   }
 
   private onEvent(e: EndpointEvent): void {
+    for (const l of this.eventListeners) l(e);
     if (!('peer' in e)) { this.logger.verbose(`event ${e.type}`); return; }
     const peer = this.peersById.get(e.peer);
     const name = peer ? `peer(${short(peer.publicKey)})` : `peer ${e.peer}`;

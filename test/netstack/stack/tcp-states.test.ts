@@ -84,6 +84,25 @@ describe('TCP opening', () => {
     assert.equal(synAck.options.mss, 1380);
   });
 
+  it('hands over a passive connection before the data that came with the handshake\'s last ACK', () => {
+    const { wire, b } = twoHosts();
+    const l = b.stack.tcpListen(80);
+    const order: string[] = [];
+    l.onConnection = (c) => {
+      order.push(`connection ${c.state}`);
+      c.events = { onData: (d) => order.push(`data ${d.length}`) };
+    };
+    wire.tap = () => 'drop';
+    wire.inject(b, tcpPacket('10.0.0.1', '10.0.0.2', { srcPort: 4000, dstPort: 80, seq: 100, ack: 0, flags: SYN, window: 65535 }));
+    wire.run(1);
+    const synAck = tcpOf(b.sent[0]!)!;
+    wire.inject(b, tcpPacket('10.0.0.1', '10.0.0.2', {
+      srcPort: 4000, dstPort: 80, seq: 101, ack: (synAck.seq + 1) >>> 0, flags: ACK, window: 65535,
+    }, pattern(20)));
+    wire.run(1);
+    assert.deepEqual(order, ['connection ESTABLISHED', 'data 20']);
+  });
+
   it('gets ECONNREFUSED from a closed port (RST for the SYN)', () => {
     const { wire, a, b } = twoHosts();
     const c = a.stack.tcpConnect({ address: '10.0.0.2', port: 81 }, 0);

@@ -387,7 +387,9 @@ export class Connection implements TcpConnection, Timed {
     this.progressAt = now;
     if (this.keepIdle > 0) this.keepAt = now + this.keepIdle;
     if (this.listener) { this.listener.halfOpen.delete(this); this.listener = undefined; }
-    if (this.passive) this.host.established(this);
+    // Queued like every callback: the listener's onConnection runs after this segment is done,
+    // and before the onData of any bytes the segment carried.
+    if (this.passive) this.queueApp(() => this.host.established(this));
     else this.queueApp(() => this.events.onConnect?.());
   }
 

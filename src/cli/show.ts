@@ -1,6 +1,7 @@
 /**
  * `wireweave show [INTERFACE|all|interfaces]`: what `wg show` prints, read over the UAPI socket.
- * Keys other than public ones are shown as "(hidden)", as wg does.
+ * Private and preshared keys are shown as "(hidden)" unless WG_HIDE_KEYS=never, as wg(8) does
+ * (`always`, any other value or none hides them).
  */
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
@@ -49,11 +50,17 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(2)} ${units[i]}`;
 }
 
-export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now() / 1000): string {
+/** wg(8): only WG_HIDE_KEYS=never shows private and preshared keys. */
+export function hideKeysFrom(env: NodeJS.ProcessEnv): boolean {
+  return env.WG_HIDE_KEYS !== 'never';
+}
+
+export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now() / 1000, hideKeys = true): string {
+  const secret = (key: Uint8Array) => (hideKeys ? '(hidden)' : encodeBase64(key));
   const lines: string[] = [`interface: ${ifname}`];
   if (state.privateKey) {
     lines.push(`  public key: ${encodeBase64(nodeCrypto.x25519PrivateKey(state.privateKey).publicKey)}`);
-    lines.push('  private key: (hidden)');
+    lines.push(`  private key: ${secret(state.privateKey)}`);
   }
   if (state.listenPort) lines.push(`  listening port: ${state.listenPort}`);
   if (state.fwmark) lines.push(`  fwmark: 0x${state.fwmark.toString(16)}`);
@@ -61,7 +68,7 @@ export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now
   const peers = [...state.peers].sort((a, b) => b.lastHandshakeTimeSec - a.lastHandshakeTimeSec);
   for (const p of peers) {
     lines.push('', `peer: ${encodeBase64(p.publicKey)}`);
-    if (p.presharedKey) lines.push('  preshared key: (hidden)');
+    if (p.presharedKey) lines.push(`  preshared key: ${secret(p.presharedKey)}`);
     if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}`);
     lines.push(`  allowed ips: ${p.allowedIps.length ? p.allowedIps.map(formatPrefix).join(', ') : '(none)'}`);
     if (p.lastHandshakeTimeSec) lines.push(`  latest handshake: ${formatAgo(Math.floor(nowSec - p.lastHandshakeTimeSec))}`);
@@ -71,20 +78,20 @@ export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now
   return lines.join('\n') + '\n';
 }
 
-export async function show(args: string[], io: ShowIo): Promise<number> {
+export async function show(args: string[], io: ShowIo, env = process.env, dir = DEFAULT_SOCKET_DIR): Promise<number> {
   const target = args[0] ?? 'all';
   if (args.length > 1) { io.stderr.write('Usage: wireweave show [INTERFACE | all | interfaces]\n'); return 1; }
   if (target === 'interfaces') {
-    const names = listInterfaces();
+    const names = listInterfaces(dir);
     if (names.length) io.stdout.write(names.join(' ') + '\n');
     return 0;
   }
-  const names = target === 'all' ? listInterfaces() : [target];
+  const names = target === 'all' ? listInterfaces(dir) : [target];
   let first = true;
   for (const name of names) {
     let state: DeviceState;
     try {
-      state = await uapiGet(name);
+      state = await uapiGet(name, dir);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       io.stderr.write(`wireweave: unable to access interface ${name}: ${code === 'ENOENT' ? 'no such interface' : (err as Error).message}\n`);
@@ -92,7 +99,7 @@ export async function show(args: string[], io: ShowIo): Promise<number> {
     }
     if (!first) io.stdout.write('\n');
     first = false;
-    io.stdout.write(formatShow(name, state));
+    io.stdout.write(formatShow(name, state, Date.now() / 1000, hideKeysFrom(env)));
   }
   return 0;
 }

@@ -64,6 +64,25 @@ describe('NewReno (RFC 5681, RFC 6582)', () => {
     assert.equal(cc.ssthresh, 3000);
   });
 
+  it('grows cwnd by half per RTT in slow start (ACK every 2nd segment) and by one SMSS per RTT after', () => {
+    const { wire, a, client } = connected({ conditions: { loss: 0, duplicate: 0, latency: 10, jitter: 0 } });
+    const smss = client.smss;
+    writeAll(client, pattern(8_000_000), wire);
+    const samples: number[] = [];
+    for (let i = 0; i < 6; i++) { samples.push(client.cc.cwnd); wire.run(20); }
+    for (let i = 1; i < samples.length; i++) {
+      const ratio = samples[i]! / samples[i - 1]!;
+      assert.ok(ratio >= 1.4 && ratio <= 2.1, `slow start RTT ${i}: ${samples[i - 1]} → ${samples[i]}`);
+    }
+    // Force congestion avoidance: ssthresh at the current window.
+    client.cc.ssthresh = client.cc.cwnd;
+    const before = client.cc.cwnd;
+    wire.run(20 * 5);
+    const grown = (client.cc.cwnd - before) / smss;
+    assert.ok(grown >= 3 && grown <= 6, `congestion avoidance: ${grown.toFixed(1)} SMSS in 5 RTTs`);
+    assert.equal(a.stack.counters.tcpRetransmits, 0);
+  });
+
   it('halves cwnd through fast retransmit in a real transfer without a timeout', () => {
     const { wire, a, client, serverLog } = connected();
     let n = 0;

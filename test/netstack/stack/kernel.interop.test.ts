@@ -167,6 +167,78 @@ print(hashlib.sha256(data).hexdigest(), flush=True)
     assert.equal(r.out.split('\n')[1], hash.digest('hex'), r.err);
   });
 
+  it('zero windows both ways: the kernel probes our full window, we probe the kernel\'s', async () => {
+    // Our receiver holds everything for 2 s (window closes), then reads.
+    const l = stack.tcpListen(5004);
+    const hash = createHash('sha256');
+    let total = 0;
+    l.onConnection = (c) => {
+      const held: Uint8Array[] = [];
+      let holding = true;
+      setTimeout(() => {
+        holding = false;
+        for (const d of held) c.release(d.length, now());
+        schedule();
+      }, 2000);
+      c.events = {
+        onData: (d) => { hash.update(d); total += d.length; if (holding) held.push(d); else c.release(d.length, now()); },
+        onEnd: () => { c.write(new TextEncoder().encode(hash.digest('hex')), now()); c.close(now()); schedule(); },
+      };
+    };
+    const r = await python(`
+import socket, os, hashlib
+data = os.urandom(6_000_000)
+s = socket.create_connection(('10.203.0.2', 5004), timeout=60)
+s.sendall(data); s.shutdown(socket.SHUT_WR)
+got = b''
+while True:
+    b = s.recv(65536)
+    if not b: break
+    got += b
+print('OK' if got.decode() == hashlib.sha256(data).hexdigest() else 'BAD')
+`);
+    l.close();
+    assert.equal(r.out.trim(), 'OK', r.err);
+    assert.equal(total, 6_000_000);
+
+    // The kernel's receiver holds its (small) buffer shut for 2 s; we must probe, then finish.
+    let ready: () => void = () => {};
+    const isReady = new Promise<void>((res) => { ready = res; });
+    const server = python(`
+import socket, hashlib, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+srv.bind(('10.203.0.1', 5005)); srv.listen(1)
+print('READY', flush=True)
+c, _ = srv.accept(); time.sleep(2)
+h = hashlib.sha256()
+while True:
+    b = c.recv(65536)
+    if not b: break
+    h.update(b)
+print(h.hexdigest(), flush=True)
+`, 120_000, (out) => { if (out.includes('READY')) ready(); });
+    await isReady;
+    const probesBefore = stack.counters.tcpZeroWindowProbes;
+    const data = new Uint8Array(3_000_000);
+    seededRng(9).fill(data);
+    const closed = new Promise<string | undefined>((resolve) => {
+      const c = stack.tcpConnect({ address: '10.203.0.1', port: 5005 }, now());
+      let off = 0;
+      const pump = () => {
+        while (off < data.length) { const n = c.write(data.subarray(off), now()); off += n; if (n === 0) break; }
+        if (off === data.length) c.close(now());
+        schedule();
+      };
+      c.events = { onConnect: pump, onDrain: pump, onClose: (e) => resolve(e?.code) };
+      schedule();
+    });
+    assert.equal(await closed, undefined);
+    const out = await server;
+    assert.equal(out.out.split('\n')[1], createHash('sha256').update(data).digest('hex'), out.err);
+    assert.ok(stack.counters.tcpZeroWindowProbes > probesBefore, 'we probed the zero window');
+  });
+
   it('the kernel pings the stack (IPv4, IPv6, and 4000-byte fragmented pings) and the stack pings the kernel', async () => {
     for (const args of [['ping', '-c', '3', '-i', '0.2', '10.203.0.2'], ['ping', '-6', '-c', '3', '-i', '0.2', 'fd03::2'],
       ['ping', '-c', '2', '-s', '4000', '10.203.0.2'], ['ping', '-6', '-c', '2', '-s', '4000', 'fd03::2']]) {

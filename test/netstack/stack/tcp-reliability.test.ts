@@ -289,6 +289,35 @@ describe('keepalive', () => {
   });
 });
 
+describe('many connections', () => {
+  it('runs 300 concurrent connections under loss to completion and leaves nothing behind', () => {
+    const { wire, a, b } = twoHosts({ conditions: { loss: 0.02, duplicate: 0.01, latency: 5, jitter: 3 }, seed: 21, a: { tcpMsl: 1000 }, b: { tcpMsl: 1000 } });
+    wire.record = false;
+    const l = b.stack.tcpListen(80);
+    const received = new Map<number, number>();
+    l.onConnection = (c) => {
+      const log = record(c, wire);
+      c.events.onEnd = () => { received.set(c.remote.port, log.received().length); c.close(wire.now); };
+    };
+    let closed = 0;
+    for (let i = 0; i < 300; i++) {
+      const c = a.stack.tcpConnect({ address: i % 2 ? '10.0.0.2' : 'fd00::2', port: 80 }, wire.now);
+      record(c, wire);
+      const onClose = c.events.onClose;
+      c.events.onClose = (e) => { onClose?.(e); closed++; };
+      writeAll(c, pattern(20_000 + i, i), wire, () => c.close(wire.now));
+    }
+    wire.runWhile(() => closed < 300 || received.size < 300, 600_000);
+    assert.equal(received.size, 300);
+    assert.ok([...received.values()].every((n) => n >= 20_000 && n < 20_300), 'every stream complete');
+    wire.run(10_000);
+    assert.equal(a.stack.tcpConnectionCount, 0, 'client side empty after TIME-WAIT');
+    assert.equal(b.stack.tcpConnectionCount, 0, 'server side empty');
+    assert.equal(a.stack.nextDeadline(), Infinity, 'no timers left');
+    assert.equal(a.stack.counters.internalErrors + b.stack.counters.internalErrors, 0);
+  });
+});
+
 describe('bulk transfer', () => {
   const cases = [
     { loss: 0.01, size: 4_000_000, v6: false },

@@ -304,8 +304,9 @@ export class Connection implements TcpConnection, Timed {
   close(now: number): void {
     if (this.destroyed) return;
     this.appClosed = true;
-    if (this.state === 'SYN-SENT') {
-      // Nothing was agreed yet: forget the attempt (RFC 9293 §3.10.4, CLOSE in SYN-SENT).
+    if (this.state === 'SYN-SENT' && this.sendBuf.length === 0) {
+      // Nothing agreed and nothing to deliver: forget the attempt (RFC 9293 §3.10.4, CLOSE in
+      // SYN-SENT). With data queued, the close waits for the handshake like socket.end() does.
       this.finish(undefined);
       this.flush();
       return;
@@ -321,6 +322,13 @@ export class Connection implements TcpConnection, Timed {
     if (this.state === 'CLOSED') { this.destroyed = true; return; }
     if (this.state !== 'SYN-SENT' && this.state !== 'TIME-WAIT') this.sendRst(this.sndNxt, now);
     this.finish(undefined);
+    this.destroyed = true;
+    this.flush();
+  }
+
+  /** Forgets a half-open connection without a word (listener backlog eviction). */
+  drop(): void {
+    this.finish(undefined, true);
     this.destroyed = true;
     this.flush();
   }

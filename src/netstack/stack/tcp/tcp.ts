@@ -164,13 +164,14 @@ export class Tcp implements ConnectionHost {
       return;
     }
     if (l.halfOpen.size >= l.backlog) {
-      // Make room by dropping the oldest half-open connection whose SYN-ACK already went
-      // unanswered once; if all are young, drop this SYN (the peer will retry).
+      // Make room by silently dropping the oldest half-open connection whose SYN-ACK already went
+      // unanswered twice (3 s: a real client answers, or sends data, long before); if all are
+      // younger, drop this SYN (the peer will retry). No RST: flood sources are usually spoofed.
       let victim: Connection | undefined;
-      for (const h of l.halfOpen) { if (h.synRetries > 0) { victim = h; break; } }
+      for (const h of l.halfOpen) { if (h.synRetries >= 2) { victim = h; break; } }
       if (!victim) { c.tcpSynBacklogFull++; return; }
       c.tcpSynBacklogEvicted++;
-      victim.abort(now);
+      victim.drop();
     }
     const localText = ip.dstText;
     const conn = this.newConnection(ip.family, ip.dst.slice(), localText, seg.dstPort, ip.src.slice(), ip.srcText, seg.srcPort);

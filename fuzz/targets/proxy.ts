@@ -113,6 +113,14 @@ async function teardown(ctx: ProxyCtx): Promise<void> {
 
 const immediate = () => new Promise<void>((r) => setImmediate(r));
 
+/** Whether any Proxy-Authorization header sent decodes to the right user:password (padding optional, as node decodes). */
+function presentsHttpCredentials(bytes: Buffer): boolean {
+  for (const m of bytes.toString('latin1').matchAll(/proxy-authorization:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)/gi)) {
+    if (Buffer.from(m[1]!, 'base64').toString('latin1') === `${USER}:${PASS}`) return true;
+  }
+  return false;
+}
+
 async function run(ctx: ProxyCtx, input: Uint8Array): Promise<void> {
   const r = new ProgramReader(input);
   const kind = KINDS[r.u8() % KINDS.length]!;
@@ -140,7 +148,7 @@ async function run(ctx: ProxyCtx, input: Uint8Array): Promise<void> {
   sock.destroy();
   const bytes = Buffer.concat(sent);
   if (kind === 'socks5-auth') invariant(ctx.dials === 0 || bytes.includes(SOCKS_AUTH), 'SOCKS5 dialled the tunnel without the right credentials');
-  if (kind === 'http-auth') invariant(ctx.dials === 0 || bytes.toString('latin1').includes(HTTP_AUTH), 'the HTTP proxy dialled the tunnel without the right credentials');
+  if (kind === 'http-auth') invariant(ctx.dials === 0 || presentsHttpCredentials(bytes), 'the HTTP proxy dialled the tunnel without the right credentials');
   const answer = Buffer.concat(received);
   if (answer.length > 0) {
     if (kind.startsWith('socks5')) invariant(answer[0] === 5 || answer[0] === 1, () => `SOCKS5 answered ${answer.subarray(0, 8).toString('hex')}`);

@@ -14,16 +14,16 @@ export interface CliIo {
 }
 
 export const USAGE = `Usage: wireweave <command> [<args>]
-       wireweave [-f|--foreground] [--metrics HOST:PORT] [--user NAME] INTERFACE-NAME
+       wireweave [-f|--foreground] [--metrics [HOST:]PORT] [--user NAME] INTERFACE-NAME
 
 A userspace WireGuard for Node.js.
 
 With an interface name, creates that TUN interface and serves the UAPI socket
 /var/run/wireguard/INTERFACE-NAME.sock for wg and wg-quick, like wireguard-go
 (needs root; -f stays in the foreground, as does WG_PROCESS_FOREGROUND=1).
---metrics serves Prometheus metrics at http://HOST:PORT/metrics (or
-WIREWEAVE_METRICS); --user switches to user NAME once the interface and its
-sockets are open (or WIREWEAVE_USER).
+--metrics serves Prometheus metrics at http://HOST:PORT/metrics (HOST defaults
+to 127.0.0.1; or WIREWEAVE_METRICS); --user switches to user NAME once the
+interface and its sockets are open (or WIREWEAVE_USER).
 
 Commands:
   genkey   Generate a new private key and write it to stdout

@@ -34,7 +34,7 @@ export interface DaemonIo {
 /** wireguard-go's LOG_LEVEL and line format (logger.ts); kept here for existing importers. */
 export { makeLogger } from './logger.ts';
 
-const USAGE = 'Usage: wireweave [-f/--foreground] [--metrics HOST:PORT] [--user NAME] INTERFACE-NAME\n';
+const USAGE = 'Usage: wireweave [-f/--foreground] [--metrics [HOST:]PORT] [--user NAME] INTERFACE-NAME\n';
 
 /**
  * Entry point for `wireweave [-f] [--metrics ADDR] [--user NAME] IFNAME`; resolves with the
@@ -150,7 +150,8 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
     try {
       if (env.WIREWEAVE_METRICS) {
         metricsServer = await startMetricsServer(new DeviceMetrics(device), env.WIREWEAVE_METRICS);
-        logger.verbose(`metrics at http://${env.WIREWEAVE_METRICS}/metrics`);
+        const { host, port } = metricsServer.address;
+        logger.verbose(`metrics at http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`);
       }
       // Last: everything that needs root (TUN, sockets, ports) is open by now.
       if (env.WIREWEAVE_USER) {

@@ -105,15 +105,15 @@ function formatValue(v: number): string {
 }
 
 /**
- * `HOST:PORT`, `[IPV6]:PORT` or `:PORT` (every address) as `--metrics` takes it. Throws a
- * one-line Error for anything else.
+ * `PORT` (on 127.0.0.1), `HOST:PORT` or `[IPV6]:PORT`, as `--metrics` takes it (and as
+ * `wireweave proxy` takes its addresses); `0.0.0.0:PORT` or `[::]:PORT` to serve every
+ * address. Throws a one-line Error for anything else.
  */
 export function parseListenAddress(text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9A-Fa-f:.%\w-]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text);
+  const m = /^(?:(?:\[([0-9A-Fa-f:.%\w-]+)\]|([^:[\]\s]+)):)?(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`invalid metrics address ${JSON.stringify(text)}: expected HOST:PORT, e.g. 127.0.0.1:9586`);
-  const host = m[1] ?? m[2]!;
-  return { host: host === '' ? '::' : host, port };
+  if (!m || port > 65535) throw new Error(`invalid metrics address ${JSON.stringify(text)}: expected [HOST:]PORT, e.g. 127.0.0.1:9586`);
+  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
 }
 
 export interface MetricsServer {

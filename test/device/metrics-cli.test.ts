@@ -59,10 +59,10 @@ describe('daemon options', () => {
   };
 
   it('refuses a bad --metrics address or an unknown --user in one line, creating nothing', async () => {
-    assert.deepEqual(await run(['--metrics', '9586', 'wwopt0']), { code: 1, stderr: 'wireweave: invalid metrics address "9586": expected HOST:PORT, e.g. 127.0.0.1:9586\n' });
+    assert.deepEqual(await run(['--metrics', ':9586', 'wwopt0']), { code: 1, stderr: 'wireweave: invalid metrics address ":9586": expected [HOST:]PORT, e.g. 127.0.0.1:9586\n' });
     assert.deepEqual(await run(['-f', '--user=no-such-user-wireweave', 'wwopt0']), { code: 1, stderr: 'wireweave: no such user: no-such-user-wireweave\n' });
     const missing = await run(['-f', 'wwopt0', '--metrics']);
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /^wireweave: --metrics needs a value\nUsage: wireweave \[-f\/--foreground\] \[--metrics HOST:PORT\] \[--user NAME\] INTERFACE-NAME\n$/);
+    assert.match(missing.stderr, /^wireweave: --metrics needs a value\nUsage: wireweave \[-f\/--foreground\] \[--metrics \[HOST:\]PORT\] \[--user NAME\] INTERFACE-NAME\n$/);
   });
 });

@@ -15,11 +15,12 @@ import type { Endpoint4or6, TcpConnection, TcpErrorCode, TcpEvents, TcpState } f
 import { NewReno } from './newreno.ts';
 import { OutOfOrderQueue } from './reassembly.ts';
 import { RtoEstimator } from './rto.ts';
+import { announceWindow, windowUpdateDue } from './receive-window.ts';
 import { Scoreboard } from './scoreboard.ts';
 import { ACK, FIN, MAX_SACK_BLOCKS, PSH, RST, SYN, TS_OPTION_SPACE } from './segment.ts';
 import type { SegmentOut, TcpSegment } from './segment.ts';
 import { SendBuffer } from './send-buffer.ts';
-import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.ts';
+import { segmentAcceptable, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.ts';
 
 /** What a connection needs from the TCP layer. */
 export interface ConnectionHost {
@@ -281,11 +282,7 @@ export class Connection implements TcpConnection, Timed {
     if (!(n > 0)) return;
     this.unreleased = Math.max(0, this.unreleased - n);
     if (!(this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2')) return;
-    // Send a window update only when the window at least doubles by a segment or more (as Linux
-    // does); smaller openings ride on the next ACK (receiver SWS avoidance, RFC 9293 §3.8.6.2.2).
-    const free = this.rcvBufSize - this.unreleased;
-    const cur = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
-    if (free >= 2 * cur && free - cur >= this.rcvMss) {
+    if (windowUpdateDue(this)) {
       this.sendAck(now);
       this.after();
     }
@@ -409,16 +406,7 @@ export class Connection implements TcpConnection, Timed {
     const segLen = payload.length + (seg.flags & SYN ? 1 : 0) + (fin ? 1 : 0);
 
     // First: is the segment in the window (RFC 9293 §3.10.7.4 table)?
-    const rcvWnd = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
-    let acceptable: boolean;
-    if (segLen === 0) {
-      acceptable = rcvWnd === 0 ? seq === this.rcvNxt : inWindow(seq, this.rcvNxt, rcvWnd);
-    } else if (rcvWnd === 0) {
-      // A closed window still takes ACKs, RSTs and the FIN/data at RCV.NXT is trimmed away below.
-      acceptable = seq === this.rcvNxt;
-    } else {
-      acceptable = inWindow(seq, this.rcvNxt, rcvWnd) || inWindow(seqAdd(seq, segLen - 1), this.rcvNxt, rcvWnd);
-    }
+    const acceptable = segmentAcceptable(seq, segLen, this.rcvNxt, Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt)));
     if (this.state === 'SYN-RECEIVED' && (seg.flags & (SYN | ACK)) === SYN && seq === this.irs) {
       // The peer retransmitted its SYN: our SYN-ACK was lost. Answer again.
       this.sendSyn(now);
@@ -803,19 +791,16 @@ export class Connection implements TcpConnection, Timed {
    */
   private sackRecoveryOutput(now: number): void {
     for (let guard = 0; guard < 10_000; guard++) {
-      if (this.cc.cwnd - this.pipe() < this.smss) return;
-      const high = this.scoreboard.highest;
-      let seq = seqLt(this.highRxt, this.sndUna) ? this.sndUna : this.highRxt;
-      for (let end = this.scoreboard.sackedEnd(seq); end !== undefined; end = this.scoreboard.sackedEnd(seq)) seq = end;
-      const dataEnd = seqAdd(this.sndUna, this.sendBuf.length);
-      if (high !== undefined && seqLt(seq, high) && seqLt(seq, dataEnd)) {
-        const next = this.scoreboard.nextStart(seq) ?? high;
-        const len = Math.min(this.smss, seqDiff(next, seq), seqDiff(dataEnd, seq));
-        this.resend(now, seq, len);
-        this.highRxt = seqAdd(seq, len);
+      if (this.cc.cwnd - this.scoreboard.pipe(this.sndUna, this.sndMax, this.highRxt) < this.smss) return;
+      const from = seqLt(this.highRxt, this.sndUna) ? this.sndUna : this.highRxt;
+      const hole = this.scoreboard.nextHole(from, seqAdd(this.sndUna, this.sendBuf.length), this.smss);
+      if (hole) {
+        this.resend(now, hole.seq, hole.len);
+        this.highRxt = seqAdd(hole.seq, hole.len);
         continue;
       }
-      if (high === undefined && seq === this.sndUna && seqLt(this.sndUna, this.sndMax)) {
+      const seq = from;
+      if (this.scoreboard.isEmpty && seq === this.sndUna && seqLt(this.sndUna, this.sndMax)) {
         // Entered on three duplicate ACKs without SACK blocks: the first segment is the hole.
         const len = Math.min(this.smss, this.sendBuf.length);
         if (len > 0) { this.resend(now, seq, len); this.highRxt = seqAdd(seq, len); continue; }
@@ -830,15 +815,6 @@ export class Connection implements TcpConnection, Timed {
       this.sendData(now, off, len, fin);
       if (fin) return;
     }
-  }
-
-  /** RFC 6675 SetPipe: bytes believed in the network. */
-  private pipe(): number {
-    let p = seqDiff(this.sndMax, this.sndUna) - this.scoreboard.sackedBytes;
-    const high = this.scoreboard.highest;
-    const from = seqLt(this.highRxt, this.sndUna) ? this.sndUna : this.highRxt;
-    if (high !== undefined && seqLt(from, high)) p -= this.scoreboard.holeBytes(from, high);
-    return Math.max(0, p);
   }
 
   /** Retransmits `len` bytes at `seq` (inside the send buffer), with FIN if they end the stream. */
@@ -941,14 +917,8 @@ export class Connection implements TcpConnection, Timed {
    * of min(buffer/2, MSS) (receiver SWS avoidance) and never moving the right edge left.
    */
   private windowField(): number {
-    const free = Math.max(0, this.rcvBufSize - this.unreleased);
-    const cur = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
-    let wnd = cur;
-    if (free - cur >= Math.min(Math.floor(this.rcvBufSize / 2), this.rcvMss)) wnd = free;
-    const scale = 2 ** this.rcvWscale;
-    const field = Math.min(65535, Math.ceil(wnd / scale));
-    const right = seqAdd(this.rcvNxt, field * scale);
-    if (seqGt(right, this.rcvAdv)) this.rcvAdv = right;
+    const { field, rcvAdv } = announceWindow(this);
+    this.rcvAdv = rcvAdv;
     return field;
   }
 
@@ -1117,9 +1087,4 @@ export class Connection implements TcpConnection, Timed {
       this.flushing = false;
     }
   }
-}
-
-function inWindow(seq: number, start: number, size: number): boolean {
-  const d = seqDiff(seq, start);
-  return d >= 0 && d < size;
 }

@@ -75,6 +75,32 @@ export class Scoreboard {
     return n;
   }
 
+  /**
+   * RFC 6675 SetPipe: bytes believed in the network — outstanding, not SACKed, and not in a hole
+   * at or above HighRxt below the highest SACK (those are taken as lost and not yet resent).
+   */
+  pipe(sndUna: number, sndMax: number, highRxt: number): number {
+    let p = seqDiff(sndMax, sndUna) - this.total;
+    const high = this.highest;
+    const from = seqLt(highRxt, sndUna) ? sndUna : highRxt;
+    if (high !== undefined && seqLt(from, high)) p -= this.holeBytes(from, high);
+    return Math.max(0, p);
+  }
+
+  /**
+   * RFC 6675 NextSeg rule 1: the first hole at or after `from`, below the highest SACK and the
+   * end of the data, as at most one segment that stops where the next SACKed range starts.
+   */
+  nextHole(from: number, dataEnd: number, smss: number): { seq: number; len: number } | undefined {
+    const high = this.highest;
+    if (high === undefined) return undefined;
+    let seq = from;
+    for (let end = this.sackedEnd(seq); end !== undefined; end = this.sackedEnd(seq)) seq = end;
+    if (!seqLt(seq, high) || !seqLt(seq, dataEnd)) return undefined;
+    const next = this.nextStart(seq) ?? high;
+    return { seq, len: Math.min(smss, seqDiff(next, seq), seqDiff(dataEnd, seq)) };
+  }
+
   private set(ranges: [number, number][]): void {
     this.ranges = ranges;
     let t = 0;

@@ -88,6 +88,8 @@ export class Device implements UapiTarget {
   private timerAt = Infinity;
   private readonly closeListeners: ((reason: string) => void)[] = [];
   private readonly eventListeners: ((event: EndpointEvent) => void)[] = [];
+  /** cookieRepliesSent when under-load mode last changed, for the summary line. */
+  private cookieRepliesAtUnderLoad = 0;
   /** Serialises configuration changes (UAPI clients may overlap). */
   private configQueue: Promise<void> = Promise.resolve();
 
@@ -223,6 +225,16 @@ export class Device implements UapiTarget {
 
   private onEvent(e: EndpointEvent): void {
     for (const l of this.eventListeners) l(e);
+    // A cookie reply is one per handshake message under load, from any number of sources: not
+    // logged one by one (the metrics count them); the under-load transitions carry the sum.
+    if (e.type === 'cookieReplySent') return;
+    if (e.type === 'underLoad') {
+      const sent = this.endpoint.counters.cookieRepliesSent;
+      if (e.active) this.logger.verbose('under load: handshake messages without a valid cookie (mac2) get a cookie reply');
+      else this.logger.verbose(`no longer under load; ${sent - this.cookieRepliesAtUnderLoad} cookie replies sent meanwhile`);
+      this.cookieRepliesAtUnderLoad = sent;
+      return;
+    }
     if (!('peer' in e)) { this.logger.verbose(`event ${e.type}`); return; }
     const peer = this.peersById.get(e.peer);
     const name = peer ? `peer(${short(peer.publicKey)})` : `peer ${e.peer}`;

@@ -235,7 +235,8 @@ export class Device implements UapiTarget {
       this.cookieRepliesAtUnderLoad = sent;
       return;
     }
-    if (!('peer' in e)) { this.logger.verbose(`event ${e.type}`); return; }
+    // Any other event without a peer (none today) is logged by name.
+    if (!('peer' in e)) { this.logger.verbose(`event ${(e as EndpointEvent).type}`); return; }
     const peer = this.peersById.get(e.peer);
     const name = peer ? `peer(${short(peer.publicKey)})` : `peer ${e.peer}`;
     switch (e.type) {

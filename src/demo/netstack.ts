@@ -20,8 +20,8 @@ export interface NetstackDemoOptions {
   createStack?: StackFactory;
 }
 
-const DOWNLOAD = 4 * 1024 * 1024;
-const UPLOAD = 1024 * 1024;
+const DOWNLOAD = 2 * 1024 * 1024;
+const UPLOAD = 512 * 1024;
 
 function sha256(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
@@ -31,8 +31,8 @@ function write(stream: Writable, text: string): Promise<void> {
   return new Promise((resolve) => stream.write(text, () => resolve()));
 }
 
-function mib(n: number): string {
-  return `${(n / 1024 / 1024).toFixed(n % (1024 * 1024) === 0 ? 0 : 1)} MiB`;
+function size(n: number): string {
+  return n >= 1024 * 1024 ? `${+(n / 1024 / 1024).toFixed(1)} MiB` : `${+(n / 1024).toFixed(1)} KiB`;
 }
 
 /** Runs the part; true when everything worked. Prints a few lines (one with `quiet`). */
@@ -71,7 +71,7 @@ export async function runNetstackDemo(out: Writable, options: NetstackDemoOption
     const body = new Uint8Array(await res.arrayBuffer());
     let ms = performance.now() - started;
     const downloadOk = res.status === 200 && sha256(body) === sha256(payload);
-    await say(`  alice  GET http://10.0.0.2/file → ${res.status} ${res.statusText}, ${mib(body.length)} in ${ms.toFixed(0)} ms, SHA-256 ${downloadOk ? 'matches' : 'DOES NOT MATCH'}`);
+    await say(`  alice  GET http://10.0.0.2/file → ${res.status} ${res.statusText}, ${size(body.length)} in ${ms.toFixed(0)} ms, SHA-256 ${downloadOk ? 'matches' : 'DOES NOT MATCH'}`);
 
     const upload = randomBytes(UPLOAD);
     started = performance.now();
@@ -79,7 +79,7 @@ export async function runNetstackDemo(out: Writable, options: NetstackDemoOption
     const echoed = await posted.text();
     ms = performance.now() - started;
     const uploadOk = posted.status === 200 && echoed === sha256(upload);
-    await say(`  alice  POST ${mib(UPLOAD)} → bob's SHA-256 of what arrived ${uploadOk ? 'matches' : 'DOES NOT MATCH'} (${ms.toFixed(0)} ms)`);
+    await say(`  alice  POST ${size(UPLOAD)} → bob's SHA-256 of what arrived ${uploadOk ? 'matches' : 'DOES NOT MATCH'} (${ms.toFixed(0)} ms)`);
 
     let failedClosed = false;
     try {

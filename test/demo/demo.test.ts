@@ -125,7 +125,8 @@ describe('wireweave demo', () => {
     });
     assert.equal(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
     assert.match(stdout, /^Result: OK\./m);
-    // 1 s of traffic, startup (tsx) and the drain: well under 10 s unless something hangs.
-    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+    // 1 s of traffic, startup (tsx), the drain and the netstack part (two tunnels, a few MiB over
+    // HTTP): well under 20 s unless something hangs.
+    assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
   });
 });

@@ -25,8 +25,8 @@ describe('wireweave demo: the netstack part', () => {
     const ok = await runNetstackDemo(sink(chunks), { quiet: false, keys, createStack });
     const out = chunks.join('');
     assert.equal(ok, true, out);
-    assert.match(out, /alice {2}GET http:\/\/10\.0\.0\.2\/file → 200 OK, 4 MiB in \d+ ms, SHA-256 matches/, 'download');
-    assert.match(out, /alice {2}POST 1 MiB → bob's SHA-256 of what arrived matches/, 'upload');
+    assert.match(out, /alice {2}GET http:\/\/10\.0\.0\.2\/file → 200 OK, 2 MiB in \d+ ms, SHA-256 matches/, 'download');
+    assert.match(out, /alice {2}POST 512 KiB → bob's SHA-256 of what arrived matches/, 'upload');
     assert.match(out, /alice {2}ping 10\.0\.0\.2: echo reply in [\d.]+ ms/, 'ping');
     assert.match(out, /EHOSTUNREACH: outside every peer's allowed IPs/, 'fail closed');
     assert.match(out, /^Netstack: OK\./m, 'verdict');

@@ -113,9 +113,13 @@ async function teardown(ctx: ProxyCtx): Promise<void> {
 
 const immediate = () => new Promise<void>((r) => setImmediate(r));
 
-/** Whether any Proxy-Authorization header sent decodes to the right user:password (padding optional, as node decodes). */
+/**
+ * Whether any Proxy-Authorization header sent decodes to the right user:password. As leniently
+ * as the proxy reads it (any whitespace JavaScript's \s knows, NBSP included; base64 padding
+ * optional): the property is that the right password is needed, not how strictly it is parsed.
+ */
 function presentsHttpCredentials(bytes: Buffer): boolean {
-  for (const m of bytes.toString('latin1').matchAll(/proxy-authorization:[ \t]*basic[ \t]+([A-Za-z0-9+/=]+)/gi)) {
+  for (const m of bytes.toString('latin1').matchAll(/proxy-authorization:\s*basic\s+([A-Za-z0-9+/=]+)/gi)) {
     if (Buffer.from(m[1]!, 'base64').toString('latin1') === `${USER}:${PASS}`) return true;
   }
   return false;

@@ -5,7 +5,9 @@
  * (so its handshake messages pass mac1 and reach decryption, and under load it gets cookie
  * replies and can answer them). A program mixes raw datagrams, well-framed messages with
  * random fields (receiver index optionally a live one), genuine datagrams of B and M with bits
- * flipped or cut short, replays, time jumps, under-load switching and peer re-adds.
+ * flipped or cut short (handshake messages also with mac1 made valid again, so the mutation
+ * reaches Noise), replays and bursts of replays, time jumps, under-load switching on either
+ * side and peer re-adds.
  *
  * Invariants: recv never throws; every datagram is counted received once; 'dropped' adds
  * exactly one drop, anything else none; only 'data' delivers (one packet); nothing
@@ -13,6 +15,7 @@
  * and queues; after each batch traffic still flows both ways.
  */
 import { utf8 } from '../../src/core/bytes.ts';
+import { LABEL_MAC1 } from '../../src/core/constants.ts';
 import { DROP_REASONS, Endpoint } from '../../src/core/endpoint.ts';
 import type { RecvResult } from '../../src/core/endpoint.ts';
 import { CookieReply, Initiation, Response, Transport } from '../../src/core/messages.ts';
@@ -27,9 +30,9 @@ import type { FuzzRng } from '../rng.ts';
 
 const OP = {
   raw: 0, bData: 1, bMutated: 2, replay: 3, time: 4, bHandshake: 5, mHandshake: 6, underLoad: 7,
-  aData: 8, framed: 9, readd: 10, keepalive: 11,
+  aData: 8, framed: 9, readd: 10, keepalive: 11, burst: 12, remac: 13,
 } as const;
-const OPS = 12;
+const OPS = 14;
 
 /** Sources a datagram can claim: the fuzzer's own two, and B's and M's real ones (spoofing). */
 const SOURCES = ['x', 'b', 'm', 'y'] as const;
@@ -58,6 +61,8 @@ export interface WireCtx {
   mLast: Uint8Array | null;
   /** M's datagrams reach the wire only during its own operation: its retries would be most of the work. */
   mOnline: boolean;
+  /** HASH("mac1----" ‖ A's public key): lets the fuzzer sign mutated handshake messages. */
+  mac1Key: Uint8Array;
   /** Mutates B's outgoing datagrams while set. */
   tap: ((d: Uint8Array) => Uint8Array) | null;
   aDeliveries: number;
@@ -111,6 +116,7 @@ export function setupWire(): WireCtx {
   ctx.b = new Endpoint<string>({ crypto: nodeCrypto, rng: seededRng(12), privateKey: key(2), wallClock: wall, io: outward('b') });
   ctx.m = new Endpoint<string>({ crypto: nodeCrypto, rng: seededRng(13), privateKey: key(3), wallClock: wall, io: outward('m') });
   ctx.bPublic = ctx.b.publicKey!;
+  ctx.mac1Key = nodeCrypto.hash([utf8(LABEL_MAC1), ctx.a.publicKey!]);
   ctx.aPeerB = ctx.a.addPeer({ publicKey: ctx.bPublic }, 0);
   ctx.bPeerA = ctx.b.addPeer({ publicKey: ctx.a.publicKey! }, 0);
   ctx.mPeerA = ctx.m.addPeer({ publicKey: ctx.a.publicKey! }, 0);
@@ -236,8 +242,9 @@ function run(ctx: WireCtx, input: Uint8Array): void {
         try { ctx.m.initiateHandshake(ctx.now, ctx.mPeerA); pump(ctx); } finally { ctx.mOnline = false; }
         break;
       case OP.underLoad: {
-        const mode = r.u8() % 3;
-        ctx.a.setUnderLoad(mode === 0 ? 'auto' : mode === 1);
+        // 0-2: A auto/on/off; 3-5: the same for B, whose cookie replies A then has to handle.
+        const mode = r.u8() % 6;
+        (mode < 3 ? ctx.a : ctx.b).setUnderLoad(mode % 3 === 0 ? 'auto' : mode % 3 === 1);
         break;
       }
       case OP.aData: {
@@ -259,6 +266,28 @@ function run(ctx: WireCtx, input: Uint8Array): void {
         if (r.u8() & 1) ctx.a.keepalive(ctx.now, ctx.aPeerB);
         else ctx.b.keepalive(ctx.now, ctx.bPeerA);
         break;
+      case OP.burst: {
+        // One genuine datagram many times from one source: the rate limits' and replay paths.
+        const index = r.u8();
+        const from = SOURCES[r.u8() & 3]!;
+        const count = r.u8() % 48;
+        const genuine = index === 255 ? ctx.mLast : ctx.pool[index % Math.max(1, ctx.pool.length)];
+        for (let i = 0; genuine && i < count; i++) recvA(ctx, genuine.slice(), from);
+        break;
+      }
+      case OP.remac: {
+        // A genuine handshake message, mutated, with mac1 made valid again: past the MAC check
+        // to Noise decryption, the timestamp and index checks.
+        const index = r.u8();
+        const from = SOURCES[r.u8() & 3]!;
+        const spec = new ProgramReader(r.blob());
+        const genuine = index === 255 ? ctx.mLast : ctx.pool[index % Math.max(1, ctx.pool.length)];
+        if (!genuine) break;
+        const m = applyMutationSpec(spec, genuine.slice());
+        if (m.length === Initiation.size || m.length === Response.size) m.set(nodeCrypto.mac(ctx.mac1Key, m.subarray(0, m.length - 32)), m.length - 32);
+        recvA(ctx, m, from);
+        break;
+      }
     }
     pump(ctx);
   }
@@ -315,7 +344,7 @@ function generate(rng: FuzzRng, corpus: readonly Uint8Array[]): Uint8Array {
   const ops = rng.range(1, 6);
   for (let i = 0; i < ops; i++) {
     // Mostly cheap, parser-heavy operations; re-adds and big time jumps cost handshakes.
-    const op = rng.chance(0.1) ? rng.int(OPS) : rng.pick([OP.raw, OP.raw, OP.bMutated, OP.replay, OP.framed, OP.framed, OP.bData, OP.time]);
+    const op = rng.chance(0.1) ? rng.int(OPS) : rng.pick([OP.raw, OP.raw, OP.bMutated, OP.replay, OP.framed, OP.framed, OP.bData, OP.time, OP.remac]);
     w.op(op);
     switch (op) {
       case OP.raw: w.u8(rng.int(4)).blob(randomDatagram(rng)); break;
@@ -333,7 +362,14 @@ function generate(rng: FuzzRng, corpus: readonly Uint8Array[]): Uint8Array {
         break;
       }
       case OP.time: w.u8(rng.chance(0.9) ? rng.int(5) : rng.int(TIME_STEPS.length)); break;
-      case OP.underLoad: w.u8(rng.int(3)); break;
+      case OP.underLoad: w.u8(rng.int(6)); break;
+      case OP.burst: w.u8(rng.chance(0.3) ? 255 : rng.int(POOL_SIZE)).u8(rng.int(4)).u8(rng.range(2, 47)); break;
+      case OP.remac: {
+        const spec = new ProgramWriter();
+        writeMutationSpec(spec, rng);
+        w.u8(rng.chance(0.3) ? 255 : rng.int(POOL_SIZE)).u8(rng.int(4)).blob(spec.finish());
+        break;
+      }
       case OP.framed: w.u8(rng.int(4)).u8(rng.int(256)).blob(rng.bytes(rng.length(200))); break;
       case OP.keepalive: w.u8(rng.int(2)); break;
       default: break;

@@ -190,7 +190,11 @@ export function decodeUdpRequest(d: Buffer): { target: Target; data: Buffer } | 
 }
 
 function associate(tunnel: TunnelNet, client: net.Socket, target: Target, log: LogLine, peer: string): void {
-  const family = client.localAddress && ipFamily(client.localAddress) === 6 ? 'udp6' : 'udp4';
+  // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; their datagrams come from a.b.c.d.
+  const unmap = (a: string | undefined) => a?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  const localAddress = unmap(client.localAddress);
+  const remoteAddress = unmap(client.remoteAddress);
+  const family = localAddress && ipFamily(localAddress) === 6 ? 'udp6' : 'udp4';
   const relaySocket = dgram.createSocket(family);
   const tunnelSocket = tunnel.udp();
   let clientUdp: { address: string; port: number } | null = null;
@@ -200,13 +204,13 @@ function associate(tunnel: TunnelNet, client: net.Socket, target: Target, log: L
     client.destroy();
   };
   relaySocket.on('error', (err) => { log(`socks5 ${peer}: UDP relay error: ${messageOf(err)}`); close(); });
-  relaySocket.bind(0, client.localAddress, () => {
+  relaySocket.bind(0, localAddress, () => {
     const { port } = relaySocket.address() as AddressInfo;
-    client.write(reply(REP_OK, client.localAddress, port));
+    client.write(reply(REP_OK, localAddress, port));
   });
   relaySocket.on('message', (msg, rinfo) => {
     // Only the client that asked may use the association (RFC 1928 §7), from the port it named.
-    if (rinfo.address !== client.remoteAddress) return;
+    if (rinfo.address !== remoteAddress) return;
     if (target.port !== 0 && rinfo.port !== target.port) return;
     const req = decodeUdpRequest(msg);
     if (!req) return;

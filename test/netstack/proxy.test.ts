@@ -156,6 +156,25 @@ describe('SOCKS5 and HTTP proxies through the tunnel', () => {
     s.destroy();
   });
 
+  it('SOCKS5 UDP ASSOCIATE works for an IPv4 client of a dual-stack listener', async () => {
+    const dual = await startSocks5(pair.alice, '::', 0);
+    try {
+      const { s, rep, bound } = await socksRequest((dual.address() as AddressInfo).port, 3, encodeAddress('0.0.0.0', 0));
+      assert.equal(rep, 0, 'associated');
+      assert.deepEqual([...bound.subarray(0, 4)], [127, 0, 0, 1], 'BND.ADDR is IPv4 127.0.0.1 (not ::ffff:127.0.0.1)');
+      const u = dgram.createSocket('udp4');
+      await new Promise<void>((r) => u.bind(0, '127.0.0.1', () => r()));
+      const got = once(u, 'message');
+      u.send(Buffer.concat([Buffer.from([0, 0, 0]), encodeAddress('10.0.0.2', 7), Buffer.from('dual')]), bound.readUInt16BE(4), '127.0.0.1');
+      const [msg] = (await got) as [Buffer];
+      assert.equal(decodeUdpRequest(msg)?.data.toString(), 'dual', 'echoed');
+      u.close();
+      s.destroy();
+    } finally {
+      dual.close();
+    }
+  });
+
   it('SOCKS5 survives garbage and half-written handshakes', async () => {
     for (let i = 0; i < 20; i++) {
       const s = await dial(socksPort);

@@ -216,6 +216,28 @@ describe('SOCKS5 and HTTP proxies through the tunnel', () => {
     s.destroy();
   });
 
+  it('HTTP proxy with Basic auth: 407 without or with wrong credentials, served with them (IPv6 target too)', async () => {
+    const authed = await startHttpProxy(pair.alice, '127.0.0.1', 0, { auth: { username: 'u', password: 'secret-pw' } });
+    const port = (authed.address() as AddressInfo).port;
+    const get = (auth?: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const headers: Record<string, string> = auth ? { 'proxy-authorization': `Basic ${Buffer.from(auth).toString('base64')}` } : {};
+      http.get({ host: '127.0.0.1', port, path: 'http://[fd00::2]/six', headers }, async (res) => {
+        let body = '';
+        for await (const c of res) body += c;
+        resolve({ status: res.statusCode ?? 0, body });
+      }).on('error', reject);
+    });
+    try {
+      assert.equal((await get()).status, 407, 'no credentials');
+      assert.equal((await get('u:wrong')).status, 407, 'wrong password');
+      const ok = await get('u:secret-pw');
+      assert.equal(ok.status, 200, 'right credentials');
+      assert.equal(ok.body, 'bob says hi to GET /six', 'forwarded to an IPv6 literal');
+    } finally {
+      authed.close();
+    }
+  });
+
   it('HTTP proxy fails closed with 502 and a reason, answers garbage with 400 and stalls with 408', async () => {
     const get = (path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
       http.get({ host: '127.0.0.1', port: httpPort, path }, async (res) => {

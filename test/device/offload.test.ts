@@ -231,3 +231,37 @@ describe('GRO in userspace: TcpCoalescer', () => {
       }), { numRuns: 200 });
   });
 });
+
+describe('sum16', () => {
+  /** The textbook sum, one big-endian 16-bit word at a time. */
+  function naive(b: Uint8Array, start: number, end: number): number {
+    let acc = 0;
+    for (let i = start; i < end; i += 2) acc += (b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0);
+    return fold(acc);
+  }
+
+  it('agrees with the word-by-word sum at every alignment, length and buffer offset', () => {
+    const backing = new Uint8Array(3000);
+    for (let i = 0; i < backing.length; i++) backing[i] = (i * 131 + 7) & 0xff;
+    for (const viewOffset of [0, 1, 2, 3, 10]) {
+      const b = backing.subarray(viewOffset);
+      for (let start = 0; start < 8; start++) {
+        for (const len of [0, 1, 2, 3, 63, 64, 65, 66, 67, 100, 1399, 1400, 1401, 2900]) {
+          if (start + len > b.length) continue;
+          assert.equal(fold(sum16(b, start, start + len, 0)), naive(b, start, start + len), `view +${viewOffset}, start ${start}, len ${len}`);
+        }
+      }
+    }
+  });
+
+  it('property: arbitrary bytes, spans and views (including SharedArrayBuffer ones)', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 3000 }), fc.nat(), fc.nat(), fc.nat(7), fc.boolean(), (bytes, x, y, off, shared) => {
+      const buf = shared ? new SharedArrayBuffer(bytes.length + 8) : new ArrayBuffer(bytes.length + 8);
+      const b = new Uint8Array(buf, off, bytes.length);
+      b.set(bytes);
+      const start = bytes.length ? x % (bytes.length + 1) : 0;
+      const end = start + (bytes.length - start ? y % (bytes.length - start + 1) : 0);
+      assert.equal(fold(sum16(b, start, end, 0)), naive(b, start, end), 'same sum');
+    }), { numRuns: 500 });
+  });
+});

@@ -66,7 +66,7 @@ export async function forward(args: string[], io: ProxyIo, options: RunOptions =
   let tunnel: Netstack | undefined;
   const open: Forward[] = [];
   try {
-    tunnel = await openTunnel(parsed.config, options.netstack);
+    tunnel = await openTunnel(parsed.config, options.netstack, (line) => io.stderr.write(`${line}\n`));
     await write(io.stderr, `wireweave: ${describeTunnel(tunnel)}\n`);
     const listening: Record<string, string> = {};
     for (const { kind, spec } of parsed.forwards) {

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { checkConfigFilePermissions } from '../device/wgquick.ts';
 import { netstack } from '../netstack/api.ts';
 import type { Netstack, NetstackOptions } from '../netstack/api.ts';
 import { formatHostPort, splitHostPort, parsePort } from '../netstack/addr.ts';
@@ -79,8 +80,17 @@ export function write(stream: Writable, text: string): Promise<void> {
   return new Promise((resolve) => stream.write(text, () => resolve()));
 }
 
-/** Brings the tunnel up; errors become one-line CliErrors (config errors already name file:line). */
-export async function openTunnel(config: string, options: NetstackOptions = {}): Promise<Netstack> {
+/**
+ * Brings the tunnel up; errors become one-line CliErrors (config errors already name file:line).
+ * Like wg-quick, warns when the file (which holds a private key) is world accessible.
+ */
+export async function openTunnel(config: string, options: NetstackOptions = {}, warn: (line: string) => void = () => {}): Promise<Netstack> {
+  try {
+    const warning = checkConfigFilePermissions(config);
+    if (warning) warn(warning);
+  } catch {
+    // Unreadable or missing: netstack() below says so in its own words.
+  }
   try {
     return await netstack(config, options);
   } catch (err) {
@@ -155,7 +165,7 @@ export async function proxy(args: string[], io: ProxyIo, options: RunOptions = {
   let tunnel: Netstack | undefined;
   const servers: { close(cb?: () => void): unknown }[] = [];
   try {
-    tunnel = await openTunnel(parsed.config, options.netstack);
+    tunnel = await openTunnel(parsed.config, options.netstack, (line) => io.stderr.write(`${line}\n`));
     await write(io.stderr, `wireweave: ${describeTunnel(tunnel)}\n`);
     const listening: Record<string, string> = {};
     const common = { auth: parsed.auth, handshakeTimeoutMs: parsed.handshakeTimeoutMs, log };

@@ -199,4 +199,20 @@ describe('netstack API over a memory network', () => {
     assert.equal(err.code, 'ECONNRESET', err.message);
     server.close();
   });
+
+  it('times out with ETIMEDOUT when SYNs go unanswered', async () => {
+    const quiet = await makePair({ fake: FAKE, options: { stack: { tcpSynRetries: 1, tcpInitialRto: 100 } } });
+    try {
+      await quiet.alice.ping('10.0.0.2'); // the WireGuard handshake first, then silence
+      quiet.network.filter = () => false;
+      const started = Date.now();
+      // The stack's timers are unref'd and a memory network holds no handle: keep the loop alive.
+      const hold = setInterval(() => {}, 1000);
+      const err = await errorOf(quiet.alice.connect({ host: '10.0.0.2', port: 80 })).finally(() => clearInterval(hold));
+      assert.equal(err.code, 'ETIMEDOUT', err.message);
+      assert.ok(Date.now() - started < 5000, 'gave up after the configured retries');
+    } finally {
+      await quiet.close();
+    }
+  });
 });

@@ -76,10 +76,14 @@ describe('hostile input', () => {
       mss: fc.option(fc.integer({ min: 0, max: 65535 })),
       wscale: fc.option(fc.integer({ min: 0, max: 255 })),
       ts: fc.option(fc.record({ val: fc.integer({ min: 0, max: 0xffffffff }), ecr: fc.integer({ min: 0, max: 0xffffffff }) })),
+      sack: fc.option(fc.array(fc.integer({ min: -100_000, max: 100_000 }), { minLength: 2, maxLength: 6 })),
       payload: fc.uint8Array({ maxLength: 1500 }),
       advance: fc.integer({ min: 0, max: 3000 }),
     });
     fc.assert(fc.property(fc.array(segment, { maxLength: 15 }), (segs) => {
+      // Keep data outstanding both ways so ACK and SACK processing has something to chew on.
+      if (client.state === 'ESTABLISHED') client.write(pattern(20_000, 3), wire.now);
+      if (server.state === 'ESTABLISHED') server.write(pattern(20_000, 4), wire.now);
       for (const s of segs) {
         const conn = s.toServer ? server : client;
         const host = s.toServer ? b : a;
@@ -89,6 +93,8 @@ describe('hostile input', () => {
           ...(s.mss !== null ? { mss: s.mss } : {}),
           ...(s.wscale !== null ? { wscale: s.wscale } : {}),
           ...(s.ts !== null ? { ts: s.ts } : {}),
+          // SACK blocks around what the receiving end has outstanding (an even count of edges).
+          ...(s.sack !== null && s.sack.length % 2 === 0 ? { sack: s.sack.map((d) => (conn.sndUna + d) >>> 0) } : {}),
         };
         wire.inject(host, tcpPacket(conn.remote.address, conn.local.address, seg, s.payload));
         wire.run(s.advance);

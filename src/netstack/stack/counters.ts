@@ -4,7 +4,7 @@
  */
 export const COUNTER_NAMES = [
   // IP
-  'ipReceived', 'ipMalformed', 'ipBadChecksum', 'ipNotForUs', 'ipUnknownProtocol', 'ipUnsupportedExtension',
+  'ipReceived', 'ipMalformed', 'ipBadChecksum', 'ipNotForUs', 'ipUnknownProtocol', 'ipUnsupportedExtension', 'ipNoNextHeader',
   'ipSent', 'ipTooBig',
   // fragments
   'fragmentsReceived', 'fragmentsReassembled', 'fragmentsOverlap', 'fragmentsTimedOut', 'fragmentsEvicted',
@@ -18,7 +18,7 @@ export const COUNTER_NAMES = [
   'tcpReceived', 'tcpMalformed', 'tcpBadChecksum', 'tcpBadFlags', 'tcpNoSocket', 'tcpRstSent',
   'tcpSynBacklogFull', 'tcpSynBacklogEvicted', 'tcpConnectionLimit', 'tcpOutOfWindow', 'tcpBadAck',
   'tcpAckTooNew', 'tcpNoAck', 'tcpChallengeAck', 'tcpChallengeAckLimited', 'tcpPawsRejected', 'tcpRstReceived', 'tcpRstIgnored', 'tcpSynInWindow',
-  'tcpDataAfterClose', 'tcpDataAfterFin', 'tcpOutOfOrder', 'tcpOutOfOrderDropped', 'tcpDuplicate',
+  'tcpDataAfterClose', 'tcpDataAfterFin', 'tcpBeyondWindow', 'tcpOutOfOrder', 'tcpOutOfOrderDropped', 'tcpDuplicate',
   'tcpSegmentsSent', 'tcpRetransmits', 'tcpFastRetransmits', 'tcpRtoExpired', 'tcpTimeouts',
   'tcpZeroWindowProbes', 'tcpKeepaliveProbes', 'tcpDelayedAcks', 'tcpActiveOpens', 'tcpPassiveOpens',
   'tcpTimeWaitReused', 'tcpSynAckGiveUp', 'tcpSackBlocksReceived', 'tcpIcmpUnreachable',

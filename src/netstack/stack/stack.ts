@@ -187,7 +187,7 @@ export class NetStack implements NetStackApi, StackHost {
         // Extension headers inside the fragmentable part are not expected from a tunnel peer.
       }
     }
-    if (protocol === NO_NEXT_HEADER) return;
+    if (protocol === NO_NEXT_HEADER) { this.counters.ipNoNextHeader++; return; }
     if (protocol === 0 || protocol === 43 || protocol === 60 || protocol === FRAGMENT_NEXT_HEADER) {
       this.counters.ipUnsupportedExtension++;
       return;

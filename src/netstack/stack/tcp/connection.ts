@@ -280,6 +280,8 @@ export class Connection extends Sender implements TcpConnection {
     }
     const room = Math.max(0, seqDiff(this.rcvAdv, seq));
     if (payload.length > room) {
+      // Bytes beyond the window we announced: the sender overran it; drop them (counted).
+      this.host.counters.tcpBeyondWindow++;
       payload = payload.subarray(0, room);
       fin = false;
     }

@@ -185,6 +185,22 @@ describe('ICMP echo', () => {
     }
   });
 
+  it('answers an ICMPv6 echo behind hop-by-hop and destination-options headers', () => {
+    const { wire, a, b } = twoHosts();
+    const replies: EchoReply[] = [];
+    a.stack.onEchoReply = (r) => replies.push(r);
+    const icmp = ipPacket('fd00::1', 'fd00::2', 58, new Uint8Array([128, 0, 0, 0, 0, 5, 0, 6, 9, 9]), 2).subarray(40);
+    const p = new Uint8Array(40 + 16 + icmp.length);
+    writeIpv6Header(p, parseIp('fd00::1'), parseIp('fd00::2'), 0, 16 + icmp.length);
+    p[40] = 60; p[41] = 0; p[42] = 1; p[43] = 4; // hop-by-hop → destination options, PadN
+    p[48] = 58; p[49] = 0; p[50] = 1; p[51] = 4; // destination options → ICMPv6, PadN
+    p.set(icmp, 56);
+    b.stack.input(p, wire.now);
+    wire.run(10);
+    assert.equal(replies.length, 1, 'answered');
+    assert.equal(replies[0]!.sequence, 6);
+  });
+
   it('drops echo requests with a bad checksum and packets not for us', () => {
     const { wire, b } = twoHosts();
     const body = new Uint8Array([8, 0, 0, 0, 0, 1, 0, 1]);

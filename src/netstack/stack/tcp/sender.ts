@@ -173,8 +173,9 @@ export abstract class Sender extends Tcb {
       const len = Math.max(0, Math.min(dataLeft, limit, usable));
       const fin = this.finQueued && len === dataLeft;
       if (len === 0 && !fin) break;
-      // A small segment only when it is all we have or nothing is in flight.
-      if (len < this.smss && len < dataLeft && off > 0) break;
+      // A small segment only when it is all we have, fills a hole up to a SACKed range, or
+      // nothing is in flight; a window that only allows a sliver waits (sender SWS avoidance).
+      if (len < limit && len < dataLeft && off > 0) break;
       if (len === 0 && fin && this.sndWnd === 0 && off > 0) break;
       this.sendData(now, off, len, fin);
       if (fin) break;

@@ -11,7 +11,7 @@ export const COUNTER_NAMES = [
   'fragmentsTooBig', 'fragmentsSent',
   // ICMP
   'icmpReceived', 'icmpMalformed', 'icmpBadChecksum', 'icmpEchoAnswered', 'icmpEchoReplies', 'icmpErrorsReceived',
-  'icmpUnhandled', 'icmpUnreachableSent',
+  'icmpUnhandled', 'icmpUnreachableSent', 'icmpErrorsRateLimited',
   // UDP
   'udpReceived', 'udpMalformed', 'udpBadChecksum', 'udpNoSocket', 'udpSent', 'udpSendDropped',
   // TCP

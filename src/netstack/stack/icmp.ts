@@ -16,6 +16,9 @@ const ECHO_REQUEST_6 = 128;
 const ECHO_REPLY_6 = 129;
 /** An ICMPv6 error must fit the IPv6 minimum MTU (RFC 4443 §2.4 c). */
 const MIN_MTU_6 = 1280;
+/** Error rate limit (RFC 4443 §2.4 f, RFC 1812 §4.3.2.8): a token bucket of 50, refilled at 100/s. */
+const ERROR_BURST = 50;
+const ERRORS_PER_MS = 0.1;
 
 /** A Destination Unreachable about a datagram we sent, for the transport it came from. */
 export type IcmpUnreachable = (family: Family, quoted: Uint8Array, reason: 'port' | 'host') => void;
@@ -25,6 +28,8 @@ export class Icmp {
   /** Where Destination Unreachable messages go (TCP, to fail connection attempts). */
   onUnreachable?: IcmpUnreachable;
   private readonly host: StackHost;
+  private errorTokens = ERROR_BURST;
+  private errorTokensAt = -Infinity;
 
   constructor(host: StackHost) {
     this.host = host;
@@ -71,10 +76,14 @@ export class Icmp {
   }
 
   /** Port unreachable for a datagram nobody listens to, quoting as much of it as allowed. */
-  portUnreachable(ip: IpInput): void {
+  portUnreachable(ip: IpInput, now: number): void {
     const v4 = ip.family === 4;
     // Never about multicast/broadcast destinations (RFC 1122 §3.2.2, RFC 4443 §2.4 e).
     if (v4 ? ip.dst[0]! >= 224 || ip.dst[3] === 255 : ip.dst[0] === 0xff) return;
+    this.errorTokens = Math.min(ERROR_BURST, this.errorTokens + (now - this.errorTokensAt) * ERRORS_PER_MS);
+    this.errorTokensAt = now;
+    if (this.errorTokens < 1) { this.host.counters.icmpErrorsRateLimited++; return; }
+    this.errorTokens--;
     const room = v4 ? this.host.config.mtu - 20 - 8 : MIN_MTU_6 - 40 - 8;
     const quote = ip.packet.subarray(0, Math.min(ip.packet.length, room));
     const length = 8 + quote.length;

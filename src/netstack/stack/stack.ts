@@ -202,7 +202,7 @@ export class NetStack implements NetStackApi, StackHost {
   private dispatch(ip: IpInput, now: number): void {
     switch (ip.protocol) {
       case PROTO_TCP: this.tcp.input(ip, now); break;
-      case PROTO_UDP: this.udp.input(ip); break;
+      case PROTO_UDP: this.udp.input(ip, now); break;
       case PROTO_ICMP: if (ip.family === 4) this.icmp.input(ip); else this.counters.ipUnknownProtocol++; break;
       case PROTO_ICMPV6: if (ip.family === 6) this.icmp.input(ip); else this.counters.ipUnknownProtocol++; break;
       default: this.counters.ipUnknownProtocol++;

@@ -81,7 +81,7 @@ export class Udp {
     if (n === 0) this.ports.delete(s.local.port); else this.ports.set(s.local.port, n);
   }
 
-  input(ip: IpInput): void {
+  input(ip: IpInput, now: number): void {
     const c = this.host.counters;
     c.udpReceived++;
     const d = ip.payload;
@@ -98,7 +98,7 @@ export class Udp {
     const s = this.sockets.get(`${ip.dstText}|${dstPort}`) ?? this.sockets.get(`*|${dstPort}`);
     if (!s) {
       c.udpNoSocket++;
-      this.icmp.portUnreachable(ip);
+      this.icmp.portUnreachable(ip, now);
       return;
     }
     s.onMessage?.(d.slice(UDP_HEADER, length), { address: ip.srcText, port: (d[0]! << 8) | d[1]! });

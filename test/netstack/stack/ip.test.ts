@@ -252,6 +252,20 @@ describe('UDP', () => {
     assert.equal(b.stack.counters.udpBadChecksum, 1);
   });
 
+  it('rate-limits port unreachable messages (RFC 4443 §2.4 f)', () => {
+    const { wire, a, b } = twoHosts();
+    const sa = a.stack.udpBind();
+    for (let i = 0; i < 200; i++) sa.send(pattern(10), { address: '10.0.0.2', port: 9 }, wire.now);
+    wire.run(100);
+    assert.equal(b.stack.counters.udpNoSocket, 200);
+    assert.equal(b.stack.counters.icmpUnreachableSent, 50, 'a burst of 50');
+    assert.equal(b.stack.counters.icmpErrorsRateLimited, 150);
+    wire.run(1000);
+    sa.send(pattern(10), { address: '10.0.0.2', port: 9 }, wire.now);
+    wire.run(100);
+    assert.equal(b.stack.counters.icmpUnreachableSent, 51, 'tokens refill');
+  });
+
   it('refuses a taken port and frees it on close', () => {
     const s = new NetStack({ addresses: ['10.0.0.1'] }, { output: () => {} });
     const u = s.udpBind(5000);

@@ -2,9 +2,9 @@
  * Rootless wireweave (netstack: userspace TCP/IP, node:dgram, no TUN) against a real
  * wireguard-go whose TUN lives in a namespace with the kernel's TCP/IP and small node servers
  * (test/support/wggo.ts). Our side runs in this test process on loopback UDP. Shows bulk TCP both
- * ways with hashes, many concurrent connections, fetch, SOCKS5 and HTTP proxies driven by curl,
- * TCP/UDP/reverse forwards, DNS through the tunnel, pings both ways, and transfers through a
- * lossy, reordering UDP shim.
+ * ways with hashes, many concurrent connections, fetch, SOCKS5 (CONNECT via curl, UDP ASSOCIATE)
+ * and the HTTP proxy driven by curl, TCP/UDP/reverse forwards, DNS through the tunnel, pings both
+ * ways, and transfers through a lossy, reordering UDP shim.
  *
  * Needs root, wireguard-go, wg, ip and curl; skipped with the reason when missing, except under
  * CI where that is a failure. WIREWEAVE_INTEROP_MB sets the bulk transfer size (default 200).
@@ -17,6 +17,7 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,7 +30,7 @@ import type { Netstack } from '../../src/netstack/api.ts';
 import { decodeMessage, encodeQuery, TYPE_A } from '../../src/netstack/dns.ts';
 import { forwardTcp, forwardUdp, reverseTcp } from '../../src/netstack/forward.ts';
 import { startHttpProxy } from '../../src/netstack/http-proxy.ts';
-import { startSocks5 } from '../../src/netstack/socks5.ts';
+import { decodeUdpRequest, encodeAddress, startSocks5 } from '../../src/netstack/socks5.ts';
 import { canRunWireguardGo, run, startWireguardGo, which, withTimeout } from '../support/wggo.ts';
 import type { WgGo } from '../support/wggo.ts';
 
@@ -287,6 +288,36 @@ describe('rootless wireweave ↔ wireguard-go and the kernel', { skip }, () => {
     } finally {
       socks.close();
       proxy.close();
+    }
+  });
+
+  it('relays DNS over SOCKS5 UDP ASSOCIATE to the kernel side', { timeout: 60_000 }, async () => {
+    const socks = await startSocks5(tunnel, '127.0.0.1', 0);
+    const control = net.connect({ host: '127.0.0.1', port: (socks.address() as AddressInfo).port });
+    const u = dgram.createSocket('udp4');
+    try {
+      await once(control, 'connect');
+      let buf = Buffer.alloc(0);
+      control.on('data', (d: Buffer) => { buf = Buffer.concat([buf, d]); });
+      control.write(Buffer.from([5, 1, 0]));
+      control.write(Buffer.concat([Buffer.from([5, 3, 0]), encodeAddress('0.0.0.0', 0)]));
+      const deadline = Date.now() + 10_000;
+      while (buf.length < 2 + 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(buf[3], 0, 'UDP ASSOCIATE granted');
+      const relayPort = buf.readUInt16BE(2 + 8);
+      await new Promise<void>((r) => u.bind(0, '127.0.0.1', () => r()));
+      for (let i = 0; i < 5; i++) {
+        const reply = once(u, 'message');
+        u.send(Buffer.concat([Buffer.from([0, 0, 0]), encodeAddress(k4, 53), encodeQuery(7000 + i, `socks${i}.wg.test`, TYPE_A)]), relayPort, '127.0.0.1');
+        const [msg] = (await withTimeout(reply, 5000, 'DNS answer through SOCKS5 UDP')) as [Buffer];
+        const d = decodeUdpRequest(msg);
+        assert.equal(d?.target.host, k4, 'from the kernel side DNS server');
+        assert.equal(decodeMessage(d!.data)?.answers[0]?.value, k4, 'the A record');
+      }
+    } finally {
+      u.close();
+      control.destroy();
+      socks.close();
     }
   });
 

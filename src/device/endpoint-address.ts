@@ -36,16 +36,17 @@ export class EndpointCache {
 }
 
 export function makeEndpoint(address: string, port: number, localAddress?: string): BindEndpoint {
-  // An IPv6 zone may be any interface name (br-lan, wlan0.1), as Go's netip takes it; node:net's
-  // isIP refuses zones other than [0-9A-Za-z]+, so it judges the address without it. (Refusing
-  // here threw out of a UAPI set that its parser had accepted: found by fuzz/targets/uapi-set.ts.)
-  let family = isIP(address.includes(':') ? address.replace(/%.*$/, '') : address);
+  // An IPv6 zone may be any interface name (br-lan, wlan0.1) — any bytes at all, as Go's netip
+  // takes it; node:net's isIP refuses zones other than [0-9A-Za-z]+, so it judges the address
+  // without it. (Refusing here threw out of a UAPI set that its parser had accepted: found by
+  // fuzz/targets/uapi-set.ts, first with '@', then with a '\r' that /%.*$/ did not reach.)
+  let family = isIP(withoutZone(address));
   if (family === 0) throw new Error(`not an IP address: ${address}`);
   // Fold IPv4-mapped IPv6 (::ffff:1.2.3.4) to IPv4, as wireguard-go does.
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) { address = mapped[1]!; family = 4; }
   // Cookies bind to the address bytes; a zone (fe80::1%3) is not part of them.
-  const bytes = parseIp(address.replace(/%.*$/, ''));
+  const bytes = parseIp(withoutZone(address));
   const tag = new Uint8Array(bytes.length + 2);
   tag.set(bytes);
   tag[bytes.length] = port >> 8;
@@ -56,4 +57,10 @@ export function makeEndpoint(address: string, port: number, localAddress?: strin
   if (localMapped) localAddress = localMapped[1]!;
   if (isIP(localAddress) !== family) throw new Error(`local address ${localAddress} is not of the family of ${address}`);
   return { address, port, family: family as 4 | 6, tag, text, localAddress };
+}
+
+/** An IPv6 address without its `%zone` (whatever characters the zone has); others unchanged. */
+function withoutZone(address: string): string {
+  const pct = address.indexOf('%');
+  return pct >= 0 && address.includes(':') ? address.slice(0, pct) : address;
 }

@@ -101,7 +101,8 @@ export function signatureOf(err: unknown): string {
   const e = err instanceof Error ? err : new Error(String(err));
   const frame = (e.stack ?? '').split('\n').slice(1).find((l) => l.includes('/src/')) ?? '';
   const where = frame.replace(/^.*\/(src\/[^:)]+).*$/, '$1');
-  return `${e.name}: ${e.message.split('\n')[0]!.replace(/\d+/g, 'N').slice(0, 160)}${where ? ` @ ${where}` : ''}`;
+  // The start of the message only: its tail often quotes the input, which differs every time.
+  return `${e.name}: ${e.message.split('\n')[0]!.replace(/\d+/g, 'N').slice(0, 64)}${where ? ` @ ${where}` : ''}`;
 }
 
 /**

@@ -58,7 +58,7 @@ import type { VnetHeader } from './offload.ts';
 export interface LinuxTunOptions {
   /** MTU to set on the new interface (default 1420, as wg-quick). */
   mtu?: number;
-  /** Ring slots between the reader thread and the main thread; a power of two (default 1024). */
+  /** Ring slots between the reader thread and the main thread; a power of two (default 256). */
   ringSlots?: number;
   /**
    * How long the reader waits for the main thread when the ring is full before it reads on and
@@ -118,7 +118,9 @@ const SOCK_DGRAM = 2;
  * becomes later. Untouched pages of a SharedArrayBuffer are never made resident: a 1420-byte
  * packet costs one page per slot. */
 const SLOT_SIZE = 65536 + 4096; // the largest packet plus a virtio_net_hdr, page-aligned
-const DEFAULT_SLOTS = 1024;
+/** Each slot can hold a 64 KiB TSO/GRO batch (about 45 packets), and its pages stay resident once
+ * used: 256 slots bound that memory to 16 MiB and still queue thousands of packets. */
+const DEFAULT_SLOTS = 256;
 const DEFAULT_FULL_WAIT_MS = 25;
 /** Packets handed out per event-loop turn before yielding (timers and I/O get a turn). */
 const DRAIN_BUDGET = 512;

@@ -6,7 +6,7 @@
  *       half of them with no mac2 (zeros) and half with a random one;
  *   (c) replays of one captured genuine initiation (hex on the command line).
  * It counts what it sent and the cookie replies (type 3) that came back, and prints one JSON
- * line when done (after `seconds`, or on SIGTERM/SIGINT).
+ * line when done (after `seconds`, or on SIGTERM/SIGINT). SIGUSR1 pauses and resumes it.
  *
  *   node --import tsx test/support/flood-sender.ts HOST PORT PUBKEY_B64 REPLAY_HEX SECONDS [SOCKETS [LOCAL_ADDRS]]
  *
@@ -59,6 +59,12 @@ const replay = Buffer.from(replayHex, 'hex');
 const report: FloodReport = { seconds: 0, sent: { garbage: 0, mac1Initiations: 0, mac1RandomMac2: 0, replays: 0 }, sendErrors: 0, cookieReplies: 0, otherReplies: 0 };
 const t0 = performance.now();
 let stopped = false;
+// SIGUSR1 pauses and resumes the flood (for interleaved measurements); `seconds` counts only
+// the time it was flooding.
+let paused = false;
+let activeMs = 0;
+let activeSince = t0;
+const resumers: (() => void)[] = [];
 let k = 0;
 let nInit = 0;
 const sockets: dgram.Socket[] = [];
@@ -80,22 +86,23 @@ function next(): Buffer {
 function pump(s: dgram.Socket): void {
   let inFlight = 0;
   const go = (): void => {
-    while (!stopped && inFlight < 32) {
+    while (!stopped && !paused && inFlight < 32) {
       inFlight++;
       s.send(next(), port, host, (err) => {
         inFlight--;
         if (err) report.sendErrors++;
-        if (inFlight === 0) setImmediate(go); // yield so replies are read
+        if (inFlight === 0 && !paused) setImmediate(go); // yield so replies are read
       });
     }
   };
+  resumers.push(go);
   go();
 }
 
 function finish(): void {
   if (stopped) return;
   stopped = true;
-  report.seconds = (performance.now() - t0) / 1000;
+  report.seconds = (activeMs + (paused ? 0 : performance.now() - activeSince)) / 1000;
   // Let replies in flight arrive, then report.
   setTimeout(() => {
     process.stdout.write(JSON.stringify(report) + '\n');
@@ -119,4 +126,13 @@ for (let i = 0; i < nSockets * locals.length; i++) {
 process.stdout.write('flooding\n');
 setTimeout(finish, seconds * 1000);
 process.on('SIGTERM', finish);
+process.on('SIGUSR1', () => {
+  paused = !paused;
+  if (paused) activeMs += performance.now() - activeSince;
+  else {
+    activeSince = performance.now();
+    for (const go of resumers) setImmediate(go);
+  }
+  process.stdout.write(paused ? 'paused\n' : 'resumed\n');
+});
 process.on('SIGINT', finish);

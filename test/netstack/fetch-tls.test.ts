@@ -1,8 +1,8 @@
 /**
  * fetch over https through the tunnel: TLS (tls.connect({ socket })) on a TunnelSocket, with SNI
  * and certificate checks against the name the tunnel's DNS resolved. The certificate is made by
- * openssl at test time; without openssl the test is skipped with the reason (CI does not install
- * it explicitly, so it is not required there either).
+ * openssl at test time (.ci/run installs it); without openssl the test is skipped with the reason,
+ * except under CI, where a missing openssl is a failure.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,13 +18,14 @@ import type { Pair } from './helpers.ts';
 
 const missing = which('openssl') ? undefined : 'needs openssl to make a certificate: not found on PATH';
 
-describe('fetch over https through the tunnel', { skip: missing ?? false }, () => {
+describe('fetch over https through the tunnel', { skip: process.env.CI ? false : (missing ?? false) }, () => {
   let pair: Pair;
   let dir: string;
   let cert: string;
   let server: https.Server;
 
   before(async () => {
+    assert.equal(missing, undefined, `CI is set but ${missing}`);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ww-tls-'));
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
       '-subj', '/CN=secure.test', '-addext', 'subjectAltName=DNS:secure.test', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });

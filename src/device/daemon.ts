@@ -13,10 +13,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Device } from './device.ts';
 import { isInterfaceName } from './ifname.ts';
-import type { DeviceLogger } from './device.ts';
-import type { Bind } from './bind.ts';
-import { LinuxUdpBind } from './bind-linux.ts';
-import { NodeUdpBind } from './bind-node.ts';
+import { chooseBind } from './bind-choose.ts';
 import { openLinuxTun } from './tun-linux.ts';
 import { startUapiServer } from './uapi-server.ts';
 import { logFormatFrom, makeLogger } from './logger.ts';
@@ -103,30 +100,6 @@ async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): 
   return code;
 }
 
-/**
- * The Linux bind (recvmmsg batching, sticky source addresses) when it opens here, else
- * node:dgram; a trial open on a free port finds out, and the reason for falling back is logged.
- */
-async function chooseBind(logger: DeviceLogger, env: NodeJS.ProcessEnv): Promise<Bind> {
-  // WIREWEAVE_BIND=node forces node:dgram (for comparisons and diagnosis).
-  if (env.WIREWEAVE_BIND === 'node') return new NodeUdpBind();
-  const bind = new LinuxUdpBind({
-    // WIREWEAVE_UDP_BUFFER: socket buffer bytes (default 7 MiB, as wireguard-go; tuning and diagnosis).
-    socketBuffer: env.WIREWEAVE_UDP_BUFFER ? Number(env.WIREWEAVE_UDP_BUFFER) : undefined,
-    onError: (err) => logger.error(err.message),
-    onSourceCleared: (e, _cleared, why) => logger.verbose(`source address ${e.localAddress} for ${e.text} refused (${why}), sending from the default address`),
-  });
-  try {
-    await bind.open(0, () => {});
-    await bind.close();
-    return bind;
-  } catch (err) {
-    await bind.close().catch(() => undefined);
-    logger.error(`the Linux UDP bind failed (${(err as Error).message}); using node:dgram (no batching, no sticky source addresses)`);
-    return new NodeUdpBind();
-  }
-}
-
 /** Runs the interface in this process until it is told or made to stop. */
 export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv, signal: AbortSignal | null): Promise<number> {
   const logger = makeLogger(ifname, env.LOG_LEVEL, io.stdout, logFormatFrom(env.WIREWEAVE_LOG_FORMAT));
@@ -139,7 +112,7 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
     // WIREWEAVE_TUN_SLOTS: packets the TUN reader may hold (a power of two; tuning and diagnosis).
     const slots = env.WIREWEAVE_TUN_SLOTS ? Number(env.WIREWEAVE_TUN_SLOTS) : undefined;
     const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots });
-    device = new Device({ tun, bind: await chooseBind(logger, env), logger });
+    device = new Device({ tun, bind: await chooseBind(env, { error: (m) => logger.error(m), verbose: (m) => logger.verbose(m) }), logger });
     try {
       uapi = await startUapiServer(tun.name, device);
     } catch (err) {

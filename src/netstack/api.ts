@@ -16,7 +16,7 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { formatIp, parseIp } from '../device/allowedips.ts';
 import type { Bind } from '../device/bind.ts';
-import { NodeUdpBind } from '../device/bind-node.ts';
+import { chooseBind } from '../device/bind-choose.ts';
 import type { Clock } from '../device/clock.ts';
 import { Device } from '../device/device.ts';
 import type { DeviceLogger } from '../device/device.ts';
@@ -40,7 +40,10 @@ import { TunnelUdpSocket } from './udp.ts';
 export type StackFactory = (config: StackConfig, io: StackIO) => NetStackApi;
 
 export interface NetstackOptions {
-  /** UDP for the tunnel; default a NodeUdpBind (node:dgram) on the config's ListenPort or any. */
+  /**
+   * UDP for the tunnel, on the config's ListenPort or any; default the Linux bind (batched, no
+   * root needed) where it opens, else node:dgram (device/bind-choose.ts).
+   */
   bind?: Bind;
   clock?: Clock;
   logger?: DeviceLogger;
@@ -102,7 +105,7 @@ export async function netstack(config: WgQuickConfig | string, options: Netstack
   const mtu = cfg.interface.mtu ?? 1420;
   const stackConfig: StackConfig = { ...options.stack, addresses: cfg.interface.addresses.map((a) => formatIp(a.bytes)), mtu };
   const tun = new NetstackTun({ name: options.name, mtu, clock: options.clock, createStack: (io) => createStack(stackConfig, io) });
-  const device = new Device({ tun, bind: options.bind ?? new NodeUdpBind(), clock: tun.clock, logger: options.logger });
+  const device = new Device({ tun, bind: options.bind ?? await chooseBind(), clock: tun.clock, logger: options.logger });
   try {
     await device.applySet(request);
     await device.up();

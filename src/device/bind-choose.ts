@@ -1,0 +1,36 @@
+/**
+ * Which UDP bind a real interface uses: the Linux bind (recvmmsg on a worker, UDP GSO/GRO,
+ * sticky source addresses) when it opens here, else node:dgram. A trial open on a free port finds
+ * out, and the reason for falling back is logged. Root is not needed for either.
+ *
+ *   WIREWEAVE_BIND=node        force node:dgram (comparisons, diagnosis)
+ *   WIREWEAVE_UDP_BUFFER=N     socket buffer bytes for the Linux bind (default 7 MiB, as wireguard-go)
+ */
+import type { Bind } from './bind.ts';
+import { LinuxUdpBind } from './bind-linux.ts';
+import { NodeUdpBind } from './bind-node.ts';
+
+export interface BindLog {
+  error(message: string): void;
+  verbose(message: string): void;
+}
+
+const quiet: BindLog = { error: () => {}, verbose: () => {} };
+
+export async function chooseBind(env: NodeJS.ProcessEnv = process.env, log: BindLog = quiet): Promise<Bind> {
+  if (env.WIREWEAVE_BIND === 'node' || process.platform !== 'linux') return new NodeUdpBind();
+  const bind = new LinuxUdpBind({
+    socketBuffer: env.WIREWEAVE_UDP_BUFFER ? Number(env.WIREWEAVE_UDP_BUFFER) : undefined,
+    onError: (err) => log.error(err.message),
+    onSourceCleared: (e, _cleared, why) => log.verbose(`source address ${e.localAddress} for ${e.text} refused (${why}), sending from the default address`),
+  });
+  try {
+    await bind.open(0, () => {});
+    await bind.close();
+    return bind;
+  } catch (err) {
+    await bind.close().catch(() => undefined);
+    log.error(`the Linux UDP bind failed (${(err as Error).message}); using node:dgram (no batching, no sticky source addresses)`);
+    return new NodeUdpBind();
+  }
+}

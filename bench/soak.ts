@@ -6,14 +6,15 @@
  *   npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [--out FILE]
  *
  * Traffic: a TCP stream A → B through the tunnel at --rate MB/s (default 4; 0 = as fast as it
- * goes), reconnecting if it ever breaks, and a ping B → A every sample.
+ * goes), reconnecting if it ever breaks, and a continuous ping B → A (every 0.5 s).
  * Every minute, in turn: `wg set` persistent-keepalive on/off on A; `wg set` allowed-ips on B
  * with and without an extra prefix (the tunnel addresses always stay); A's listen-port
  * changes (B must follow A's new source port: roaming); B's endpoint for A moves between A's
  * IPv4 and IPv6 underlay addresses.
  *
- * A session is lost when (a) no stream bytes arrive at B for more than STALL_MS, (b) no ping
- * B → A succeeds for more than STALL_MS, (c) the TCP stream breaks (the sender reconnects), or
+ * A session is lost when (a) no stream bytes arrive at B for more than STALL_MS (from the
+ * receiver's report every second), (b) no ping B → A is answered for more than STALL_MS (the
+ * longest run of unanswered sequence numbers), (c) the TCP stream breaks (the sender reconnects), or
  * (d) a daemon logs a handshake failure (no answer for 90 s) or exits. The result must be 0.
  *
  * Reports (stdout and docs/soak-<UTC date>.md, or --out): throughput per sample interval,
@@ -32,6 +33,7 @@ import { markdownTable } from './util.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const STALL_MS = 10_000;
+const PING_INTERVAL_MS = 500;
 const STREAM_PORT = 5301;
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [--out FILE]
@@ -71,6 +73,9 @@ interface Sample {
   t: number;
   mbPerS: number;
   pingOk: boolean;
+  /** Longest stream stall and ping gap so far, ms. */
+  maxStall: number;
+  maxPingGap: number;
   handshakes: number;
   a?: ProcSample;
   b?: ProcSample;
@@ -109,6 +114,8 @@ async function soak(p: Pair, args: Args): Promise<number> {
   await recv.waitFor(/listening/, 10_000);
   const send = rig.spawnIn(a, [process.execPath, '-e', STREAM_SENDER, b.tun4, String(STREAM_PORT), String(args.rate * 1e6)]);
   await send.waitFor(/connected 1/, 20_000);
+  const pinger = rig.spawnIn(b, ['ping', '-n', '-i', String(PING_INTERVAL_MS / 1000), '-W', '2', a.tun6]);
+  const pingStart = Date.now();
   log('stream up');
 
   // Reconfiguration and endpoint changes, one per minute in turn.
@@ -140,8 +147,15 @@ async function soak(p: Pair, args: Args): Promise<number> {
 
   let lastBytes = 0;
   let lastT = 0;
-  let lastProgress = Date.now();
-  let lastPingOk = Date.now();
+  // Stream stalls from the receiver's 1 s reports (its own clock).
+  let lastProgressT = 0;
+  let maxStall = 0;
+  let stallFlagged = false;
+  let reportsSeen = 0;
+  // Ping gaps from the sequence numbers answered.
+  let maxPingGap = 0;
+  const flaggedGaps = new Set<number>();
+  let repliesBefore = 0;
   let closedSeen = 0;
   let failSeen = false;
   let nextReconfig = Date.now() + 60_000;
@@ -166,10 +180,32 @@ async function soak(p: Pair, args: Args): Promise<number> {
     const bytes = last?.bytes ?? 0;
     const dt = last ? (last.t - lastT) / 1000 : 0;
     const mbPerS = dt > 0 ? (bytes - lastBytes) / 1e6 / dt : 0;
-    if (bytes > lastBytes) lastProgress = now;
     if (last) { lastBytes = bytes; lastT = last.t; }
-    const ping = await rig.ping(b, a.tun6, { count: 2, interval: 0.2, wait: 2 });
-    if (ping.received > 0) lastPingOk = Date.now();
+    let prevBytes = reportsSeen > 0 ? reports[Math.min(reportsSeen, reports.length) - 1]?.bytes ?? 0 : 0;
+    for (const rpt of reports.slice(reportsSeen)) {
+      if (rpt.bytes > prevBytes) { lastProgressT = rpt.t; stallFlagged = false; }
+      prevBytes = rpt.bytes;
+      const stall = rpt.t - lastProgressT;
+      maxStall = Math.max(maxStall, stall);
+      if (stall > STALL_MS && !stallFlagged) { stallFlagged = true; lost.push(`${fmtT(now - t0)} stream stalled for more than ${STALL_MS / 1000} s`); }
+    }
+    reportsSeen = reports.length;
+    // Unanswered runs of ping sequence numbers, up to the one that should have been sent by now.
+    const replied = new Set<number>();
+    for (const m of pinger.stdout().matchAll(/bytes from .* icmp_seq=(\d+)/g)) replied.add(Number(m[1]));
+    const minSeq = Math.min(...replied, Infinity);
+    const lastSeq = Math.floor((Date.now() - pingStart) / PING_INTERVAL_MS) - 4; // allow for the reply's -W
+    let run = 0;
+    for (let q = Number.isFinite(minSeq) ? minSeq : 1; q <= lastSeq; q++) {
+      if (replied.has(q)) { run = 0; continue; }
+      run++;
+      const gap = run * PING_INTERVAL_MS;
+      maxPingGap = Math.max(maxPingGap, gap);
+      const start = q - run + 1;
+      if (gap > STALL_MS && !flaggedGaps.has(start)) { flaggedGaps.add(start); lost.push(`${fmtT(now - t0)} no ping reply B -> A for more than ${STALL_MS / 1000} s (from icmp_seq ${start})`); }
+    }
+    const ping = { received: replied.size - repliesBefore, transmitted: Math.round((args.sample * 1000) / PING_INTERVAL_MS) };
+    repliesBefore = replied.size;
     let handshakes = handshakeTimes.size;
     try {
       const dump = await rig.dump(da.ifname);
@@ -180,18 +216,17 @@ async function soak(p: Pair, args: Args): Promise<number> {
     }
     const closes = send.stdout().split('\n').filter((l) => l.includes('"event":"closed"')).length;
     if (closes > closedSeen) { lost.push(`${fmtT(now - t0)} TCP stream broke (${closes - closedSeen}×), sender reconnects`); closedSeen = closes; }
-    if (Date.now() - lastProgress > STALL_MS) { lost.push(`${fmtT(now - t0)} stream stalled for ${((Date.now() - lastProgress) / 1000).toFixed(0)} s`); lastProgress = Date.now(); }
-    if (Date.now() - lastPingOk > STALL_MS) { lost.push(`${fmtT(now - t0)} no ping B -> A for ${((Date.now() - lastPingOk) / 1000).toFixed(0)} s`); lastPingOk = Date.now(); }
     const logs = da.logs() + db.logs();
     if (!failSeen && /giving up/.test(logs)) { failSeen = true; lost.push(`${fmtT(now - t0)} handshake failure logged`); }
     for (const d of [da, db]) if (!d.proc.running()) { lost.push(`${fmtT(now - t0)} daemon ${d.node.label} exited`); break; }
-    const s: Sample = { t: now - t0, mbPerS, pingOk: ping.received > 0, handshakes, a: procSample(da.proc.pid), b: procSample(db.proc.pid), action };
+    const s: Sample = { t: now - t0, mbPerS, pingOk: ping.received > 0, maxStall, maxPingGap, handshakes, a: procSample(da.proc.pid), b: procSample(db.proc.pid), action };
     samples.push(s);
-    log(`${fmtT(s.t)} ${mbPerS.toFixed(2)} MB/s, ping ${ping.received}/${ping.transmitted}, handshakes ${handshakes}, RSS A ${mib(s.a?.rssKiB)} B ${mib(s.b?.rssKiB)} MiB${action ? `, ${action}` : ''}${lost.length ? `, LOST ${lost.length}` : ''}`);
+    log(`${fmtT(s.t)} ${mbPerS.toFixed(2)} MB/s, ping ${ping.received}/~${ping.transmitted}, handshakes ${handshakes}, RSS A ${mib(s.a?.rssKiB)} B ${mib(s.b?.rssKiB)} MiB${action ? `, ${action}` : ''}${lost.length ? `, LOST ${lost.length}` : ''}`);
     if (!da.proc.running() || !db.proc.running()) break;
   }
   await send.stop();
   await recv.stop();
+  await pinger.stop();
 
   const report = renderReport(args, started, samples, lost, actions, lastBytes);
   fs.mkdirSync(path.dirname(args.out), { recursive: true });
@@ -241,7 +276,7 @@ function renderReport(args: Args, started: Date, samples: Sample[], lost: string
 \`npm run soak -- --minutes ${args.minutes} --rate ${args.rate} --sample ${args.sample}\` on ${os.hostname()}
 (${os.cpus().length} cores, Node ${process.version}, shared with other work: throughput figures are noisy).
 Two wireweave daemons in network namespaces (test/support/netns.ts), a TCP stream A → B through
-the tunnel at ${args.rate || 'unlimited'} MB/s, a ping B → A every ${args.sample} s; every minute one of:
+the tunnel at ${args.rate || 'unlimited'} MB/s, a continuous ping B → A (every ${PING_INTERVAL_MS / 1000} s); every minute one of:
 A's persistent keepalive on/off, B's allowed IPs with/without an extra prefix, A's listen port
 changes (B follows: roaming), B's endpoint for A moves between IPv4 and IPv6.
 
@@ -253,6 +288,8 @@ handshake failure or a daemon exit).
 | duration | ${minutes.toFixed(1)} min |
 | data A → B | ${(totalBytes / 1e9).toFixed(2)} GB |
 | median throughput per sample | ${median.toFixed(2)} MB/s |
+| longest stream stall (receiver reports every 1 s) | ${((last?.maxStall ?? 0) / 1000).toFixed(0)} s |
+| longest run of unanswered pings (every ${PING_INTERVAL_MS / 1000} s) | ${((last?.maxPingGap ?? 0) / 1000).toFixed(1)} s |
 | handshakes seen (rekeys + first) | ${last?.handshakes ?? 0} |
 | reconfigurations | ${actions.length} |
 | RSS A | ${rss('a')} |

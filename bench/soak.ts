@@ -91,7 +91,16 @@ async function main(): Promise<number> {
   const missing = rigPrereqsMissing(['wireweave']);
   if (missing) { log(`cannot run: ${missing}`); return 2; }
   log(`${args.minutes} min, stream ${args.rate || 'unlimited'} MB/s A -> B, sample every ${args.sample} s`);
-  const p = await setupPair('soak', 'wireweave', 'wireweave');
+  // On a busy (shared) machine a daemon can miss setupPair's 10 s readiness bound: try again.
+  let p: Pair | undefined;
+  for (let attempt = 1; !p; attempt++) {
+    try {
+      p = await setupPair('soak', 'wireweave', 'wireweave');
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      log(`setup failed (${(e as Error).message.split('\n')[0]}), retrying`);
+    }
+  }
   try {
     return await soak(p, args);
   } finally {

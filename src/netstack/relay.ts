@@ -18,6 +18,8 @@ export type LogLine = (line: string) => void;
  * error or abrupt close on either side destroys the other.
  */
 export function relay(a: Duplex, b: Duplex): void {
+  corkPerTick(a, b);
+  corkPerTick(b, a);
   a.pipe(b);
   b.pipe(a);
   const onError = () => { a.destroy(); b.destroy(); };
@@ -25,6 +27,22 @@ export function relay(a: Duplex, b: Duplex): void {
   b.on('error', onError);
   a.on('close', () => { if (!b.destroyed) b.destroy(); });
   b.on('close', () => { if (!a.destroyed) a.destroy(); });
+}
+
+/**
+ * The tunnel delivers a TCP segment at a time (~1.4 KB); written one by one, each is a syscall on
+ * a host socket. Corking the destination from the first chunk of a tick to the end of it turns a
+ * burst into one writev. Registered before pipe() so that the first chunk is corked too.
+ */
+function corkPerTick(src: Duplex, dest: Duplex): void {
+  let corked = false;
+  const uncork = (): void => { corked = false; dest.uncork(); };
+  src.on('data', () => {
+    if (corked || dest.destroyed) return;
+    corked = true;
+    dest.cork();
+    process.nextTick(uncork);
+  });
 }
 
 /** The SOCKS5 reply code (RFC 1928 §6) for a tunnel error code. */

@@ -124,7 +124,6 @@ async function soak(p: Pair, args: Args): Promise<number> {
   const send = rig.spawnIn(a, [process.execPath, '-e', STREAM_SENDER, b.tun4, String(STREAM_PORT), String(args.rate * 1e6)]);
   await send.waitFor(/connected 1/, 20_000);
   const pinger = rig.spawnIn(b, ['ping', '-n', '-i', String(PING_INTERVAL_MS / 1000), '-W', '2', a.tun6]);
-  const pingStart = Date.now();
   log('stream up');
 
   // Reconfiguration and endpoint changes, one per minute in turn.
@@ -165,6 +164,8 @@ async function soak(p: Pair, args: Args): Promise<number> {
   let maxPingGap = 0;
   const flaggedGaps = new Set<number>();
   let repliesBefore = 0;
+  let lastMaxSeq = 0;
+  let lastReplyAt = Date.now();
   let closedSeen = 0;
   let failSeen = false;
   let nextReconfig = Date.now() + 60_000;
@@ -199,19 +200,27 @@ async function soak(p: Pair, args: Args): Promise<number> {
       if (stall > STALL_MS && !stallFlagged) { stallFlagged = true; lost.push(`${fmtT(now - t0)} stream stalled for more than ${STALL_MS / 1000} s`); }
     }
     reportsSeen = reports.length;
-    // Unanswered runs of ping sequence numbers, up to the one that should have been sent by now.
+    // Unanswered runs of ping sequence numbers between answered ones (exact), and an ongoing
+    // silence measured from when the highest answered number last grew (to a sample's accuracy).
     const replied = new Set<number>();
     for (const m of pinger.stdout().matchAll(/bytes from .* icmp_seq=(\d+)/g)) replied.add(Number(m[1]));
-    const minSeq = Math.min(...replied, Infinity);
-    const lastSeq = Math.floor((Date.now() - pingStart) / PING_INTERVAL_MS) - 4; // allow for the reply's -W
+    let minSeq = Infinity, maxSeq = 0;
+    for (const q of replied) { if (q < minSeq) minSeq = q; if (q > maxSeq) maxSeq = q; }
     let run = 0;
-    for (let q = Number.isFinite(minSeq) ? minSeq : 1; q <= lastSeq; q++) {
+    for (let q = Number.isFinite(minSeq) ? minSeq : 1; q <= maxSeq; q++) {
       if (replied.has(q)) { run = 0; continue; }
       run++;
       const gap = run * PING_INTERVAL_MS;
       maxPingGap = Math.max(maxPingGap, gap);
       const start = q - run + 1;
       if (gap > STALL_MS && !flaggedGaps.has(start)) { flaggedGaps.add(start); lost.push(`${fmtT(now - t0)} no ping reply B -> A for more than ${STALL_MS / 1000} s (from icmp_seq ${start})`); }
+    }
+    if (maxSeq > lastMaxSeq) { lastMaxSeq = maxSeq; lastReplyAt = Date.now(); }
+    const silence = Date.now() - lastReplyAt;
+    maxPingGap = Math.max(maxPingGap, silence - args.sample * 1000);
+    if (silence > STALL_MS + args.sample * 1000 && !flaggedGaps.has(lastMaxSeq + 1)) {
+      flaggedGaps.add(lastMaxSeq + 1);
+      lost.push(`${fmtT(now - t0)} no ping reply B -> A for more than ${STALL_MS / 1000} s (ongoing, from icmp_seq ${lastMaxSeq + 1})`);
     }
     const ping = { received: replied.size - repliesBefore, transmitted: Math.round((args.sample * 1000) / PING_INTERVAL_MS) };
     repliesBefore = replied.size;

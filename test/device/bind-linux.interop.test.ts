@@ -179,6 +179,20 @@ describe('LinuxUdpBind on loopback', { skip }, () => {
     assert.ok(after.gsoBatches - before.gsoBatches >= 4, `several datagrams per sendmsg (gsoBatches ${after.gsoBatches - before.gsoBatches})`);
   });
 
+  it('a re-open (a listen-port change) reuses its receive ring and still receives', async () => {
+    const { a, b } = await pair();
+    const ringOf = (x: LinuxUdpBind) => (x as unknown as { ring: SharedArrayBuffer | undefined }).ring;
+    const first = ringOf(a.bind);
+    assert.ok(first, 'a ring after the first open');
+    const got: string[] = [];
+    const port2 = await a.bind.open(0, (d) => got.push(Buffer.from(d).toString('latin1')));
+    assert.notEqual(port2, a.port, 'a new port');
+    assert.equal(ringOf(a.bind), first, 'the same ring, not a second 16 MiB one');
+    for (let i = 0; i < 20; i++) b.bind.send(Buffer.from(`after ${i}`), b.bind.endpointFor('127.0.0.1', port2));
+    await until('20 datagrams after the re-open', () => got.length === 20);
+    assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `after ${i}`), 'in order, from a clean ring');
+  });
+
   it('takes a free port for port 0, binds IPv4 and IPv6 on it, and close() releases it', async () => {
     const a = await recorder(0);
     binds.push(a.bind);

@@ -223,7 +223,7 @@ export async function startUapiServer(ifname: string, target: UapiTarget, opts: 
     checking = true;
     try {
       const st = await lstat(path);
-      if (st.ino !== ino || st.dev !== dev) socketRemoved();
+      if (!st.isSocket() || st.ino !== ino || st.dev !== dev) socketRemoved();
     } catch (err) {
       if (codeOf(err) === 'ENOENT' || codeOf(err) === 'ENOTDIR') socketRemoved();
     } finally {
@@ -256,8 +256,10 @@ export async function startUapiServer(ifname: string, target: UapiTarget, opts: 
         for (const s of sockets) s.destroy();
       });
       try {
+        // Once the name was seen removed it is not ours any more, whatever is there now: a new
+        // file can get the old inode number back (tmpfs reuses them at once).
         const st = await lstat(path);
-        if (st.ino === ino && st.dev === dev) await unlink(path);
+        if (!removed && st.isSocket() && st.ino === ino && st.dev === dev) await unlink(path);
       } catch {
         // gone already
       }

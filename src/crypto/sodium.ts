@@ -1,6 +1,6 @@
 /**
  * The fastest provider: libsodium (through the optional dependency `sodium-native`, prebuilt)
- * for X25519 and both ChaCha20-Poly1305 AEADs, node:crypto for BLAKE2s and HMAC-BLAKE2s, @noble
+ * for X25519 and both ChaCha20-Poly1305 AEADs, nodeCrypto's BLAKE2s and HMAC-BLAKE2s, @noble
  * for keyed BLAKE2s-128 (node:crypto ignores a BLAKE2s key; libsodium has only BLAKE2b).
  *
  * Why it exists (measured on the 2-core CI machine, bench/core.ts):
@@ -14,10 +14,10 @@
  * cannot load on this platform; `src/crypto/index.ts` then falls back to `nodeCrypto`.
  */
 import { createRequire } from 'node:module';
-import { createHash, createHmac } from 'node:crypto';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
 import { isAllZero } from '../core/bytes.ts';
 import { mac } from './noble-shared.ts';
+import { nodeCrypto } from './node.ts';
 
 const KEY_LEN = 32;
 const TAG_LEN = 16;
@@ -77,10 +77,6 @@ class SodiumAeadKey implements AeadKey {
   }
 }
 
-function view(b: Buffer): Uint8Array {
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
-
 function makeProvider(sodium: Sodium): CryptoProvider {
   /** Scratch nonce 0x00000000 ‖ counter (LE u64); libsodium reads it during the call only. */
   const nonce = new Uint8Array(12);
@@ -94,15 +90,9 @@ function makeProvider(sodium: Sodium): CryptoProvider {
   return {
     name: 'sodium',
 
-    hash(parts) {
-      const h = createHash('blake2s256');
-      for (const p of parts) h.update(p);
-      return view(h.digest());
-    },
-
-    hmac(key, data) {
-      return view(createHmac('blake2s256', key).update(data).digest());
-    },
+    // libsodium has BLAKE2b only: BLAKE2s and its HMAC are node:crypto's, as in nodeCrypto.
+    hash: nodeCrypto.hash,
+    hmac: nodeCrypto.hmac,
 
     mac,
 

@@ -46,6 +46,14 @@ const DAEMONS = args.includes('--daemons');
 
 const mib = (n: number): number => Math.round((n / 1048576) * 10) / 10;
 
+/** The `--allowed` /32 prefixes of peer `i`: consecutive addresses in 10.0.0.0/8. */
+function allowedIps(i: number): string[] {
+  return Array.from({ length: ALLOWED }, (_, a) => {
+    const n = i * ALLOWED + a;
+    return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}/32`;
+  });
+}
+
 function request(peers: number): string {
   const lines = ['set=1', `private_key=${encodeHex(randomBytes(32))}`, 'listen_port=51820', 'replace_peers=true'];
   for (let i = 0; i < peers; i++) {
@@ -53,10 +61,7 @@ function request(peers: number): string {
     const pub = defaultCrypto.x25519PrivateKey(randomBytes(32)).publicKey;
     lines.push(`public_key=${encodeHex(pub)}`, `preshared_key=${encodeHex(randomBytes(32))}`,
       `endpoint=192.0.2.${1 + (i % 250)}:${10000 + (i % 50000)}`, 'persistent_keepalive_interval=25');
-    for (let a = 0; a < ALLOWED; a++) {
-      const n = i * ALLOWED + a;
-      lines.push(`allowed_ip=10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}/32`);
-    }
+    for (const prefix of allowedIps(i)) lines.push(`allowed_ip=${prefix}`);
   }
   return lines.join('\n') + '\n\n';
 }
@@ -115,7 +120,7 @@ async function daemons(): Promise<void> {
       for (let i = 0; i < PEERS; i++) {
         lines.push('[Peer]', `PublicKey = ${genKeyPair().publicKey}`, `PresharedKey = ${genPsk()}`);
         if (scenario === 'dialing') lines.push(`Endpoint = 192.0.2.${1 + (i % 250)}:${10000 + (i % 50000)}`, 'PersistentKeepalive = 25');
-        lines.push(`AllowedIPs = ${Array.from({ length: ALLOWED }, (_, a) => { const n = i * ALLOWED + a; return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}/32`; }).join(', ')}`, '');
+        lines.push(`AllowedIPs = ${allowedIps(i).join(', ')}`, '');
       }
       const conf = rig.secretFile('peers.conf', lines.join('\n'));
       for (const impl of ['wireweave', 'wireguard-go'] as const) {

@@ -276,7 +276,10 @@ describe('Linux TUN (koffi)', { skip }, () => {
     assert.ok(sent >= 300, burst.stdout + burst.stderr);
     const dropped = tun.stats.rxDropped;
     assert.ok(dropped > 0, 'the ring overflowed');
-    assert.ok(seqs.length <= 16 + 1, `at most a ring's worth plus the one being handled, got ${seqs.length}`);
+    // The bound is about the preload (icmp_seq 1..300): ping's once-a-second requests after it may
+    // arrive when the stall is over, and then they are rightly delivered.
+    const fromBurst = seqs.filter((s) => s <= 300).length;
+    assert.ok(fromBurst <= 16 + 1, `at most a ring's worth plus the one being handled, got ${fromBurst} of the burst (${seqs.join(',')})`);
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `in order, no duplicates: ${seqs.join(',')}`);
     assert.equal(others, 0, 'nothing but our echo requests reached the link');
     assert.equal(seqs.length + dropped, sent, `delivered ${seqs.length} + dropped ${dropped}`);

@@ -30,11 +30,24 @@ import type { Pair } from '../test/support/netns.ts';
 import { procSample, sleep, STREAM_RECEIVER, STREAM_SENDER, streamReports } from '../test/support/flood-tools.ts';
 import type { ProcSample } from '../test/support/flood-tools.ts';
 import { markdownTable } from './util.ts';
+import type { RigNode } from '../test/support/netns.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const STALL_MS = 10_000;
 const PING_INTERVAL_MS = 500;
 const STREAM_PORT = 5301;
+/** Each daemon serves --metrics inside its own namespace; the harness scrapes its memory there. */
+const METRICS_ADDR = '127.0.0.1:9586';
+const FETCH_METRICS = "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })";
+
+/** The daemon's own view of its memory (process.memoryUsage through --metrics), bytes. */
+interface HeapSample { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number }
+
+function parseHeap(text: string): HeapSample | undefined {
+  const v = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const h = { heapUsed: v('nodejs_heap_size_used_bytes'), heapTotal: v('nodejs_heap_size_total_bytes'), external: v('nodejs_external_memory_bytes'), arrayBuffers: v('nodejs_array_buffers_bytes') };
+  return Object.values(h).some(Number.isNaN) ? undefined : h;
+}
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [--out FILE]
   --minutes N   how long (default 30)
@@ -79,6 +92,8 @@ interface Sample {
   handshakes: number;
   a?: ProcSample;
   b?: ProcSample;
+  heapA?: HeapSample;
+  heapB?: HeapSample;
   action: string;
 }
 
@@ -95,7 +110,7 @@ async function main(): Promise<number> {
   let p: Pair | undefined;
   for (let attempt = 1; !p; attempt++) {
     try {
-      p = await setupPair('soak', 'wireweave', 'wireweave');
+      p = await setupPair('soak', 'wireweave', 'wireweave', { daemonEnv: { WIREWEAVE_METRICS: METRICS_ADDR } });
     } catch (e) {
       if (attempt >= 3) throw e;
       log(`setup failed (${(e as Error).message.split('\n')[0]}), retrying`);
@@ -237,9 +252,10 @@ async function soak(p: Pair, args: Args): Promise<number> {
     const logs = da.logs() + db.logs();
     if (!failSeen && /giving up/.test(logs)) { failSeen = true; lost.push(`${fmtT(now - t0)} handshake failure logged`); }
     for (const d of [da, db]) if (!d.proc.running()) { lost.push(`${fmtT(now - t0)} daemon ${d.node.label} exited`); break; }
-    const s: Sample = { t: now - t0, mbPerS, pingOk: ping.received > 0, maxStall, maxPingGap, handshakes, a: procSample(da.proc.pid), b: procSample(db.proc.pid), action };
+    const [heapA, heapB] = await Promise.all([scrapeHeap(rig, a), scrapeHeap(rig, b)]);
+    const s: Sample = { t: now - t0, mbPerS, pingOk: ping.received > 0, maxStall, maxPingGap, handshakes, a: procSample(da.proc.pid), b: procSample(db.proc.pid), heapA, heapB, action };
     samples.push(s);
-    log(`${fmtT(s.t)} ${mbPerS.toFixed(2)} MB/s, ping ${ping.received}/~${ping.transmitted}, handshakes ${handshakes}, RSS A ${mib(s.a?.rssKiB)} B ${mib(s.b?.rssKiB)} MiB${action ? `, ${action}` : ''}${lost.length ? `, LOST ${lost.length}` : ''}`);
+    log(`${fmtT(s.t)} ${mbPerS.toFixed(2)} MB/s, ping ${ping.received}/~${ping.transmitted}, handshakes ${handshakes}, RSS A ${mib(s.a?.rssKiB)} B ${mib(s.b?.rssKiB)} MiB, heap A ${mibB(heapA?.heapUsed)} B ${mibB(heapB?.heapUsed)}, external A ${mibB(heapA?.external)} B ${mibB(heapB?.external)}${action ? `, ${action}` : ''}${lost.length ? `, LOST ${lost.length}` : ''}`);
     if (!da.proc.running() || !db.proc.running()) break;
   }
   await send.stop();
@@ -252,6 +268,15 @@ async function soak(p: Pair, args: Args): Promise<number> {
   process.stdout.write(report);
   log(`report written to ${path.relative(REPO, args.out)}`);
   return lost.length === 0 ? 0 : 1;
+}
+
+async function scrapeHeap(rig: Pair['rig'], node: RigNode): Promise<HeapSample | undefined> {
+  const r = await rig.exec(node, [process.execPath, '-e', FETCH_METRICS, `http://${METRICS_ADDR}/metrics`], { timeoutMs: 10_000 }).catch(() => undefined);
+  return r && r.code === 0 ? parseHeap(r.stdout) : undefined;
+}
+
+function mibB(bytes: number | undefined): string {
+  return bytes === undefined || Number.isNaN(bytes) ? '—' : (bytes / 1048576).toFixed(1);
 }
 
 function fmtT(ms: number): string {
@@ -281,8 +306,24 @@ function renderReport(args: Args, started: Date, samples: Sample[], lost: string
     if (s.t < nextMinute * 60_000 && s !== last) continue;
     nextMinute = Math.floor(s.t / 60_000) + 1;
     rows.push([fmtT(s.t), s.mbPerS.toFixed(2), s.pingOk ? 'ok' : 'FAIL', String(s.handshakes), mib(s.a?.rssKiB), mib(s.b?.rssKiB),
+      mibB(s.heapA?.heapUsed), mibB(s.heapB?.heapUsed), mibB(s.heapA?.external), mibB(s.heapB?.external),
       s.a ? s.a.cpuSeconds.toFixed(0) : '—', s.b ? s.b.cpuSeconds.toFixed(0) : '—']);
   }
+  // Memory trend after the first third (start-up, first rekeys and ring warm-up are over by then):
+  // the least-squares slope and the band RSS stays in. Flat means the slope's projection over
+  // the whole run is within the band's own noise, not a steady climb.
+  const trend = (k: 'a' | 'b'): string => {
+    const pts = samples.filter((x) => x.t >= (last?.t ?? 0) / 3 && x[k]).map((x) => [x.t / 3_600_000, x[k]!.rssKiB / 1024] as const);
+    if (pts.length < 3) return '—';
+    const mx = pts.reduce((acc, [x]) => acc + x, 0) / pts.length, my = pts.reduce((acc, [, y]) => acc + y, 0) / pts.length;
+    const slope = pts.reduce((acc, [x, y]) => acc + (x - mx) * (y - my), 0) / pts.reduce((acc, [x]) => acc + (x - mx) ** 2, 0);
+    const ys = pts.map(([, y]) => y);
+    return `${slope >= 0 ? '+' : ''}${slope.toFixed(1)} MiB/h; within ${Math.min(...ys).toFixed(1)}–${Math.max(...ys).toFixed(1)} MiB`;
+  };
+  const heapRange = (k: 'heapA' | 'heapB'): string => {
+    const v = samples.filter((x) => x.t >= (last?.t ?? 0) / 3).map((x) => x[k]?.heapUsed ?? NaN).filter((x) => !Number.isNaN(x));
+    return v.length ? `${mibB(Math.min(...v))}–${mibB(Math.max(...v))} MiB` : '—';
+  };
   const rss = (k: 'a' | 'b'): string => {
     const v = samples.map((s) => s[k]?.rssKiB ?? NaN).filter((x) => !Number.isNaN(x));
     if (!v.length) return '—';
@@ -312,11 +353,18 @@ handshake failure or a daemon exit).
 | reconfigurations | ${actions.length} |
 | RSS A | ${rss('a')} |
 | RSS B | ${rss('b')} |
+| RSS A trend after the first third | ${trend('a')} |
+| RSS B trend after the first third | ${trend('b')} |
+| V8 heap in use A / B after the first third | ${heapRange('heapA')} / ${heapRange('heapB')} |
 | CPU A / B (average) | ${cpu('a')} / ${cpu('b')} |
 
 ${lost.length ? `## Sessions lost\n\n${lost.map((l) => `- ${l}`).join('\n')}\n\n` : ''}## Over time (one row per minute)
 
-${markdownTable(['t', 'MB/s', 'ping', 'handshakes', 'RSS A MiB', 'RSS B MiB', 'CPU A s', 'CPU B s'], rows, [false, true, false, true, true, true, true, true])}
+Heap is V8's heap in use and external is memory outside it held by JavaScript objects (buffers),
+both as each daemon reports them through --metrics at that moment (the heap saw-tooths between
+collections).
+
+${markdownTable(['t', 'MB/s', 'ping', 'handshakes', 'RSS A MiB', 'RSS B MiB', 'heap A', 'heap B', 'ext A', 'ext B', 'CPU A s', 'CPU B s'], rows, [false, true, false, true, true, true, true, true, true, true, true, true])}
 
 ## Reconfigurations
 

@@ -89,8 +89,29 @@ export class DeviceMetrics {
     metric('wireweave_peer_receive_bytes_total', 'counter', 'Bytes received from a peer (WireGuard datagrams, as wg show counts them).', rx);
     metric('wireweave_peer_transmit_bytes_total', 'counter', 'Bytes sent to a peer (WireGuard datagrams, as wg show counts them).', tx);
     metric('wireweave_peer_last_handshake_seconds', 'gauge', 'Unix time of the last completed handshake with a peer (0 if none).', last);
+    renderProcess(out);
     return out.join('\n') + '\n';
   }
+}
+
+/**
+ * The process's own memory and CPU, under the names the usual Node exporters use (so existing
+ * dashboards work): a daemon that grows shows it here, and heap against external against
+ * array-buffer bytes says where. Process-wide, so without the interface label.
+ */
+function renderProcess(out: string[]): void {
+  const m = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  const gauge = (name: string, type: 'counter' | 'gauge', help: string, value: number) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${formatValue(value)}`);
+  };
+  gauge('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', m.rss);
+  gauge('process_cpu_user_seconds_total', 'counter', 'User CPU time spent in seconds.', cpu.user / 1e6);
+  gauge('process_cpu_system_seconds_total', 'counter', 'System CPU time spent in seconds.', cpu.system / 1e6);
+  gauge('nodejs_heap_size_total_bytes', 'gauge', 'V8 heap size reserved, in bytes.', m.heapTotal);
+  gauge('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap in use, in bytes.', m.heapUsed);
+  gauge('nodejs_external_memory_bytes', 'gauge', 'Memory of C++ objects bound to JavaScript objects, in bytes.', m.external);
+  gauge('nodejs_array_buffers_bytes', 'gauge', 'Memory of ArrayBuffers, SharedArrayBuffers and Buffers (the packet rings included), in bytes.', m.arrayBuffers);
 }
 
 /** Label values are quoted: backslash, double quote and newline are escaped. */

@@ -79,11 +79,8 @@ describe('flood: a wireweave daemon under a handshake flood', { skip: skipUnless
     rig = await createRig({ name: 'flood', nodes: 4 });
     const r = rig;
     const [a, b, c, d] = r.nodes as [RigNode, RigNode, RigNode, RigNode];
-    // A serves its counters as Prometheus metrics inside its namespace (the daemon reads
-    // WIREWEAVE_METRICS; startDaemon spawns synchronously, so only A gets it).
-    process.env.WIREWEAVE_METRICS = METRICS_ADDR;
-    const startA = r.startDaemon(a, 'wireweave');
-    delete process.env.WIREWEAVE_METRICS;
+    // A serves its counters as Prometheus metrics inside its namespace.
+    const startA = r.startDaemon(a, 'wireweave', undefined, { WIREWEAVE_METRICS: METRICS_ADDR });
     const [da, db, dd] = await Promise.all([startA, r.startDaemon(b, 'wireweave'), r.startDaemon(d, 'wireguard-go')]);
     const metrics = async (): Promise<Metrics> => {
       const out = (await r.execOk(a, [process.execPath, '-e', FETCH_METRICS, `http://${METRICS_ADDR}/metrics`])).stdout;

@@ -46,7 +46,7 @@ async function scrape(base: string): Promise<{ text: string; value: (key: string
   const values = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
-    const m = /^(\w+\{[^}]*\}) (\S+)$/.exec(line);
+    const m = /^(\w+(?:\{[^}]*\})?) (\S+)$/.exec(line);
     assert.ok(m, `well-formed sample line: ${line}`);
     values.set(m[1]!, Number(m[2]));
   }
@@ -130,6 +130,28 @@ describe('metrics endpoint', () => {
     const s = await scrape(base);
     assert.equal(s.value('wireweave_handshakes_failed_total{interface="wwx3"}'), 1);
     assert.ok(s.value('wireweave_handshakes_initiated_total{interface="wwx3"}') >= 18, 'retries counted');
+    await a.device.close();
+  });
+
+  it('reports the process\'s memory and CPU under the usual Node exporter names, without the interface label', async () => {
+    const net = new MemoryNetwork();
+    const clock = new ManualClock();
+    const a = await host(net, clock, '192.0.2.1', 5);
+    const base = await serve(new DeviceMetrics(a.device, { clock }));
+    const before = process.memoryUsage();
+    const s = await scrape(base);
+    const rss = s.value('process_resident_memory_bytes');
+    const heapUsed = s.value('nodejs_heap_size_used_bytes');
+    const heapTotal = s.value('nodejs_heap_size_total_bytes');
+    const external = s.value('nodejs_external_memory_bytes');
+    const arrayBuffers = s.value('nodejs_array_buffers_bytes');
+    assert.ok(rss > heapTotal && heapTotal >= heapUsed && heapUsed > 1e6, `rss ${rss} > heap total ${heapTotal} >= heap used ${heapUsed} > 1 MB`);
+    assert.ok(external > 0 && arrayBuffers > 0, `external ${external} and array buffers ${arrayBuffers} counted`);
+    // The same process measured just before: within a factor of two (the scrape itself allocates).
+    assert.ok(rss > before.rss / 2 && rss < before.rss * 2, `rss ${rss} near ${before.rss}`);
+    assert.ok(s.value('process_cpu_user_seconds_total') > 0, 'user CPU counted');
+    assert.match(s.text, /^# TYPE process_resident_memory_bytes gauge$/m);
+    assert.match(s.text, /^# TYPE process_cpu_user_seconds_total counter$/m);
     await a.device.close();
   });
 

@@ -219,7 +219,8 @@ export interface Rig {
   spawnIn(node: RigNode | string, argv: string[], opts?: { env?: Record<string, string> }): Spawned;
   /** A fresh interface name unique to this process (≤ 15 chars, no socket of that name exists). */
   ifname(tag: string): string;
-  startDaemon(node: RigNode, impl: Impl, ifname?: string): Promise<Daemon>;
+  /** `env` adds to the daemon's environment (LOG_LEVEL=verbose is always set). */
+  startDaemon(node: RigNode, impl: Impl, ifname?: string, env?: Record<string, string>): Promise<Daemon>;
   /** `wg set` (keys through 0600 files), then addresses, MTU, link up and routes for the allowed IPs. */
   configure(node: RigNode, ifname: string, cfg: InterfaceConfig): Promise<void>;
   /** `wg ...args` from the root namespace (it only needs the socket). */
@@ -514,12 +515,12 @@ export async function createRig(opts: { name: string; nodes?: number }): Promise
     return p;
   };
 
-  const startDaemon = async (node: RigNode, impl: Impl, name?: string): Promise<Daemon> => {
+  const startDaemon = async (node: RigNode, impl: Impl, name?: string, env: Record<string, string> = {}): Promise<Daemon> => {
     const ifn = name ?? ifname(node.label.toLowerCase());
     const socketPath = path.join(RUN_DIR, `${ifn}.sock`);
     if (fs.existsSync(socketPath)) throw new Error(`${socketPath} already exists`);
     const argv = impl === 'wireweave' ? [process.execPath, WIREWEAVE_BIN, '-f', ifn] : ['wireguard-go', '-f', ifn];
-    const proc = spawnIn(node, argv, { env: { LOG_LEVEL: 'verbose' } });
+    const proc = spawnIn(node, argv, { env: { ...env, LOG_LEVEL: 'verbose' } });
     live.sockets.add(socketPath);
     const logs = (): string => `${proc.stdout()}${proc.stderr()}`;
     const deadline = Date.now() + 10_000;
@@ -808,11 +809,11 @@ function peerOf(p: Pair, side: 'a' | 'b', endpoint: string): PeerConfig {
   };
 }
 
-export async function setupPair(name: string, implA: Impl, implB: Impl): Promise<Pair> {
+export async function setupPair(name: string, implA: Impl, implB: Impl, opts: { daemonEnv?: Record<string, string> } = {}): Promise<Pair> {
   const rig = await createRig({ name });
   try {
     const [a, b] = rig.nodes as [RigNode, RigNode];
-    const [da, db] = await Promise.all([rig.startDaemon(a, implA), rig.startDaemon(b, implB)]);
+    const [da, db] = await Promise.all([rig.startDaemon(a, implA, undefined, opts.daemonEnv), rig.startDaemon(b, implB, undefined, opts.daemonEnv)]);
     const p: Pair = { rig, a, b, da, db, keysA: genKeyPair(), keysB: genKeyPair(), psk: genPsk(), portA: 51820, portB: 51821 };
     await rig.configure(a, da.ifname, {
       privateKey: p.keysA.privateKey,

@@ -18,7 +18,9 @@
  * (d) a daemon logs a handshake failure (no answer for 90 s) or exits. The result must be 0.
  *
  * Reports (stdout and docs/soak-<UTC date>.md, or --out): throughput per sample interval,
- * handshakes seen (distinct `latest handshake` values), RSS and CPU of both daemons over time.
+ * handshakes seen (distinct `latest handshake` values), RSS (whole and anonymous) and CPU of both
+ * daemons over time, and their V8 heap size and live heap (after the latest major collection),
+ * which each daemon serves through --metrics in its namespace.
  * Exit code 1 if any session was lost or a daemon died.
  */
 import fs from 'node:fs';
@@ -41,12 +43,13 @@ const METRICS_ADDR = '127.0.0.1:9586';
 const FETCH_METRICS = "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })";
 
 /** The daemon's own view of its memory (process.memoryUsage through --metrics), bytes. */
-interface HeapSample { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number }
+interface HeapSample { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; live: number; majorGcs: number }
 
 function parseHeap(text: string): HeapSample | undefined {
   const v = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
   const h = { heapUsed: v('nodejs_heap_size_used_bytes'), heapTotal: v('nodejs_heap_size_total_bytes'), external: v('nodejs_external_memory_bytes'), arrayBuffers: v('nodejs_array_buffers_bytes') };
-  return Object.values(h).some(Number.isNaN) ? undefined : h;
+  // The live heap is NaN until the daemon's first major collection.
+  return Object.values(h).some(Number.isNaN) ? undefined : { ...h, live: v('nodejs_heap_live_bytes'), majorGcs: v('nodejs_gc_major_collections_total') };
 }
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [--out FILE]
@@ -255,7 +258,7 @@ async function soak(p: Pair, args: Args): Promise<number> {
     const [heapA, heapB] = await Promise.all([scrapeHeap(rig, a), scrapeHeap(rig, b)]);
     const s: Sample = { t: now - t0, mbPerS, pingOk: ping.received > 0, maxStall, maxPingGap, handshakes, a: procSample(da.proc.pid), b: procSample(db.proc.pid), heapA, heapB, action };
     samples.push(s);
-    log(`${fmtT(s.t)} ${mbPerS.toFixed(2)} MB/s, ping ${ping.received}/~${ping.transmitted}, handshakes ${handshakes}, RSS A ${mib(s.a?.rssKiB)} B ${mib(s.b?.rssKiB)} MiB, heap A ${mibB(heapA?.heapUsed)} B ${mibB(heapB?.heapUsed)}, external A ${mibB(heapA?.external)} B ${mibB(heapB?.external)}${action ? `, ${action}` : ''}${lost.length ? `, LOST ${lost.length}` : ''}`);
+    log(`${fmtT(s.t)} ${mbPerS.toFixed(2)} MB/s, ping ${ping.received}/~${ping.transmitted}, handshakes ${handshakes}, RSS A ${mib(s.a?.rssKiB)} B ${mib(s.b?.rssKiB)} MiB, heap A ${mibB(heapA?.heapUsed)} B ${mibB(heapB?.heapUsed)}, live A ${mibB(heapA?.live)} B ${mibB(heapB?.live)}${action ? `, ${action}` : ''}${lost.length ? `, LOST ${lost.length}` : ''}`);
     if (!da.proc.running() || !db.proc.running()) break;
   }
   await send.stop();
@@ -306,24 +309,25 @@ function renderReport(args: Args, started: Date, samples: Sample[], lost: string
     if (s.t < nextMinute * 60_000 && s !== last) continue;
     nextMinute = Math.floor(s.t / 60_000) + 1;
     rows.push([fmtT(s.t), s.mbPerS.toFixed(2), s.pingOk ? 'ok' : 'FAIL', String(s.handshakes), mib(s.a?.rssKiB), mib(s.b?.rssKiB),
-      mibB(s.heapA?.heapUsed), mibB(s.heapB?.heapUsed), mibB(s.heapA?.external), mibB(s.heapB?.external),
+      mib(s.a?.rssAnonKiB), mib(s.b?.rssAnonKiB), mibB(s.heapA?.heapTotal), mibB(s.heapB?.heapTotal), mibB(s.heapA?.live), mibB(s.heapB?.live),
       s.a ? s.a.cpuSeconds.toFixed(0) : '—', s.b ? s.b.cpuSeconds.toFixed(0) : '—']);
   }
   // Memory trend after the first third (start-up, first rekeys and ring warm-up are over by then):
   // the least-squares slope and the band RSS stays in. Flat means the slope's projection over
   // the whole run is within the band's own noise, not a steady climb.
-  const trend = (k: 'a' | 'b'): string => {
-    const pts = samples.filter((x) => x.t >= (last?.t ?? 0) / 3 && x[k]).map((x) => [x.t / 3_600_000, x[k]!.rssKiB / 1024] as const);
+  const trend = (k: 'a' | 'b', field: 'rssKiB' | 'rssAnonKiB' = 'rssKiB'): string => {
+    const pts = samples.filter((x) => x.t >= (last?.t ?? 0) / 3 && x[k] && !Number.isNaN(x[k][field])).map((x) => [x.t / 3_600_000, x[k]![field] / 1024] as const);
     if (pts.length < 3) return '—';
     const mx = pts.reduce((acc, [x]) => acc + x, 0) / pts.length, my = pts.reduce((acc, [, y]) => acc + y, 0) / pts.length;
     const slope = pts.reduce((acc, [x, y]) => acc + (x - mx) * (y - my), 0) / pts.reduce((acc, [x]) => acc + (x - mx) ** 2, 0);
     const ys = pts.map(([, y]) => y);
     return `${slope >= 0 ? '+' : ''}${slope.toFixed(1)} MiB/h; within ${Math.min(...ys).toFixed(1)}–${Math.max(...ys).toFixed(1)} MiB`;
   };
-  const heapRange = (k: 'heapA' | 'heapB'): string => {
-    const v = samples.filter((x) => x.t >= (last?.t ?? 0) / 3).map((x) => x[k]?.heapUsed ?? NaN).filter((x) => !Number.isNaN(x));
+  const heapRange = (k: 'heapA' | 'heapB', field: 'heapUsed' | 'live' = 'heapUsed'): string => {
+    const v = samples.filter((x) => x.t >= (last?.t ?? 0) / 3).map((x) => x[k]?.[field] ?? NaN).filter((x) => !Number.isNaN(x));
     return v.length ? `${mibB(Math.min(...v))}–${mibB(Math.max(...v))} MiB` : '—';
   };
+  const majorGcs = (k: 'heapA' | 'heapB'): string => String(samples.at(-1)?.[k]?.majorGcs ?? '—');
   const rss = (k: 'a' | 'b'): string => {
     const v = samples.map((s) => s[k]?.rssKiB ?? NaN).filter((x) => !Number.isNaN(x));
     if (!v.length) return '—';
@@ -355,16 +359,20 @@ handshake failure or a daemon exit).
 | RSS B | ${rss('b')} |
 | RSS A trend after the first third | ${trend('a')} |
 | RSS B trend after the first third | ${trend('b')} |
+| anonymous RSS A / B trend after the first third | ${trend('a', 'rssAnonKiB')} / ${trend('b', 'rssAnonKiB')} |
 | V8 heap in use A / B after the first third | ${heapRange('heapA')} / ${heapRange('heapB')} |
+| live V8 heap (after a major collection) A / B after the first third | ${heapRange('heapA', 'live')} / ${heapRange('heapB', 'live')} |
+| major collections A / B | ${majorGcs('heapA')} / ${majorGcs('heapB')} |
 | CPU A / B (average) | ${cpu('a')} / ${cpu('b')} |
 
 ${lost.length ? `## Sessions lost\n\n${lost.map((l) => `- ${l}`).join('\n')}\n\n` : ''}## Over time (one row per minute)
 
-Heap is V8's heap in use and external is memory outside it held by JavaScript objects (buffers),
-both as each daemon reports them through --metrics at that moment (the heap saw-tooths between
-collections).
+Anon is the anonymous part of RSS (heaps, rings; the rest is the node binary and libraries as
+they are paged in). Heap is the size of the main thread's V8 heap (V8 sizes it by its own
+heuristics) and live what it held after the latest major collection (the daemon's
+\`nodejs_heap_live_bytes\`): what a leak in JavaScript would make grow.
 
-${markdownTable(['t', 'MB/s', 'ping', 'handshakes', 'RSS A MiB', 'RSS B MiB', 'heap A', 'heap B', 'ext A', 'ext B', 'CPU A s', 'CPU B s'], rows, [false, true, false, true, true, true, true, true, true, true, true, true])}
+${markdownTable(['t', 'MB/s', 'ping', 'handshakes', 'RSS A MiB', 'RSS B MiB', 'anon A', 'anon B', 'heap A', 'heap B', 'live A', 'live B', 'CPU A s', 'CPU B s'], rows, [false, true, false, true, true, true, true, true, true, true, true, true, true, true])}
 
 ## Reconfigurations
 

@@ -16,6 +16,7 @@ import { encodeBase64 } from '../core/keys.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import type { Device, DeviceCounters } from './device.ts';
+import { gcSnapshot, watchGc } from './gc-watch.ts';
 
 /** Device counters that are drops, exported as `reason` values next to the core's. */
 const DEVICE_DROPS: (keyof DeviceCounters)[] = ['noRoute', 'invalidTunPacket', 'sourceNotAllowed', 'invalidDecrypted', 'noEndpoint'];
@@ -111,6 +112,9 @@ function renderProcess(out: string[]): void {
   gauge('nodejs_heap_size_total_bytes', 'gauge', 'V8 heap size reserved, in bytes.', m.heapTotal);
   gauge('nodejs_heap_size_used_bytes', 'gauge', 'V8 heap in use, in bytes.', m.heapUsed);
   gauge('nodejs_external_memory_bytes', 'gauge', 'Memory of C++ objects bound to JavaScript objects, in bytes.', m.external);
+  const gc = gcSnapshot();
+  gauge('nodejs_gc_major_collections_total', 'counter', 'Major (mark-sweep-compact) collections since the metrics server started.', gc.majorCollections);
+  gauge('nodejs_heap_live_bytes', 'gauge', 'V8 heap in use right after the latest major collection (NaN before the first): the live heap.', gc.liveHeapBytes);
   gauge('nodejs_array_buffers_bytes', 'gauge', 'Memory of ArrayBuffers, SharedArrayBuffers and Buffers (the packet rings included), in bytes.', m.arrayBuffers);
 }
 
@@ -173,9 +177,11 @@ export async function startMetricsServer(metrics: DeviceMetrics, listen: string)
     server.listen(port, host, () => resolve());
   });
   const bound = server.address() as AddressInfo;
+  const unwatchGc = watchGc();
   return {
     address: { host: bound.address, port: bound.port },
     close: () => new Promise<void>((resolve) => {
+      unwatchGc();
       server.closeAllConnections();
       server.close(() => resolve());
     }),

@@ -150,6 +150,8 @@ describe('metrics endpoint', () => {
     // The same process measured just before: within a factor of two (the scrape itself allocates).
     assert.ok(rss > before.rss / 2 && rss < before.rss * 2, `rss ${rss} near ${before.rss}`);
     assert.ok(s.value('process_cpu_user_seconds_total') > 0, 'user CPU counted');
+    assert.ok(s.value('nodejs_gc_major_collections_total') >= 0, 'major collections counted');
+    assert.match(s.text, /^nodejs_heap_live_bytes (NaN|\d+)$/m, 'live heap: NaN before the first major collection, bytes after');
     assert.match(s.text, /^# TYPE process_resident_memory_bytes gauge$/m);
     assert.match(s.text, /^# TYPE process_cpu_user_seconds_total counter$/m);
     await a.device.close();

@@ -10,6 +10,9 @@ export interface ProcSample {
   /** Resident set now and its peak (VmHWM), KiB. */
   rssKiB: number;
   hwmKiB: number;
+  /** The resident set's anonymous part (heaps, rings) and file-backed part (the node binary and libraries as they are paged in), KiB. */
+  rssAnonKiB: number;
+  rssFileKiB: number;
   threads: number;
 }
 
@@ -24,7 +27,7 @@ export function procSample(pid: number): ProcSample | undefined {
     const cpuSeconds = (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-    return { cpuSeconds, rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), threads: kib('Threads') };
+    return { cpuSeconds, rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), rssAnonKiB: kib('RssAnon'), rssFileKiB: kib('RssFile'), threads: kib('Threads') };
   } catch {
     return undefined;
   }

@@ -43,13 +43,13 @@ const METRICS_ADDR = '127.0.0.1:9586';
 const FETCH_METRICS = "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })";
 
 /** The daemon's own view of its memory (process.memoryUsage through --metrics), bytes. */
-interface HeapSample { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; live: number; majorGcs: number }
+interface HeapSample { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; live: number; majorGcs: number; newSpace: number }
 
 function parseHeap(text: string): HeapSample | undefined {
   const v = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
   const h = { heapUsed: v('nodejs_heap_size_used_bytes'), heapTotal: v('nodejs_heap_size_total_bytes'), external: v('nodejs_external_memory_bytes'), arrayBuffers: v('nodejs_array_buffers_bytes') };
   // The live heap is NaN until the daemon's first major collection.
-  return Object.values(h).some(Number.isNaN) ? undefined : { ...h, live: v('nodejs_heap_live_bytes'), majorGcs: v('nodejs_gc_major_collections_total') };
+  return Object.values(h).some(Number.isNaN) ? undefined : { ...h, live: v('nodejs_heap_live_bytes'), majorGcs: v('nodejs_gc_major_collections_total'), newSpace: v('nodejs_heap_space_size_total_bytes\\{space="new"\\}') };
 }
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [--out FILE]
@@ -328,6 +328,10 @@ function renderReport(args: Args, started: Date, samples: Sample[], lost: string
     return v.length ? `${mibB(Math.min(...v))}–${mibB(Math.max(...v))} MiB` : '—';
   };
   const majorGcs = (k: 'heapA' | 'heapB'): string => String(samples.at(-1)?.[k]?.majorGcs ?? '—');
+  const heapSize = (k: 'heapA' | 'heapB'): string => {
+    const s0 = samples.find((x) => x[k])?.[k], s1 = samples.findLast((x) => x[k])?.[k];
+    return s0 && s1 ? `${mibB(s0.heapTotal)} → ${mibB(s1.heapTotal)} MiB (young generation ${mibB(s0.newSpace)} → ${mibB(s1.newSpace)})` : '—';
+  };
   const rss = (k: 'a' | 'b'): string => {
     const v = samples.map((s) => s[k]?.rssKiB ?? NaN).filter((x) => !Number.isNaN(x));
     if (!v.length) return '—';
@@ -363,6 +367,8 @@ handshake failure or a daemon exit).
 | V8 heap in use A / B after the first third | ${heapRange('heapA')} / ${heapRange('heapB')} |
 | live V8 heap (after a major collection) A / B after the first third | ${heapRange('heapA', 'live')} / ${heapRange('heapB', 'live')} |
 | major collections A / B | ${majorGcs('heapA')} / ${majorGcs('heapB')} |
+| V8 heap size A | ${heapSize('heapA')} |
+| V8 heap size B | ${heapSize('heapB')} |
 | CPU A / B (average) | ${cpu('a')} / ${cpu('b')} |
 
 ${lost.length ? `## Sessions lost\n\n${lost.map((l) => `- ${l}`).join('\n')}\n\n` : ''}## Over time (one row per minute)

@@ -11,6 +11,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
 import { DROP_REASONS } from '../core/endpoint.ts';
 import { encodeBase64 } from '../core/keys.ts';
 import type { Clock } from './clock.ts';
@@ -116,6 +117,16 @@ function renderProcess(out: string[]): void {
   gauge('nodejs_gc_major_collections_total', 'counter', 'Major (mark-sweep-compact) collections since the metrics server started.', gc.majorCollections);
   gauge('nodejs_heap_live_bytes', 'gauge', 'V8 heap in use right after the latest major collection (NaN before the first): the live heap.', gc.liveHeapBytes);
   gauge('nodejs_array_buffers_bytes', 'gauge', 'Memory of ArrayBuffers, SharedArrayBuffers and Buffers (the packet rings included), in bytes.', m.arrayBuffers);
+  // Per space: V8 grows the young generation ("new") by its own heuristics up to a fixed cap,
+  // which is most of what a daemon's heap size does over its first hours.
+  const spaces = v8.getHeapSpaceStatistics();
+  for (const [name, help, field] of [
+    ['nodejs_heap_space_size_total_bytes', 'V8 heap space size reserved, by space, in bytes.', 'space_size'],
+    ['nodejs_heap_space_size_used_bytes', 'V8 heap space in use, by space, in bytes.', 'space_used_size'],
+  ] as const) {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const sp of spaces) out.push(`${name}{space="${escapeLabel(sp.space_name.replace(/_space$/, ''))}"} ${formatValue(sp[field])}`);
+  }
 }
 
 /** Label values are quoted: backslash, double quote and newline are escaped. */

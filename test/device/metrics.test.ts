@@ -152,6 +152,9 @@ describe('metrics endpoint', () => {
     assert.ok(s.value('process_cpu_user_seconds_total') > 0, 'user CPU counted');
     assert.ok(s.value('nodejs_gc_major_collections_total') >= 0, 'major collections counted');
     assert.match(s.text, /^nodejs_heap_live_bytes (NaN|\d+)$/m, 'live heap: NaN before the first major collection, bytes after');
+    const newSpace = s.value('nodejs_heap_space_size_total_bytes{space="new"}');
+    assert.ok(newSpace > 0 && newSpace < heapTotal, `new space ${newSpace} is part of the heap ${heapTotal}`);
+    assert.ok(s.value('nodejs_heap_space_size_used_bytes{space="old"}') > 0, 'old space in use');
     assert.match(s.text, /^# TYPE process_resident_memory_bytes gauge$/m);
     assert.match(s.text, /^# TYPE process_cpu_user_seconds_total counter$/m);
     await a.device.close();

@@ -42,7 +42,9 @@
  * source until a datagram arrives on it again; `clearSource()` gives the same remote without a
  * local address, which the device uses when a handshake is retried (as wireguard-go does).
  * IPv6 link-local local addresses carry their interface index ("fe80::1%3"): it is sent as
- * ipi6_ifindex and, for a link-local remote, as sin6_scope_id.
+ * ipi6_ifindex and, for a link-local remote, as sin6_scope_id. A link-local remote configured
+ * with a zone (`endpoint = [fe80::2%eth0]:51820`, or %3) is sent with that interface's index as
+ * sin6_scope_id while no source is known, as wireguard-go does.
  *
  * Native surface (libc). Layouts and constants are identical on x86_64 and arm64 Linux (LP64,
  * little-endian; both use asm-generic socket.h numbers and the generic struct layouts):
@@ -206,6 +208,7 @@ interface Libc {
   eventfd(initval: number, flags: number): number;
   write(fd: number, buf: Uint8Array, len: number): number;
   close(fd: number): number;
+  if_nametoindex(name: string): number;
   addressOf(buf: Uint8Array): number;
 }
 
@@ -234,6 +237,7 @@ function libc(): Libc {
     eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
     write: lib.func('long write(int fd, const void *buf, size_t len)'),
     close: lib.func('int close(int fd)'),
+    if_nametoindex: lib.func('unsigned int if_nametoindex(const char *ifname)'),
     addressOf: (buf) => Number(memmove(buf, buf, 0)),
   };
   return libcCache;
@@ -350,6 +354,8 @@ export class LinuxUdpBind implements Bind {
   private last6: BindEndpoint | null = null;
   private readonly last6Key = new Int32Array(11);
   private readonly sources = new WeakMap<BindEndpoint, SourceInfo>();
+  /** sin6_scope_id of link-local remotes configured with a zone (fe80::1%eth0, fe80::1%3), and until when (performance.now()) a looked-up name holds. */
+  private readonly zoneScopes = new WeakMap<BindEndpoint, { scope: number; until: number }>();
   /** Endpoints whose local address the kernel refused; sent without a source until one arrives on it. */
   private readonly staleSources = new Set<BindEndpoint>();
   private session: Session | null = null;
@@ -779,8 +785,9 @@ export class LinuxUdpBind implements Bind {
     b[S_NAME + 2] = t[16]!; b[S_NAME + 3] = t[17]!;
     w[(S_NAME + 4) >> 2] = 0; // flowinfo
     for (let i = 0; i < 16; i++) b[S_NAME + 8 + i] = t[i]!;
-    // A link-local remote needs a scope: the interface our link-local source lives on.
-    w[(S_NAME + 24) >> 2] = source && t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? source.ifindex : 0;
+    // A link-local remote needs a scope: the interface our link-local source lives on, else the
+    // zone it was configured with.
+    w[(S_NAME + 24) >> 2] = t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? (source?.ifindex || this.zoneScope(to)) : 0;
     w[(S_MSG + 8) >> 2] = SOCKADDR_IN6;
     if (!source) return 0;
     w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 20; w[(S_CONTROL + 4) >> 2] = 0;
@@ -805,7 +812,7 @@ export class LinuxUdpBind implements Bind {
         // The local address went away (or is not routable any more): send from whatever the
         // kernel picks, and stop asking for it until a datagram arrives on it again.
         w[(S_MSG + 40) >> 2] = 0;
-        if (to.family === 6) w[(S_NAME + 24) >> 2] = 0;
+        if (to.family === 6) w[(S_NAME + 24) >> 2] = this.zoneScope(to);
         this.counters.sourceCleared++;
         if (this.staleSources.size >= MAX_INDEX) this.staleSources.clear();
         this.staleSources.add(to);
@@ -822,6 +829,29 @@ export class LinuxUdpBind implements Bind {
     } finally {
       if (off !== 0) this.setIovBase(S_DATA);
     }
+  }
+
+  /**
+   * The interface index of `to`'s zone: a number as it is; an interface name looked up in the
+   * namespace the daemon runs in (as Go's runtime does for wireguard-go), again after a minute
+   * (an interface may come, go or be re-created), or after a second while the name is unknown
+   * (the kernel refuses a link-local remote without a scope: counted as a send error). 0 without
+   * a zone.
+   */
+  private zoneScope(to: BindEndpoint): number {
+    const now = performance.now();
+    const cached = this.zoneScopes.get(to);
+    if (cached !== undefined && now < cached.until) return cached.scope;
+    const pct = to.address.indexOf('%');
+    const zone = pct < 0 ? '' : to.address.slice(pct + 1);
+    let scope = 0, until = Infinity;
+    if (/^\d+$/.test(zone)) scope = Number(zone) >>> 0;
+    else if (zone !== '' && !zone.includes('\0')) {
+      scope = (this.lib ?? libc()).if_nametoindex(zone) >>> 0;
+      until = now + (scope === 0 ? 1000 : 60_000);
+    }
+    this.zoneScopes.set(to, { scope, until });
+    return scope;
   }
 
   private setIovBase(offset: number): void {

@@ -423,6 +423,51 @@ describe('LinuxUdpBind on a multi-homed host (network namespaces)', { skip }, ()
     });
   }
 
+  it('sends to a link-local remote by its configured zone (interface name or index), as wg allows', async () => {
+    const llA = 'fe80::a:1', llB = 'fe80::b:1';
+    // A second link in our namespace whose fe80::/64 route is preferred: a link-local datagram
+    // without the right scope goes there (and is lost), so only the zone can take it to the peer.
+    // (A veth pair with both ends here: the dummy module may not be there.)
+    const dummy = `wbl${pid % 100000}d`;
+    await sh('ip', '-n', nsA, 'link', 'add', dummy, 'type', 'veth', 'peer', 'name', `${dummy}p`);
+    await sh('ip', '-n', nsA, 'link', 'set', `${dummy}p`, 'up');
+    await sh('ip', '-n', nsA, 'link', 'set', dummy, 'up');
+    await sh('ip', '-n', nsA, '-6', 'route', 'replace', 'fe80::/64', 'dev', dummy, 'metric', '1');
+    await sh('ip', '-n', nsA, 'addr', 'add', `${llA}/64`, 'dev', ifA, 'nodad');
+    await sh('ip', '-n', nsB, 'addr', 'add', `${llB}/64`, 'dev', ifB, 'nodad');
+    const us = new Child(nsA);
+    const peer = new Child(nsB);
+    try {
+      const usPort = (await us.call('open', { port: 0 })).port as number;
+      const peerPort = (await peer.call('open', { port: 0 })).port as number;
+      const links = JSON.parse(await sh('ip', '-n', nsA, '-j', 'link', 'show', 'dev', ifA)) as { ifindex: number }[];
+      const index = links[0]!.ifindex;
+      await us.call('send', { address: llB, port: peerPort, data: 'no zone' });
+      // By name, then by index: both arrive, from one of our link-local addresses.
+      await us.call('send', { address: `${llB}%${ifA}`, port: peerPort, data: 'by name' });
+      const byName = await peer.recv('by name');
+      assert.match(byName.from.address, /^fe80:/, `from a link-local address: ${byName.from.address}`);
+      assert.equal(byName.from.port, usPort);
+      await us.call('send', { address: `${llB}%${index}`, port: peerPort, data: 'by index' });
+      await peer.recv('by index');
+      // An unknown interface name is no scope at all; nothing is thrown.
+      await us.call('send', { address: `${llB}%nosuch${pid % 1000}`, port: peerPort, data: 'unknown zone' });
+      // The peer answers the way it was reached (its link-local local address carries its scope).
+      await peer.call('reply', { data: 'link-local reply' });
+      const reply = await us.recv('link-local reply');
+      assert.equal(reply.from.address, llB);
+      await delay(200);
+      const strays = peer.events.filter((e) => e.event === 'recv' && ['no zone', 'unknown zone'].includes((e as RecvEvent).data));
+      assert.equal(strays.length, 0, 'without the zone the datagrams took the preferred route, not the link to the peer');
+    } finally {
+      await us.stop();
+      await peer.stop();
+      await sh('ip', '-n', nsA, 'link', 'del', dummy);
+      await sh('ip', '-n', nsA, 'addr', 'del', `${llA}/64`, 'dev', ifA);
+      await sh('ip', '-n', nsB, 'addr', 'del', `${llB}/64`, 'dev', ifB);
+    }
+  });
+
   it('two Devices: the tunnel stays on the address the peer configured, IPv4 and IPv6', async () => {
     const us = new Child(nsA);
     const peer = new Child(nsB);

@@ -2,6 +2,7 @@
 import type { FuzzTarget } from '../harness.ts';
 import { deviceBindTarget } from './device-bind.ts';
 import { deviceTunTarget } from './device-tun.ts';
+import { dnsTarget } from './dns.ts';
 import { netstackTarget } from './netstack.ts';
 import { proxyTarget } from './proxy.ts';
 import { uapiConnTarget } from './uapi-conn.ts';
@@ -18,6 +19,7 @@ export const TARGETS: readonly FuzzTarget<never>[] = [
   deviceBindTarget,
   netstackTarget,
   proxyTarget,
+  dnsTarget,
 ] as unknown as FuzzTarget<never>[];
 
 export function targetByName(name: string): FuzzTarget<never> | undefined {

@@ -315,8 +315,8 @@ function renderReport(args: Args, started: Date, samples: Sample[], lost: string
   // Memory trend after the first third (start-up, first rekeys and ring warm-up are over by then):
   // the least-squares slope and the band RSS stays in. Flat means the slope's projection over
   // the whole run is within the band's own noise, not a steady climb.
-  const trend = (k: 'a' | 'b', field: 'rssKiB' | 'rssAnonKiB' = 'rssKiB'): string => {
-    const pts = samples.filter((x) => x.t >= (last?.t ?? 0) / 3 && x[k] && !Number.isNaN(x[k][field])).map((x) => [x.t / 3_600_000, x[k]![field] / 1024] as const);
+  const trend = (k: 'a' | 'b', field: 'rssKiB' | 'rssAnonKiB' = 'rssKiB', from = (last?.t ?? 0) / 3): string => {
+    const pts = samples.filter((x) => x.t >= from && x[k] && !Number.isNaN(x[k][field])).map((x) => [x.t / 3_600_000, x[k]![field] / 1024] as const);
     if (pts.length < 3) return '—';
     const mx = pts.reduce((acc, [x]) => acc + x, 0) / pts.length, my = pts.reduce((acc, [, y]) => acc + y, 0) / pts.length;
     const slope = pts.reduce((acc, [x, y]) => acc + (x - mx) * (y - my), 0) / pts.reduce((acc, [x]) => acc + (x - mx) ** 2, 0);
@@ -328,6 +328,16 @@ function renderReport(args: Args, started: Date, samples: Sample[], lost: string
     return v.length ? `${mibB(Math.min(...v))}–${mibB(Math.max(...v))} MiB` : '—';
   };
   const majorGcs = (k: 'heapA' | 'heapB'): string => String(samples.at(-1)?.[k]?.majorGcs ?? '—');
+  // V8 grows the young generation in steps up to a fixed cap (32 MiB on 64-bit), each step a
+  // step in RSS; from the first sample at the run's largest young generation on, RSS must be flat.
+  const sinceYoungCap = (k: 'a' | 'b'): string => {
+    const hk = k === 'a' ? 'heapA' : 'heapB';
+    const sizes = samples.map((x) => x[hk]?.newSpace ?? NaN).filter((x) => !Number.isNaN(x));
+    if (!sizes.length) return '—';
+    const cap = Math.max(...sizes);
+    const at = samples.find((x) => x[hk]?.newSpace === cap)!.t;
+    return `from ${fmtT(at)} (young generation ${mibB(cap)} MiB): ${trend(k, 'rssKiB', at)}`;
+  };
   const heapSize = (k: 'heapA' | 'heapB'): string => {
     const s0 = samples.find((x) => x[k])?.[k], s1 = samples.findLast((x) => x[k])?.[k];
     return s0 && s1 ? `${mibB(s0.heapTotal)} → ${mibB(s1.heapTotal)} MiB (young generation ${mibB(s0.newSpace)} → ${mibB(s1.newSpace)})` : '—';
@@ -364,6 +374,8 @@ handshake failure or a daemon exit).
 | RSS A trend after the first third | ${trend('a')} |
 | RSS B trend after the first third | ${trend('b')} |
 | anonymous RSS A / B trend after the first third | ${trend('a', 'rssAnonKiB')} / ${trend('b', 'rssAnonKiB')} |
+| RSS A since the young generation reached its largest size | ${sinceYoungCap('a')} |
+| RSS B since the young generation reached its largest size | ${sinceYoungCap('b')} |
 | V8 heap in use A / B after the first third | ${heapRange('heapA')} / ${heapRange('heapB')} |
 | live V8 heap (after a major collection) A / B after the first third | ${heapRange('heapA', 'live')} / ${heapRange('heapB', 'live')} |
 | major collections A / B | ${majorGcs('heapA')} / ${majorGcs('heapB')} |

@@ -6,8 +6,9 @@
  * replies and can answer them). A program mixes raw datagrams, well-framed messages with
  * random fields (receiver index optionally a live one), genuine datagrams of B and M with bits
  * flipped or cut short (handshake messages also with mac1 made valid again, so the mutation
- * reaches Noise), replays and bursts of replays, time jumps, under-load switching on either
- * side and peer re-adds.
+ * reaches Noise), replays and bursts of replays, time jumps, time that passes while the timers
+ * are late (a busy event loop: datagrams arrive after a deadline, before its tick), A without a
+ * private key for a moment, under-load switching on either side and peer re-adds.
  *
  * Invariants: recv never throws; every datagram is counted received once; 'dropped' adds
  * exactly one drop, anything else none; only 'data' delivers (one packet); nothing
@@ -30,9 +31,9 @@ import type { FuzzRng } from '../rng.ts';
 
 const OP = {
   raw: 0, bData: 1, bMutated: 2, replay: 3, time: 4, bHandshake: 5, mHandshake: 6, underLoad: 7,
-  aData: 8, framed: 9, readd: 10, keepalive: 11, burst: 12, remac: 13,
+  aData: 8, framed: 9, readd: 10, keepalive: 11, burst: 12, remac: 13, late: 14, noKey: 15,
 } as const;
-const OPS = 14;
+const OPS = 16;
 
 /** Sources a datagram can claim: the fuzzer's own two, and B's and M's real ones (spoofing). */
 const SOURCES = ['x', 'b', 'm', 'y'] as const;
@@ -236,6 +237,25 @@ function run(ctx: WireCtx, input: Uint8Array): void {
         break;
       }
       case OP.time: advanceTo(ctx, ctx.now + TIME_STEPS[r.u8() % TIME_STEPS.length]!); break;
+      case OP.late:
+        // The clock moves but no timer has fired yet: what arrives now meets sessions past their
+        // deadlines (expired, due for rekey) before tick has dealt with them.
+        ctx.now += TIME_STEPS[r.u8() % TIME_STEPS.length]!;
+        break;
+      case OP.noKey: {
+        // A's private key is removed (wg set private-key /dev/null), one genuine datagram of B or
+        // M arrives, and the key comes back.
+        const index = r.u8();
+        const genuine = index === 255 ? ctx.mLast : ctx.pool[index % Math.max(1, ctx.pool.length)];
+        const privateKey = key(1);
+        ctx.a.setPrivateKey(null);
+        try {
+          if (genuine) recvA(ctx, genuine.slice(), SOURCES[r.u8() & 3]!);
+        } finally {
+          ctx.a.setPrivateKey(privateKey);
+        }
+        break;
+      }
       case OP.bHandshake: ctx.b.initiateHandshake(ctx.now, ctx.bPeerA); break;
       case OP.mHandshake:
         ctx.mOnline = true;
@@ -372,6 +392,8 @@ function generate(rng: FuzzRng, corpus: readonly Uint8Array[]): Uint8Array {
       }
       case OP.framed: w.u8(rng.int(4)).u8(rng.int(256)).blob(rng.bytes(rng.length(200))); break;
       case OP.keepalive: w.u8(rng.int(2)); break;
+      case OP.late: w.u8(rng.int(TIME_STEPS.length)); break;
+      case OP.noKey: w.u8(rng.chance(0.3) ? 255 : rng.int(POOL_SIZE)).u8(rng.int(4)); break;
       default: break;
     }
   }
@@ -385,6 +407,9 @@ function seeds(): Uint8Array[] {
   out.push(new ProgramWriter().op(OP.bData).blob(utf8('data')).op(OP.time).u8(6).op(OP.bData).blob(utf8('after rekey')).finish());
   out.push(new ProgramWriter().op(OP.underLoad).u8(1).op(OP.mHandshake).op(OP.time).u8(5).op(OP.mHandshake).finish());
   out.push(new ProgramWriter().op(OP.readd).op(OP.aData).blob(utf8('x')).finish());
+  // B's data arrives after REJECT_AFTER_TIME, before the expiry timer ran.
+  out.push(new ProgramWriter().op(OP.bData).blob(utf8('late')).op(OP.late).u8(8).op(OP.replay).u8(POOL_SIZE - 1).u8(1).blob(new ProgramWriter().finish()).finish());
+  out.push(new ProgramWriter().op(OP.mHandshake).op(OP.noKey).u8(255).u8(2).op(OP.noKey).u8(0).u8(1).finish());
   return out;
 }
 

@@ -29,7 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rigLeftovers, rigPrereqsMissing, setupPair } from '../test/support/netns.ts';
 import type { Pair } from '../test/support/netns.ts';
-import { procSample, sleep, STREAM_RECEIVER, STREAM_SENDER, streamReports } from '../test/support/flood-tools.ts';
+import { FETCH_METRICS, procSample, sleep, STREAM_RECEIVER, STREAM_SENDER, streamReports } from '../test/support/flood-tools.ts';
 import type { ProcSample } from '../test/support/flood-tools.ts';
 import { markdownTable } from './util.ts';
 import type { RigNode } from '../test/support/netns.ts';
@@ -40,7 +40,6 @@ const PING_INTERVAL_MS = 500;
 const STREAM_PORT = 5301;
 /** Each daemon serves --metrics inside its own namespace; the harness scrapes its memory there. */
 const METRICS_ADDR = '127.0.0.1:9586';
-const FETCH_METRICS = "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })";
 
 /** The daemon's own view of its memory (process.memoryUsage through --metrics), bytes. */
 interface HeapSample { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; live: number; majorGcs: number; newSpace: number }

@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { createRig, genKeyPair, requireRig, rigLeftovers, skipUnlessRig, tcpTransfer } from '../support/netns.ts';
 import type { Daemon, Rig, RigNode } from '../support/netns.ts';
 import { withTimeout } from '../support/wggo.ts';
-import { procSample, sleep } from '../support/flood-tools.ts';
+import { FETCH_METRICS, procSample, sleep } from '../support/flood-tools.ts';
 import type { FloodReport } from '../support/flood-sender.ts';
 
 const FLOOD_SENDER = fileURLToPath(new URL('../support/flood-sender.ts', import.meta.url));
@@ -42,7 +42,6 @@ const ROUNDS = 3;
 const NEW_PEER_BOUND_MS = 30_000;
 
 const METRICS_ADDR = '127.0.0.1:9586';
-const FETCH_METRICS = "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })";
 
 type Metrics = Record<string, number>;
 

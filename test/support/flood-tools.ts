@@ -107,3 +107,6 @@ export function streamReports(stdout: string): { t: number; bytes: number; conns
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Prints what GET argv[1] answers (a daemon's --metrics, from inside its namespace). argv: url */
+export const FETCH_METRICS = "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })";

@@ -15,7 +15,9 @@
  * dropped for want of buffer space).
  *
  * Receiving: a worker thread loops recvmmsg() (up to 64 datagrams a call) on both sockets
- * until both say EAGAIN, then poll()s them and an eventfd (close() wakes it with that).
+ * until both say EAGAIN, then poll()s them and an eventfd (close() wakes it with that). The
+ * thread and the ring outlive re-opens (listen-port changes): a re-open hands the thread the new
+ * sockets once it has let go of the old ones.
  * Datagrams go straight from the kernel into slots of a SharedArrayBuffer ring (no copy): each
  * slot has a 128-byte header (the source sockaddr and the control messages the kernel fills in,
  * then the length, local address and interface index the worker parses out of them) and a
@@ -177,6 +179,15 @@ const STOP = 2; // set by close()
 const READER_WAITING = 3; // set by the worker before it sleeps on TAIL (ring full)
 const RX_ERRORS = 4; // failed recvmmsg calls
 const OVFL = 5; // OVFL + k: SO_RXQ_OVFL count last seen on socket k (0: IPv4, 1: IPv6)
+// Words 0-7 and TAIL belong to one open(); 8-15 to the receiver thread, which outlives opens
+// (a thread per open leaked koffi's per-thread call memory, ~3 MiB of address space and
+// ~85 KiB resident per listen-port change).
+const GEN = 8; // written by the main thread: the open the thread is to serve (1, 2, ...)
+const STOPPED = 9; // written by the thread: the last open it has finished with
+const QUIT = 10; // set by close(): the thread exits
+const NFDS = 11; // the open's sockets: how many, then their fds
+const FD0 = 12; // FD0 + k
+const WAKE_FD = 14; // the open's eventfd (close() and re-open wake a poll() with it)
 const TAIL = 16; // written by the main thread: datagrams consumed so far
 const CTRL_BYTES = 128;
 
@@ -297,7 +308,19 @@ interface AtomicsWithWaitAsync {
 }
 const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync;
 
-type WorkerMessage = { type: 'ready' } | { type: 'error'; errno: number; fatal: boolean };
+type WorkerMessage = { type: 'ready'; gen: number } | { type: 'stopped'; gen: number } | { type: 'error'; errno: number; fatal: boolean };
+
+/** The receiving thread and what the main thread waits for from it. */
+interface ReceiverThread {
+  worker: Worker;
+  /** Exited, crashed or told to quit: the next open starts a new one. */
+  dead: boolean;
+  /** The open waiting for the thread's 'ready'. */
+  pending: { gen: number; session: Session; resolve: () => void; reject: (err: Error) => void } | undefined;
+  /** Opens being shut down, by GEN: resolved by the thread's 'stopped' (or its death). */
+  stopped: Map<number, () => void>;
+  exited: Promise<void>;
+}
 
 /** One open(): the sockets, the ring and the receiving thread. */
 class Session {
@@ -311,11 +334,11 @@ class Session {
   readonly dataOffset: number;
   readonly mask: number;
   receiver: BindReceiver | undefined;
-  worker: Worker | undefined;
-  exited: Promise<void> = Promise.resolve();
+  /** Which open this is for the receiver thread (GEN), once it serves it. */
+  gen = 0;
   tail = 0;
 
-  /** `ring`: the previous open's ring (its worker has exited), reused so a re-open allocates nothing. */
+  /** `ring`: the previous open's ring (its receiver thread has finished with it), reused so a re-open allocates nothing. */
   constructor(fds: number[], wakeFd: number, slots: number, receiver: BindReceiver, ring?: SharedArrayBuffer) {
     this.fds = fds;
     this.wakeFd = wakeFd;
@@ -329,7 +352,9 @@ class Session {
     // RSS step at each listen-port change in the soak test).
     this.sab = ring && ring.byteLength === size ? ring : new SharedArrayBuffer(size);
     this.ctrl = new Int32Array(this.sab, 0, CTRL_BYTES / 4);
-    this.ctrl.fill(0);
+    // The thread's words (GEN..) persist across opens: it may be checking them right now.
+    this.ctrl.fill(0, 0, GEN);
+    Atomics.store(this.ctrl, TAIL, 0);
     this.hdr8 = new Uint8Array(this.sab, hdrOffset, slots * HDR_SIZE);
     this.hdr16 = new Uint16Array(this.sab, hdrOffset, (slots * HDR_SIZE) / 2);
     this.hdr32 = new Int32Array(this.sab, hdrOffset, (slots * HDR_SIZE) / 4);
@@ -349,6 +374,9 @@ export class LinuxUdpBind implements Bind {
   private indexGeneration = 0;
   /** The receive ring, kept across re-opens (listen-port changes). */
   private ring: SharedArrayBuffer | undefined;
+  /** The receiving thread, kept across re-opens (it serves the open numbered GEN). */
+  private receiverThread: ReceiverThread | undefined;
+  private generation = 0;
   private last4: BindEndpoint | null = null;
   private readonly last4Key = new Int32Array(4);
   private last6: BindEndpoint | null = null;
@@ -517,37 +545,65 @@ export class LinuxUdpBind implements Bind {
     v.setBigUint64(S_IOV + 0, BigInt(base + S_DATA), true); // iov_base
   }
 
+  /** Hands the session to the receiving thread (started on first use) and waits until it reads. */
   private startWorker(session: Session): Promise<void> {
+    let t = this.receiverThread;
+    if (!t || t.dead) t = this.receiverThread = this.newReceiverThread(session);
+    const ctrl = session.ctrl;
+    session.gen = ++this.generation;
+    Atomics.store(ctrl, NFDS, session.fds.length);
+    session.fds.forEach((fd, k) => Atomics.store(ctrl, FD0 + k, fd));
+    Atomics.store(ctrl, WAKE_FD, session.wakeFd);
+    const thread = t;
+    const ready = new Promise<void>((resolve, reject) => { thread.pending = { gen: session.gen, session, resolve, reject }; });
+    Atomics.store(ctrl, GEN, session.gen);
+    Atomics.notify(ctrl, GEN);
+    return ready;
+  }
+
+  private newReceiverThread(session: Session): ReceiverThread {
+    // A thread after close() (or a crash) starts from the ring's current GEN, so it waits for
+    // the open about to be published, and QUIT is cleared for it.
+    Atomics.store(session.ctrl, QUIT, 0);
     const worker = new Worker(RECEIVER_SOURCE, {
       eval: true,
-      name: `udp-receiver :${this.port}`,
+      name: 'udp-receiver',
       workerData: {
-        koffiPath: createRequire(import.meta.url).resolve('koffi'), fds: session.fds, wakeFd: session.wakeFd, sab: session.sab,
+        koffiPath: createRequire(import.meta.url).resolve('koffi'), sab: session.sab, gen: Atomics.load(session.ctrl, GEN),
         slots: this.slots, slotSize: SLOT_SIZE, hdrOffset: CTRL_BYTES, vecOffset: CTRL_BYTES + this.slots * HDR_SIZE, dataOffset: session.dataOffset, batch: this.batch,
       },
     });
-    session.worker = worker;
-    session.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
-    return new Promise<void>((resolve, reject) => {
-      let ready = false;
-      worker.on('message', (m: WorkerMessage) => {
-        if (m.type === 'ready') {
-          ready = true;
-          resolve();
-          this.pump(session);
-          return;
-        }
-        const err = sysError('recvmmsg', m.errno);
-        if (m.fatal) this.onError(new Error(`UDP receiver on port ${this.port} stopped: ${err.message}`));
-        else this.onError(new Error(`UDP receive on port ${this.port} failed: ${err.message}`));
-      });
-      worker.on('error', (e) => {
-        const err = new Error(`UDP receiver thread failed: ${e instanceof Error ? e.message : String(e)}`);
-        if (!ready) reject(err);
-        else this.onError(err);
-      });
-      worker.once('exit', () => { if (!ready) reject(new Error('UDP receiver thread exited before it started')); });
+    const t: ReceiverThread = { worker, dead: false, pending: undefined, stopped: new Map(), exited: new Promise((resolve) => worker.once('exit', () => resolve())) };
+    const fail = (err: Error) => {
+      t.dead = true;
+      const p = t.pending;
+      t.pending = undefined;
+      if (p) p.reject(err);
+      else this.onError(err);
+      for (const resolve of t.stopped.values()) resolve();
+      t.stopped.clear();
+    };
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'ready') {
+        const p = t.pending;
+        if (!p || p.gen !== m.gen) return;
+        t.pending = undefined;
+        p.resolve();
+        this.pump(p.session);
+        return;
+      }
+      if (m.type === 'stopped') {
+        t.stopped.get(m.gen)?.();
+        t.stopped.delete(m.gen);
+        return;
+      }
+      const err = sysError('recvmmsg', m.errno);
+      if (m.fatal) this.onError(new Error(`UDP receiver on port ${this.port} stopped: ${err.message}`));
+      else this.onError(new Error(`UDP receive on port ${this.port} failed: ${err.message}`));
     });
+    worker.on('error', (e) => fail(new Error(`UDP receiver thread failed: ${e instanceof Error ? e.message : String(e)}`)));
+    worker.once('exit', () => { if (!t.dead) fail(new Error('UDP receiver thread exited')); });
+    return t;
   }
 
   // ---------------------------------------------------------------- receive
@@ -903,7 +959,19 @@ export class LinuxUdpBind implements Bind {
   }
 
   async close(): Promise<void> {
-    const run = this.opening.then(() => this.shutdown());
+    const run = this.opening.then(async () => {
+      await this.shutdown();
+      // The receiving thread goes with the bind (a re-open keeps it).
+      const t = this.receiverThread;
+      this.receiverThread = undefined;
+      if (t && !t.dead && this.ring) {
+        t.dead = true; // its exit is expected now
+        const ctrl = new Int32Array(this.ring, 0, CTRL_BYTES / 4);
+        Atomics.store(ctrl, QUIT, 1);
+        Atomics.notify(ctrl, GEN);
+        await t.exited;
+      }
+    });
     this.opening = run.catch(() => undefined);
     return run;
   }
@@ -915,13 +983,19 @@ export class LinuxUdpBind implements Bind {
     this.session = null;
     s.receiver = undefined;
     const lib = this.lib!;
-    if (s.worker) {
+    const t = this.receiverThread;
+    if (t && !t.dead && s.gen !== 0) {
+      // The thread finishes with this open (and says so) before its sockets close: an fd
+      // closed under its poll() could be reused by the next open's socket.
+      const stopped = new Promise<void>((resolve) => t.stopped.set(s.gen, resolve));
+      if (t.pending?.gen === s.gen) t.pending = undefined;
       Atomics.store(s.ctrl, STOP, 1);
       Atomics.notify(s.ctrl, TAIL);
       const one = new Uint8Array(8);
       one[0] = 1;
       lib.write(s.wakeFd, one, 8);
-      await s.exited;
+      if (Atomics.load(s.ctrl, STOPPED) !== s.gen) await stopped;
+      t.stopped.delete(s.gen);
     }
     Atomics.notify(s.ctrl, HEAD); // settles a pending waitAsync so the pump finishes
     this.kernelDroppedBefore += (Atomics.load(s.ctrl, OVFL) >>> 0) + (Atomics.load(s.ctrl, OVFL + 1) >>> 0);
@@ -933,12 +1007,14 @@ export class LinuxUdpBind implements Bind {
 
 /**
  * The receiving thread, as plain CommonJS source for an `eval` worker (so it runs under any
- * loader). workerData: { koffiPath, fds, wakeFd, sab, slots, slotSize, hdrOffset, vecOffset,
- * dataOffset, batch }; the indexes and offsets match the constants above. It builds one
- * mmsghdr+iovec per ring slot (pointing at that slot's header and data), posts { type: 'ready' },
- * then loops: recvmmsg() on each socket into the free run of slots after `head`, parses the
- * control messages into the slot header, publishes; poll() when every socket says EAGAIN;
- * waits on TAIL when the ring is full; returns when STOP is set.
+ * loader). workerData: { koffiPath, sab, gen (GEN when it starts), slots, slotSize, hdrOffset,
+ * vecOffset, dataOffset, batch }; the indexes and offsets match the constants above. It builds one mmsghdr+iovec per
+ * ring slot (pointing at that slot's header and data) once, then serves one open after another:
+ * it waits for GEN to change, reads that open's sockets and eventfd from the control words,
+ * posts { type: 'ready', gen }, then loops: recvmmsg() on each socket into the free run of slots
+ * after `head`, parses the control messages into the slot header, publishes; poll() when every
+ * socket says EAGAIN; waits on TAIL when the ring is full; when STOP is set it stores GEN in
+ * STOPPED, posts { type: 'stopped', gen } and waits for the next open. It exits on QUIT.
  */
 const RECEIVER_SOURCE = `'use strict';
 const { workerData: d, parentPort } = require('node:worker_threads');
@@ -951,6 +1027,7 @@ const memmove = lib.func('uintptr_t memmove(void *dst, const void *src, size_t n
 const EAGAIN = koffi.os.errno.EAGAIN, EINTR = koffi.os.errno.EINTR, EBADF = koffi.os.errno.EBADF, ENOTSOCK = koffi.os.errno.ENOTSOCK;
 const POLLIN = 0x1;
 const HEAD = ${HEAD}, WAITING = ${WAITING}, STOP = ${STOP}, READER_WAITING = ${READER_WAITING}, RX_ERRORS = ${RX_ERRORS}, OVFL = ${OVFL}, TAIL = ${TAIL};
+const GEN = ${GEN}, STOPPED = ${STOPPED}, QUIT = ${QUIT}, NFDS = ${NFDS}, FD0 = ${FD0}, WAKE_FD = ${WAKE_FD};
 const HDR = ${HDR_SIZE}, H_NAME = ${H_NAME}, H_CONTROL = ${H_CONTROL}, CONTROL_SIZE = ${CONTROL_SIZE}, H_LEN = ${H_LEN}, H_LOCAL_FAMILY = ${H_LOCAL_FAMILY}, H_LOCAL = ${H_LOCAL}, H_IFINDEX = ${H_IFINDEX}, H_GSO = ${H_GSO};
 const MMSG = ${MMSGHDR}, IOV = ${IOVEC}, NAME_SIZE = ${SOCKADDR_IN6};
 const ctrl = new Int32Array(d.sab, 0, ${CTRL_BYTES / 4});
@@ -968,13 +1045,20 @@ for (let i = 0; i < d.slots; i++) {
   view.setBigUint64(v, BigInt(base + d.dataOffset + i * d.slotSize), true); // iov_base
   view.setBigUint64(v + 8, BigInt(d.slotSize), true);            // iov_len
 }
-const nfds = d.fds.length;
-const pfdBuf = new SharedArrayBuffer(8 * (nfds + 1));
+// One open's sockets (at most two) and its eventfd, set by begin().
+const fds = [-1, -1];
+let nfds = 0;
+const pfdBuf = new SharedArrayBuffer(8 * 3);
 const pfd32 = new Int32Array(pfdBuf), pfd16 = new Int16Array(pfdBuf), pfd = new Uint8Array(pfdBuf);
-for (let k = 0; k < nfds; k++) { pfd32[2 * k] = d.fds[k]; pfd16[4 * k + 2] = POLLIN; }
-pfd32[2 * nfds] = d.wakeFd; pfd16[4 * nfds + 2] = POLLIN;
 const mask = d.slots - 1;
-let head = Atomics.load(ctrl, HEAD);
+let head = 0;
+
+function begin() {
+  nfds = Atomics.load(ctrl, NFDS);
+  for (let k = 0; k < nfds; k++) { fds[k] = Atomics.load(ctrl, FD0 + k); pfd32[2 * k] = fds[k]; pfd16[4 * k + 2] = POLLIN; }
+  pfd32[2 * nfds] = Atomics.load(ctrl, WAKE_FD); pfd16[4 * nfds + 2] = POLLIN;
+  head = Atomics.load(ctrl, HEAD);
+}
 
 function parse(slot, k) {
   const m = (mmsgAt + slot * MMSG) >> 2;
@@ -1008,7 +1092,10 @@ function parse(slot, k) {
   i32[(h + H_GSO) >> 2] = gso;
 }
 
-parentPort.postMessage({ type: 'ready' });
+// Serves one open until STOP (or a fatal error), then reports it stopped and waits for the next.
+function serve(gen) {
+begin();
+parentPort.postMessage({ type: 'ready', gen });
 let fatal = false;
 for (;;) {
   if (Atomics.load(ctrl, STOP) !== 0) break;
@@ -1025,7 +1112,7 @@ for (;;) {
       i32[m + 10] = CONTROL_SIZE; // msg_controllen
       i32[m + 12] = 0;            // msg_flags
     }
-    const n = recvmmsg(d.fds[k], base + mmsgAt + start * MMSG, count, 0, 0);
+    const n = recvmmsg(fds[k], base + mmsgAt + start * MMSG, count, 0, 0);
     if (n > 0) {
       for (let i = 0; i < n; i++) parse(start + i, k);
       head = (head + n) | 0;
@@ -1058,5 +1145,17 @@ for (;;) {
     parentPort.postMessage({ type: 'error', errno: pe, fatal: true });
     break;
   }
+}
+Atomics.store(ctrl, STOPPED, gen);
+parentPort.postMessage({ type: 'stopped', gen });
+}
+
+let gen = d.gen;
+for (;;) {
+  if (Atomics.load(ctrl, QUIT) !== 0) break;
+  const next = Atomics.load(ctrl, GEN);
+  if (next === gen) { Atomics.wait(ctrl, GEN, gen); continue; }
+  gen = next;
+  serve(gen);
 }
 `;

@@ -29,7 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rigLeftovers, rigPrereqsMissing, setupPair } from '../test/support/netns.ts';
 import type { Pair } from '../test/support/netns.ts';
-import { FETCH_METRICS, procSample, sleep, STREAM_RECEIVER, STREAM_SENDER, streamReports } from '../test/support/flood-tools.ts';
+import { FETCH_METRICS, parseMetrics, procSample, sleep, STREAM_RECEIVER, STREAM_SENDER, streamReports } from '../test/support/flood-tools.ts';
 import type { ProcSample } from '../test/support/flood-tools.ts';
 import { markdownTable } from './util.ts';
 import type { RigNode } from '../test/support/netns.ts';
@@ -41,14 +41,15 @@ const STREAM_PORT = 5301;
 /** Each daemon serves --metrics inside its own namespace; the harness scrapes its memory there. */
 const METRICS_ADDR = '127.0.0.1:9586';
 
-/** The daemon's own view of its memory (process.memoryUsage through --metrics), bytes. */
-interface HeapSample { heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; live: number; majorGcs: number; newSpace: number }
+/** The daemon's own view of its memory (process.memoryUsage and V8 through --metrics), bytes. */
+interface HeapSample { heapUsed: number; heapTotal: number; live: number; majorGcs: number; newSpace: number }
 
 function parseHeap(text: string): HeapSample | undefined {
-  const v = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  const h = { heapUsed: v('nodejs_heap_size_used_bytes'), heapTotal: v('nodejs_heap_size_total_bytes'), external: v('nodejs_external_memory_bytes'), arrayBuffers: v('nodejs_array_buffers_bytes') };
-  // The live heap is NaN until the daemon's first major collection.
-  return Object.values(h).some(Number.isNaN) ? undefined : { ...h, live: v('nodejs_heap_live_bytes'), majorGcs: v('nodejs_gc_major_collections_total'), newSpace: v('nodejs_heap_space_size_total_bytes\\{space="new"\\}') };
+  const m = parseMetrics(text);
+  const heapUsed = m.nodejs_heap_size_used_bytes, heapTotal = m.nodejs_heap_size_total_bytes;
+  if (heapUsed === undefined || heapTotal === undefined) return undefined;
+  // The live heap is NaN (left out) until the daemon's first major collection.
+  return { heapUsed, heapTotal, live: m.nodejs_heap_live_bytes ?? NaN, majorGcs: m.nodejs_gc_major_collections_total ?? NaN, newSpace: m['nodejs_heap_space_size_total_bytes{space="new"}'] ?? NaN };
 }
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [--out FILE]

@@ -30,7 +30,8 @@ import { fileURLToPath } from 'node:url';
 import { createRig, genKeyPair, requireRig, rigLeftovers, skipUnlessRig, tcpTransfer } from '../support/netns.ts';
 import type { Daemon, Rig, RigNode } from '../support/netns.ts';
 import { withTimeout } from '../support/wggo.ts';
-import { FETCH_METRICS, procSample, sleep } from '../support/flood-tools.ts';
+import { FETCH_METRICS, parseMetrics, procSample, sleep } from '../support/flood-tools.ts';
+import type { Metrics } from '../support/flood-tools.ts';
 import type { FloodReport } from '../support/flood-sender.ts';
 
 const FLOOD_SENDER = fileURLToPath(new URL('../support/flood-sender.ts', import.meta.url));
@@ -42,19 +43,6 @@ const ROUNDS = 3;
 const NEW_PEER_BOUND_MS = 30_000;
 
 const METRICS_ADDR = '127.0.0.1:9586';
-
-type Metrics = Record<string, number>;
-
-/** `name{labels} value` lines of the Prometheus text format; keys keep the labels but `interface`. */
-function parseMetrics(text: string): Metrics {
-  const out: Metrics = {};
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$/.exec(line);
-    // Without the interface label: wireweave_x{interface="wg0",reason="mac1"} -> wireweave_x{reason="mac1"}
-    if (m) out[m[1]!.replace(/interface="[^"]*",?/, '').replace('{}', '')] = Number(m[2]);
-  }
-  return out;
-}
 
 const CAPTURE = `
 const dgram = require('dgram');

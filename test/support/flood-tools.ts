@@ -10,9 +10,8 @@ export interface ProcSample {
   /** Resident set now and its peak (VmHWM), KiB. */
   rssKiB: number;
   hwmKiB: number;
-  /** The resident set's anonymous part (heaps, rings) and file-backed part (the node binary and libraries as they are paged in), KiB. */
+  /** The resident set's anonymous part (heaps, rings; the rest is the node binary and libraries as they are paged in), KiB. */
   rssAnonKiB: number;
-  rssFileKiB: number;
   threads: number;
 }
 
@@ -27,7 +26,7 @@ export function procSample(pid: number): ProcSample | undefined {
     const cpuSeconds = (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-    return { cpuSeconds, rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), rssAnonKiB: kib('RssAnon'), rssFileKiB: kib('RssFile'), threads: kib('Threads') };
+    return { cpuSeconds, rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM'), rssAnonKiB: kib('RssAnon'), threads: kib('Threads') };
   } catch {
     return undefined;
   }
@@ -110,3 +109,16 @@ export function sleep(ms: number): Promise<void> {
 
 /** Prints what GET argv[1] answers (a daemon's --metrics, from inside its namespace). argv: url */
 export const FETCH_METRICS = "fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })";
+
+export type Metrics = Record<string, number>;
+
+/** `name{labels} value` lines of the Prometheus text format; keys keep the labels but `interface`. */
+export function parseMetrics(text: string): Metrics {
+  const out: Metrics = {};
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$/.exec(line);
+    // Without the interface label: wireweave_x{interface="wg0",reason="mac1"} -> wireweave_x{reason="mac1"}
+    if (m) out[m[1]!.replace(/interface="[^"]*",?/, '').replace('{}', '')] = Number(m[2]);
+  }
+  return out;
+}

@@ -317,8 +317,8 @@ interface ReceiverThread {
   dead: boolean;
   /** The open waiting for the thread's 'ready'. */
   pending: { gen: number; session: Session; resolve: () => void; reject: (err: Error) => void } | undefined;
-  /** Opens being shut down, by GEN: resolved by the thread's 'stopped' (or its death). */
-  stopped: Map<number, () => void>;
+  /** The open being shut down (opens and closes run one at a time): resolved by the thread's 'stopped' for it, or its death. */
+  stopping: { gen: number; resolve: () => void } | undefined;
   exited: Promise<void>;
 }
 
@@ -347,10 +347,10 @@ class Session {
     const hdrOffset = CTRL_BYTES;
     const vecOffset = hdrOffset + slots * HDR_SIZE;
     this.dataOffset = Math.ceil((vecOffset + slots * (MMSGHDR + IOVEC)) / 4096) * 4096;
-    const size = this.dataOffset + slots * SLOT_SIZE;
     // A fresh 16 MiB ring per open left the old one resident until V8 collected it (a +15 MiB
-    // RSS step at each listen-port change in the soak test).
-    this.sab = ring && ring.byteLength === size ? ring : new SharedArrayBuffer(size);
+    // RSS step at each listen-port change in the soak test). Its size is the bind's (`slots`
+    // is fixed), and the receiving thread holds on to it.
+    this.sab = ring ?? new SharedArrayBuffer(this.dataOffset + slots * SLOT_SIZE);
     this.ctrl = new Int32Array(this.sab, 0, CTRL_BYTES / 4);
     // The thread's words (GEN..) persist across opens: it may be checking them right now.
     this.ctrl.fill(0, 0, GEN);
@@ -573,15 +573,15 @@ export class LinuxUdpBind implements Bind {
         slots: this.slots, slotSize: SLOT_SIZE, hdrOffset: CTRL_BYTES, vecOffset: CTRL_BYTES + this.slots * HDR_SIZE, dataOffset: session.dataOffset, batch: this.batch,
       },
     });
-    const t: ReceiverThread = { worker, dead: false, pending: undefined, stopped: new Map(), exited: new Promise((resolve) => worker.once('exit', () => resolve())) };
+    const t: ReceiverThread = { worker, dead: false, pending: undefined, stopping: undefined, exited: new Promise((resolve) => worker.once('exit', () => resolve())) };
     const fail = (err: Error) => {
       t.dead = true;
       const p = t.pending;
       t.pending = undefined;
       if (p) p.reject(err);
       else this.onError(err);
-      for (const resolve of t.stopped.values()) resolve();
-      t.stopped.clear();
+      t.stopping?.resolve();
+      t.stopping = undefined;
     };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'ready') {
@@ -593,8 +593,7 @@ export class LinuxUdpBind implements Bind {
         return;
       }
       if (m.type === 'stopped') {
-        t.stopped.get(m.gen)?.();
-        t.stopped.delete(m.gen);
+        if (t.stopping?.gen === m.gen) t.stopping.resolve();
         return;
       }
       const err = sysError('recvmmsg', m.errno);
@@ -987,15 +986,14 @@ export class LinuxUdpBind implements Bind {
     if (t && !t.dead && s.gen !== 0) {
       // The thread finishes with this open (and says so) before its sockets close: an fd
       // closed under its poll() could be reused by the next open's socket.
-      const stopped = new Promise<void>((resolve) => t.stopped.set(s.gen, resolve));
-      if (t.pending?.gen === s.gen) t.pending = undefined;
+      const stopped = new Promise<void>((resolve) => { t.stopping = { gen: s.gen, resolve }; });
       Atomics.store(s.ctrl, STOP, 1);
       Atomics.notify(s.ctrl, TAIL);
       const one = new Uint8Array(8);
       one[0] = 1;
       lib.write(s.wakeFd, one, 8);
       if (Atomics.load(s.ctrl, STOPPED) !== s.gen) await stopped;
-      t.stopped.delete(s.gen);
+      t.stopping = undefined;
     }
     Atomics.notify(s.ctrl, HEAD); // settles a pending waitAsync so the pump finishes
     this.kernelDroppedBefore += (Atomics.load(s.ctrl, OVFL) >>> 0) + (Atomics.load(s.ctrl, OVFL + 1) >>> 0);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): types, lint, the core's browser bundle, the
-# whole suite on this Node, then the unit tests (everything that needs no root) on Node 24.
-#   WIREWEAVE_SKIP_NODE24=1   skip the Node 24 pass (e.g. offline)
+# whole suite on this Node, then the unit tests (everything that needs no root) on the current
+# LTS, Node 26 (npm package node@26, pinned below, cached outside the repo).
+#   WIREWEAVE_SKIP_LTS=1   skip the Node 26 pass (e.g. offline)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,14 +22,15 @@ step "test suite on node $(node --version)"
 # A hung test fails after 5 minutes instead of eating the CI budget.
 node --import tsx --test --test-timeout=300000 "${all[@]}"
 
-if [[ ${WIREWEAVE_SKIP_NODE24:-} != 1 ]]; then
-  cache=${XDG_CACHE_HOME:-$HOME/.cache}/wireweave/node24
-  node24=$cache/node_modules/node/bin/node
-  if [[ ! -x $node24 ]]; then
-    step "installing Node 24 (npm package node@24) into $cache"
+if [[ ${WIREWEAVE_SKIP_LTS:-} != 1 ]]; then
+  lts_version=26.10.0
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/wireweave/node-$lts_version
+  lts=$cache/node_modules/node/bin/node
+  if [[ ! -x $lts ]]; then
+    step "installing Node $lts_version (npm package node@$lts_version) into $cache"
     mkdir -p "$cache"
-    (cd "$cache" && npm install --no-save --no-package-lock --no-audit --no-fund node@24 >/dev/null)
+    (cd "$cache" && npm install --no-save --no-package-lock --no-audit --no-fund "node@$lts_version" >/dev/null)
   fi
-  step "unit tests on node $("$node24" --version)"
-  "$node24" --import tsx --test --test-timeout=300000 "${unit[@]}"
+  step "unit tests on node $("$lts" --version)"
+  "$lts" --import tsx --test --test-timeout=300000 "${unit[@]}"
 fi

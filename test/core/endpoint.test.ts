@@ -491,22 +491,53 @@ describe('replays and floods', () => {
     assert.equal(b.delivered.length, 1);
   });
 
-  it('accepts at most one initiation per peer per 20 ms', () => {
+  it('accepts at most one initiation per peer per 20 ms, even with fresh timestamps', () => {
+    // a's wall clock jumps a second per initiation, so every timestamp is new (TAI64N buckets
+    // are ~16 ms) and only the 20 ms rule on b's monotonic clock can refuse one.
     const sim = new Simulation();
-    const a = sim.node('a', 1), b = sim.node('b', 2);
+    const wall = { skew: 0 };
+    const a = sim.node('a', 1, { wallClock: (now) => 1_700_000_000_000 + now + wall.skew });
+    const b = sim.node('b', 2);
     const ab = a.addPeer(b);
     b.addPeer(a);
     const peers = (a.endpoint as unknown as { peers: Map<number, { handshake: { lastSentHandshake: number } }> }).peers;
-    const wall = { t: 0 };
-    void wall;
-    // Two initiations 10 ms apart (timestamps differ by more than the 16 ms whitening).
-    a.endpoint.initiateHandshake(sim.now, ab);
-    sim.run(5);
-    peers.get(ab)!.handshake.lastSentHandshake = -Infinity;
-    sim.now += 10;
-    a.endpoint.initiateHandshake(sim.now, ab);
-    sim.run(5);
-    assert.equal(b.sentOfType(MESSAGE_RESPONSE).length, 1);
-    assert.equal(b.endpoint.counters.dropped.floodedInitiation + b.endpoint.counters.dropped.replayedTimestamp, 1);
+    const initiate = (at: number) => {
+      sim.runUntil(at);
+      wall.skew += 1000;
+      peers.get(ab)!.handshake.lastSentHandshake = -Infinity; // a's own REKEY_TIMEOUT limit
+      a.endpoint.initiateHandshake(sim.now, ab);
+    };
+    initiate(0); // reaches b at 5
+    initiate(14); // at 19: 14 ms after the accepted one
+    initiate(20); // at 25: exactly 20 ms after it
+    sim.run(50);
+    assert.equal(a.sentOfType(MESSAGE_INITIATION).length, 3);
+    assert.equal(b.endpoint.counters.dropped.floodedInitiation, 1);
+    assert.equal(b.endpoint.counters.dropped.replayedTimestamp, 0);
+    assert.deepEqual(b.sentOfType(MESSAGE_RESPONSE).map((s) => s.at), [5, 25]);
+  });
+
+  it('clears a pending handshake (index and chaining key) when the key material is zeroed', () => {
+    const { sim, a, aToB } = pair();
+    a.send(aToB, packet(1, 0));
+    sim.run(50);
+    const zeroAt = a.endpoint.inspectPeer(aToB).timers.zeroKeyMaterial;
+    assert.ok(Number.isFinite(zeroAt), 'zeroing is armed by the session');
+    sim.cut.add('a>b');
+    // Long after the session expired, new data starts a handshake that is still pending
+    // (its first retry is REKEY_TIMEOUT away) when the zeroing timer fires.
+    sim.runUntil(zeroAt - 2000);
+    a.send(aToB, packet(1, 1));
+    const hs = (a.endpoint as unknown as { peers: Map<number, { handshake: { chainKey: Uint8Array | null } }> })
+      .peers.get(aToB)!.handshake;
+    const chainKey = hs.chainKey!;
+    assert.equal(a.endpoint.inspectPeer(aToB).handshakeStage, 'initiationCreated');
+    assert.equal(a.endpoint.liveIndexes, 1);
+    assert.ok(chainKey.some((x) => x !== 0), 'a live chaining key');
+    sim.runUntil(zeroAt);
+    assert.deepEqual(a.eventsOf('keysZeroed').map((e) => e.at), [zeroAt]);
+    assert.equal(a.endpoint.inspectPeer(aToB).handshakeStage, 'zeroed');
+    assert.equal(a.endpoint.liveIndexes, 0);
+    assert.ok(chainKey.every((x) => x === 0), 'the chaining key is zero');
   });
 });

@@ -87,6 +87,28 @@ describe('device on memory twins', () => {
     assert.equal(a.tun.written.length, 1);
   });
 
+  it('drops a packet from one peer that carries another peer\'s address', async () => {
+    const { net, clock, a, b } = await twoHosts();
+    const c = await host(net, clock, '192.0.2.3', 3);
+    await a.device.ipcSet(`public_key=${c.pub}\nendpoint=192.0.2.3:51820\nallowed_ip=10.9.0.3/32\n`);
+    await c.device.ipcSet(`public_key=${a.pub}\nendpoint=192.0.2.1:51820\nallowed_ip=10.9.0.0/24\n`);
+    // c's own address gets through; then c claims b's address 10.9.0.2, which a knows as b's.
+    c.tun.inject(icmpEcho4('10.9.0.3', '10.9.0.1', 5, 1, payload));
+    await clock.advance(10);
+    assert.equal(a.tun.written.length, 1);
+    c.tun.inject(icmpEcho4('10.9.0.2', '10.9.0.1', 5, 2, payload));
+    await clock.advance(10);
+    assert.equal(a.tun.written.length, 1, 'not delivered');
+    assert.equal(a.device.counters.sourceNotAllowed, 1);
+    // b itself may still use it (once a's packet has told b where a is).
+    a.tun.inject(icmpEcho4('10.9.0.1', '10.9.0.2', 6, 1, payload));
+    await clock.advance(10);
+    b.tun.inject(icmpEcho4('10.9.0.2', '10.9.0.1', 6, 1, payload, true));
+    await clock.advance(10);
+    assert.equal(a.tun.written.length, 2);
+    assert.equal(a.device.counters.sourceNotAllowed, 1);
+  });
+
   it('drops packets with no route and packets that are not IP', async () => {
     const { clock, a } = await twoHosts();
     a.tun.inject(icmpEcho4('10.9.0.1', '10.200.0.1', 1, 1, payload));

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isInterfaceName } from '../device/ifname.ts';
+import { interfaceArgument, refuseAsInterfaceName } from './commands.ts';
 import type { Writable } from 'node:stream';
 
 export interface CliIo {
@@ -14,7 +15,7 @@ export interface CliIo {
 }
 
 export const USAGE = `Usage: wireweave <command> [<args>]
-       wireweave [-f|--foreground] [--metrics [HOST:]PORT] [--user NAME] INTERFACE-NAME
+       wireweave [-f|--foreground] [--metrics [HOST:]PORT] [--user NAME] [--] INTERFACE-NAME
 
 A userspace WireGuard for Node.js.
 
@@ -23,7 +24,9 @@ With an interface name, creates that TUN interface and serves the UAPI socket
 (needs root; -f stays in the foreground, as does WG_PROCESS_FOREGROUND=1).
 --metrics serves Prometheus metrics at http://HOST:PORT/metrics (HOST defaults
 to 127.0.0.1; or WIREWEAVE_METRICS); --user switches to user NAME once the
-interface and its sockets are open (or WIREWEAVE_USER).
+interface and its sockets are open (or WIREWEAVE_USER). wg's own commands
+(showconf, set, setconf, ...) and near-misses of the commands below are
+refused as interface names; put -- before a name to take it as one anyway.
 
 Commands:
   genkey   Generate a new private key and write it to stdout
@@ -106,8 +109,16 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return (await import('./proxy.ts')).proxy(args, io);
     case 'forward':
       return (await import('./forward.ts')).forward(args, io);
-    default:
-      if (DAEMON_FLAG.test(command) || (isInterfaceName(command) && !command.startsWith('-'))) {
+    default: {
+      // `wireweave [FLAGS] -- NAME` takes NAME as an interface name whatever it looks like.
+      const forced = argv.includes('--');
+      const name = forced ? undefined : interfaceArgument(argv, DAEMON_FLAG);
+      const refusal = name === undefined || name.startsWith('-') ? null : refuseAsInterfaceName(name);
+      if (refusal) {
+        await write(io.stderr, `wireweave: ${refusal}\n`);
+        return 1;
+      }
+      if (forced || DAEMON_FLAG.test(command) || (isInterfaceName(command) && !command.startsWith('-'))) {
         const { runInterfaceCommand } = await import('../device/daemon.ts');
         return runInterfaceCommand(argv, io);
       }
@@ -116,5 +127,6 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         `wireweave: unknown command${nameForMessage(command)}; run 'wireweave --help' for the list of commands\n`,
       );
       return 1;
+    }
   }
 }

@@ -31,7 +31,7 @@ export interface DaemonIo {
 /** wireguard-go's LOG_LEVEL and line format (logger.ts); kept here for existing importers. */
 export { makeLogger } from './logger.ts';
 
-const USAGE = 'Usage: wireweave [-f/--foreground] [--metrics [HOST:]PORT] [--user NAME] INTERFACE-NAME\n';
+const USAGE = 'Usage: wireweave [-f/--foreground] [--metrics [HOST:]PORT] [--user NAME] [--] INTERFACE-NAME\n';
 
 /**
  * Entry point for `wireweave [-f] [--metrics ADDR] [--user NAME] IFNAME`; resolves with the
@@ -46,6 +46,7 @@ export async function runInterfaceCommand(args: string[], io: DaemonIo, env = pr
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    if (a === '--') { rest.push(...args.slice(i + 1)); break; }
     if (a === '-f' || a === '--foreground') foreground = true;
     else if (a === '--metrics' || a === '--user') {
       const value = args[++i];
@@ -77,7 +78,8 @@ export async function runInterfaceCommand(args: string[], io: DaemonIo, env = pr
 async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): Promise<number> {
   const bin = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
   const logFd = env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? 'inherit' : 'ignore';
-  const child = spawn(process.execPath, [bin, '--foreground', ifname], {
+  // `--`: the name is an interface name even if it looks like a command (main.ts).
+  const child = spawn(process.execPath, [bin, '--foreground', '--', ifname], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
     env: { ...env, WG_PROCESS_FOREGROUND: '1', WIREWEAVE_READY_FD: '3' },

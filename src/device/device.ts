@@ -274,7 +274,11 @@ export class Device implements UapiTarget {
     return { privateKey: this.privateKey, listenPort: this.listenPort, fwmark: this.fwmark, peers };
   }
 
-  /** Applies a validated request all or nothing (only binding a new port can fail, and goes first). */
+  /**
+   * Applies a validated request all or nothing. Only the privileged steps can fail: binding a
+   * new port, then setting the fwmark. A failed fwmark re-opens the old port, so a request that
+   * answers with an error has changed nothing; everything after them cannot fail.
+   */
   applySet(request: SetRequest): Promise<void> {
     const run = this.configQueue.then(() => this.applyNow(request));
     this.configQueue = run.catch(() => undefined);
@@ -284,26 +288,35 @@ export class Device implements UapiTarget {
   private async applyNow(request: SetRequest): Promise<void> {
     if (this.closed) throw new UapiError(Errno.EIO, 'device is closed');
     const now = this.clock.now();
-    if (request.listenPort !== undefined && request.listenPort !== this.listenPort) {
+    const oldPort = this.listenPort;
+    let newPort = oldPort;
+    let reopened = false;
+    if (request.listenPort !== undefined && request.listenPort !== oldPort) {
       if (this.isUp) {
         try {
-          this.listenPort = await this.bind.open(request.listenPort, (d, from) => this.onDatagram(d, from));
+          newPort = await this.bind.open(request.listenPort, (d, from) => this.onDatagram(d, from));
+          reopened = true;
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           // The old port is gone with the failed reopen: restore it so nothing changed.
-          this.listenPort = await this.bind.open(this.listenPort, (d, from) => this.onDatagram(d, from));
+          await this.reopen(oldPort);
           throw new UapiError(code === 'EADDRINUSE' ? Errno.EADDRINUSE : Errno.EIO, `cannot listen on port ${request.listenPort}: ${code ?? err}`);
         }
-      } else this.listenPort = request.listenPort;
+      } else newPort = request.listenPort;
     }
     if (request.fwmark !== undefined && request.fwmark !== this.fwmark) {
       try {
         this.bind.setMark(request.fwmark);
       } catch (err) {
+        // Binds record the mark before the syscall: put the old one back (its syscall may fail
+        // the same way; the record is what a later re-open applies), then the old port.
+        try { this.bind.setMark(this.fwmark); } catch { /* the record is restored */ }
+        if (reopened) await this.reopen(oldPort);
         throw new UapiError(Errno.EADDRINUSE, `failed to update fwmark: ${(err as Error).message}`);
       }
       this.fwmark = request.fwmark;
     }
+    this.listenPort = newPort;
     if (request.privateKey !== undefined) {
       const key = request.privateKey && !isAllZero(request.privateKey) ? request.privateKey.slice() : null;
       this.privateKey = key;
@@ -316,6 +329,15 @@ export class Device implements UapiTarget {
     if (request.replacePeers) for (const peer of [...this.peers.values()]) this.removePeer(peer);
     for (const change of request.peers) this.applyPeer(change, now);
     this.armTimer();
+  }
+
+  /** Binds `port` again after a failed or undone change; a failure here leaves the device unbound (EIO). */
+  private async reopen(port: number): Promise<void> {
+    try {
+      this.listenPort = await this.bind.open(port, (d, from) => this.onDatagram(d, from));
+    } catch (err) {
+      throw new UapiError(Errno.EIO, `cannot listen on port ${port} again: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
   }
 
   private applyPeer(change: PeerChange, now: number): void {

@@ -12,7 +12,9 @@
  *
  * One deliberate difference: wireguard-go applies a set request line by line, so a bad line
  * leaves the lines before it applied. Here the whole request is parsed and validated first
- * (`SetRequestParser`) and handed to `UapiTarget.applySet` only when all of it is valid.
+ * (`SetRequestParser`) and handed to `UapiTarget.applySet` only when all of it is valid. The
+ * device then does the steps that can still fail (binding a new port, SO_MARK without
+ * CAP_NET_ADMIN) first and undoes the port if the fwmark fails, so an error changes nothing.
  */
 import type { Duplex } from 'node:stream';
 import { clampPrivateKey, decodeHex, encodeHex, KEY_HEX_LENGTH, parseKeyHex } from '../core/keys.ts';

@@ -161,6 +161,43 @@ describe('device on memory twins', () => {
     void clock;
   });
 
+  it('changes nothing when the fwmark fails after a new listen port was bound (all or nothing)', async () => {
+    // As after `--user` dropped root: SO_MARK needs CAP_NET_ADMIN. The bind records the mark
+    // before the syscall fails, as bind-node and bind-linux do.
+    class NoMarkBind extends MemoryBind {
+      marks: number[] = [];
+      recorded = 0;
+      override setMark(mark: number): void {
+        this.recorded = mark;
+        this.marks.push(mark);
+        if (mark !== 0) throw Object.assign(new Error('setsockopt(SO_MARK): EPERM'), { code: 'EPERM' });
+      }
+    }
+    const net = new MemoryNetwork();
+    const clock = new ManualClock();
+    const bind = new NoMarkBind(net, '192.0.2.1');
+    const device = new Device({ tun: new MemoryTun({ name: 'wwmark', mtu: 1420 }), bind, clock, rng: seededRng(9) });
+    await device.ipcSet(`private_key=${encodeHex(generatePrivateKey(seededRng(9)))}\nlisten_port=51820\n`);
+    // Not up yet: the port is only recorded, and a failing fwmark leaves it alone too.
+    await assert.rejects(device.ipcSet('listen_port=6000\nfwmark=7\n'), UapiError);
+    assert.equal(device.port, 51820);
+    await device.up();
+    const before = device.ipcGet();
+    await assert.rejects(device.ipcSet('listen_port=5555\nfwmark=7\n'), (e: UapiError) => e.errno === 98 && /fwmark/.test(e.message));
+    assert.equal(device.ipcGet(), before);
+    assert.equal(device.port, 51820);
+    assert.equal(bind.port, 51820, 'the old port is bound again');
+    assert.equal(bind.recorded, 0, 'the bind holds the old mark again');
+    // The freed port and the old one both work: 5555 can be taken by another, 51820 receives.
+    await new MemoryBind(net, '192.0.2.1').open(5555, () => {});
+    await assert.rejects(new MemoryBind(net, '192.0.2.1').open(51820, () => {}), { code: 'EADDRINUSE' });
+    // Without the fwmark the same port change goes through.
+    await device.ipcSet('listen_port=5556\n');
+    assert.equal(device.port, 5556);
+    assert.equal(bind.port, 5556);
+    await device.close();
+  });
+
   it('removes and re-adds peers, replaces peers, and ignores a peer with its own key', async () => {
     const { clock, a, b } = await twoHosts();
     await a.device.ipcSet(`public_key=${b.pub}\nremove=true\n`);

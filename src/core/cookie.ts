@@ -39,9 +39,25 @@ export class CookieChecker {
     ({ mac1Key: this.mac1Key, cookieKey: this.cookieKey } = macKeys(crypto, localPublicKey));
   }
 
-  /** Re-key for a new local static key. */
+  /** Re-key for a new local static key; cookies made under the old one stop working. */
   setPublicKey(localPublicKey: Uint8Array): void {
     ({ mac1Key: this.mac1Key, cookieKey: this.cookieKey } = macKeys(this.crypto, localPublicKey));
+    this.clearSecret();
+  }
+
+  /** When the secret stops being used (COOKIE_REFRESH_TIME after it was drawn); Infinity if none. */
+  get secretExpiresAt(): number {
+    return this.secretSetAt === -Infinity ? Infinity : this.secretSetAt + COOKIE_REFRESH_TIME;
+  }
+
+  /** Zeroes the secret once it has expired: no cookie it made is checked any more. */
+  expire(now: number): void {
+    if (now >= this.secretExpiresAt) this.clearSecret();
+  }
+
+  /** Zeroes the secret now (key change or removal). */
+  clearSecret(): void {
+    zeroize(this.secret);
     this.secretSetAt = -Infinity;
   }
 
@@ -64,6 +80,7 @@ export class CookieChecker {
   /** A 64-byte cookie reply to the handshake message `msg` from `sourceTag`. */
   createReply(msg: Uint8Array, senderIndex: number, sourceTag: Uint8Array, now: number): Uint8Array {
     if (now - this.secretSetAt >= COOKIE_REFRESH_TIME) {
+      // Drawn in place: the new secret overwrites the old one's bytes.
       this.rng.fill(this.secret);
       this.secretSetAt = now;
     }

@@ -202,6 +202,7 @@ export class Endpoint<S = unknown> {
       if (self) this.removePeer(self.id);
     } else {
       this.local = null;
+      this.cookieChecker?.clearSecret();
     }
     for (const peer of this.peers.values()) {
       this.computeStaticStatic(peer);
@@ -371,7 +372,8 @@ export class Endpoint<S = unknown> {
    * was disarmed since), never late.
    */
   nextDeadline(): number {
-    return this.earliest;
+    const secret = this.cookieChecker?.secretExpiresAt ?? Infinity; // zeroed then (tick)
+    return secret < this.earliest ? secret : this.earliest;
   }
 
   /** Folds `peer`'s deadlines into the cached earliest one. */
@@ -382,6 +384,7 @@ export class Endpoint<S = unknown> {
 
   /** Runs every timer that is due at `now`. */
   tick(now: number): void {
+    this.cookieChecker?.expire(now);
     for (const peer of this.peers.values()) {
       if (peer.nextDeadline() > now) continue;
       this.expireOldSessions(now, peer);
@@ -762,6 +765,7 @@ export class Endpoint<S = unknown> {
     this.expireSessions(peer);
     this.indexes.delete(peer.handshake.localIndex);
     peer.handshake.clear();
+    peer.cookies.clear(); // the cookie the peer gave us
     this.emit({ type: 'keysZeroed', peer: peer.id });
   }
 

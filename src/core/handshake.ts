@@ -89,10 +89,13 @@ export function consumeInitiation(
     return peer?.staticStatic ?? null;
   });
   if (unknown) return 'unknownPeer';
-  if (!state || !peer || state.payload.length !== TIMESTAMP_SIZE) return 'decrypt';
+  if (!state || !peer || state.payload.length !== TIMESTAMP_SIZE) {
+    if (state) zeroize(state.chainKey, state.hash);
+    return 'decrypt';
+  }
   const hs = peer.handshake;
-  if (compareBytes(state.payload, hs.lastTimestamp) <= 0) { zeroize(state.chainKey); return 'replayedTimestamp'; }
-  if (now - hs.lastInitiationConsumed < HANDSHAKE_INITIATION_RATE) { zeroize(state.chainKey); return 'floodedInitiation'; }
+  if (compareBytes(state.payload, hs.lastTimestamp) <= 0) { zeroize(state.chainKey, state.hash); return 'replayedTimestamp'; }
+  if (now - hs.lastInitiationConsumed < HANDSHAKE_INITIATION_RATE) { zeroize(state.chainKey, state.hash); return 'floodedInitiation'; }
   ctx.indexes.delete(hs.localIndex);
   hs.clear();
   hs.stage = 'initiationConsumed';
@@ -117,7 +120,8 @@ export function createResponse(ctx: HandshakeContext, peer: Peer, now: number): 
   const ok = writeMessage2(
     ctx.crypto, state, hs.remoteEphemeral, peer.publicKey, peer.presharedKey, eph.key, EMPTY, msg, Response.noiseStart,
   );
-  if (!ok) { zeroize(eph.raw); hs.clear(); return null; }
+  // writeMessage2 zeroed the chaining key and hash it replaced (hs's); zero what it made.
+  if (!ok) { zeroize(eph.raw, state.chainKey, state.hash); hs.clear(); return null; }
   hs.localIndex = ctx.indexes.allocate({ peer, session: null });
   writeU32LE(msg, Response.sender, hs.localIndex);
   hs.chainKey = state.chainKey;
@@ -143,7 +147,7 @@ export function consumeResponse(ctx: HandshakeContext, msg: Uint8Array): Peer | 
     msg.subarray(Response.noiseStart, Response.noiseEnd),
   );
   if (!result) return null;
-  zeroize(hs.chainKey);
+  zeroize(hs.chainKey, hs.hash);
   hs.chainKey = result.state.chainKey;
   hs.hash = result.state.hash;
   hs.remoteIndex = readU32LE(msg, Response.sender);

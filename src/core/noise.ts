@@ -44,8 +44,17 @@ export interface SymmetricState {
   hash: Uint8Array;
 }
 
+/** Replaces the hash, zeroing the old one (after the psk token it depends on a secret). */
 function mixHash(crypto: CryptoProvider, s: SymmetricState, data: Uint8Array): void {
-  s.hash = crypto.hash([s.hash, data]);
+  const old = s.hash;
+  s.hash = crypto.hash([old, data]);
+  zeroize(old);
+}
+
+/** Zeroes a state given up on a failure path. */
+function abandon(s: SymmetricState): null {
+  zeroize(s.chainKey, s.hash);
+  return null;
 }
 
 function mixKey(crypto: CryptoProvider, s: SymmetricState, input: Uint8Array): void {
@@ -107,7 +116,7 @@ export function writeMessage1(
   out: Uint8Array,
   offset: number,
 ): InitiatorState | null {
-  const s: SymmetricState = { chainKey: start.chainKey.slice(), hash: start.hash };
+  const s: SymmetricState = { chainKey: start.chainKey.slice(), hash: start.hash.slice() };
   mixHash(crypto, s, remoteStatic); // pre-message: responder's static key is known
   // e
   out.set(ephemeral.publicKey, offset);
@@ -115,7 +124,7 @@ export function writeMessage1(
   mixKey(crypto, s, ephemeral.publicKey); // the psk modes mix e into the key too
   // es
   const es = crypto.x25519(ephemeral, remoteStatic);
-  if (!es) return null;
+  if (!es) return abandon(s);
   let k = mixKeyAndKey(crypto, s, es);
   zeroize(es);
   // s
@@ -146,24 +155,24 @@ export function readMessage1(
   staticStaticFor: (remoteStatic: Uint8Array) => Uint8Array | null,
 ): ResponderState | null {
   if (msg.length < message1Length(0)) return null;
-  const s: SymmetricState = { chainKey: start.chainKey.slice(), hash: start.hash };
+  const s: SymmetricState = { chainKey: start.chainKey.slice(), hash: start.hash.slice() };
   mixHash(crypto, s, localStatic.publicKey);
   const remoteEphemeral = msg.slice(0, KEY_SIZE);
   mixHash(crypto, s, remoteEphemeral);
   mixKey(crypto, s, remoteEphemeral);
   const es = crypto.x25519(localStatic, remoteEphemeral);
-  if (!es) return null;
+  if (!es) return abandon(s);
   let k = mixKeyAndKey(crypto, s, es);
   zeroize(es);
   const remoteStatic = decryptAndHash(crypto, s, k, msg.subarray(KEY_SIZE, KEY_SIZE + KEY_SIZE + TAG_SIZE));
   zeroize(k);
-  if (!remoteStatic) return null;
+  if (!remoteStatic) return abandon(s);
   const ss = staticStaticFor(remoteStatic);
-  if (!ss) return null;
+  if (!ss) return abandon(s);
   k = mixKeyAndKey(crypto, s, ss);
   const payload = decryptAndHash(crypto, s, k, msg.subarray(KEY_SIZE + KEY_SIZE + TAG_SIZE));
   zeroize(k);
-  if (!payload) return null;
+  if (!payload) return abandon(s);
   return { chainKey: s.chainKey, hash: s.hash, remoteEphemeral, remoteStatic, payload };
 }
 
@@ -209,22 +218,22 @@ export function readMessage2(
 ): { state: SymmetricState; payload: Uint8Array } | null {
   if (msg.length < message2Length(0)) return null;
   // Work on a copy: a forged response must not disturb the pending handshake.
-  const s: SymmetricState = { chainKey: state.chainKey.slice(), hash: state.hash };
+  const s: SymmetricState = { chainKey: state.chainKey.slice(), hash: state.hash.slice() };
   const remoteEphemeral = msg.subarray(0, KEY_SIZE);
   mixHash(crypto, s, remoteEphemeral);
   mixKey(crypto, s, remoteEphemeral);
   const ee = crypto.x25519(state.ephemeral, remoteEphemeral);
-  if (!ee) return null;
+  if (!ee) return abandon(s);
   mixKey(crypto, s, ee);
   zeroize(ee);
   const se = crypto.x25519(localStatic, remoteEphemeral);
-  if (!se) return null;
+  if (!se) return abandon(s);
   mixKey(crypto, s, se);
   zeroize(se);
   const k = mixPsk(crypto, s, presharedKey);
   const payload = decryptAndHash(crypto, s, k, msg.subarray(KEY_SIZE));
   zeroize(k);
-  if (!payload) { zeroize(s.chainKey); return null; }
+  if (!payload) return abandon(s);
   return { state: s, payload };
 }
 

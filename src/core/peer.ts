@@ -31,7 +31,7 @@ export class Handshake {
   lastSentHandshake = -Infinity;
 
   clear(): void {
-    zeroize(this.chainKey, this.localEphemeralRaw, this.remoteEphemeral);
+    zeroize(this.chainKey, this.hash, this.localEphemeralRaw, this.remoteEphemeral);
     this.stage = 'zeroed';
     this.localIndex = 0;
     this.remoteIndex = 0;

@@ -1,16 +1,21 @@
 /**
  * Key material is overwritten with zeros when it is replaced, expires or its peer is removed
- * (SECURITY.md): a crypto provider that records every raw key the core hands it (session and
- * handshake keys to `aeadKey`, ephemeral and static private keys to `x25519PrivateKey`) shows
- * the bytes themselves are zero afterwards, not just that the session objects are gone.
+ * (SECURITY.md, "Key material in memory"). Two views:
+ * - a crypto provider that records every raw key the core hands it (session and handshake keys
+ *   to `aeadKey`, ephemeral and static private keys to `x25519PrivateKey`);
+ * - a walk over every Uint8Array reachable from an Endpoint, each classified by the field that
+ *   holds it (an unclassified one fails the test, so a new field must be placed), snapshotted
+ *   while the handshake runs, then checked after the event that should zero it.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Endpoint } from '../../src/core/endpoint.ts';
 import type { CryptoProvider } from '../../src/core/crypto.ts';
-import { REKEY_AFTER_TIME, ZERO_KEY_MATERIAL_AFTER } from '../../src/core/constants.ts';
+import { COOKIE_REFRESH_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_AFTER } from '../../src/core/constants.ts';
 import { seededRng } from '../../src/core/rng.ts';
 import { nodeCrypto } from '../../src/crypto/node.ts';
+import { Simulation, packet } from '../support/pair.ts';
+import type { Node } from '../support/pair.ts';
 
 interface Recording extends CryptoProvider { keys: Uint8Array[] }
 
@@ -97,5 +102,171 @@ describe('key material is zeroed', () => {
     p.a.setPrivateKey(new Uint8Array(32).fill(0x42));
     assert.ok(zero(old), 'the old private key is zero');
     assert.ok(p.ca.keys.slice(1).filter((k) => !zero(k)).length <= 1, 'only the new static key holds bytes');
+  });
+});
+
+/**
+ * What each field holding bytes is. 'session': handshake and session secrets, zeroed when the
+ * handshake ends, on keysZeroed and on removal. 'config': the interface key, preshared keys and
+ * the static-static DH, kept while configured (as wireguard-go keeps them). 'cookieSecret': the
+ * responder's rotating secret. 'public': not secret.
+ */
+type Kind = 'session' | 'config' | 'cookieSecret' | 'public';
+const FIELDS: Record<string, Kind> = {
+  chainKey: 'session', hash: 'session', localEphemeralRaw: 'session', remoteEphemeral: 'session', rawKeys: 'session',
+  cookie: 'session',
+  privateKey: 'config', presharedKey: 'config', staticStatic: 'config',
+  secret: 'cookieSecret',
+  // mac1Key/cookieKey hash public keys; lastMac1 and lastTimestamp went over the wire; scratch
+  // holds the last ciphertext; the jitter pool only spaces retries.
+  publicKey: 'public', mac1Key: 'public', cookieKey: 'public', lastMac1: 'public', lastTimestamp: 'public',
+  scratch: 'public', jitterPool: 'public',
+};
+/** Containers whose bytes are not secret: the Noise constants, plaintext waiting to be sent. */
+const PUBLIC_CONTAINERS = new Set(['start', 'queue']);
+/** Edges the walk does not follow: the caller's objects, and ctx (the same objects again). */
+const SKIP = new Set(['crypto', 'io', 'rng', 'wallClock', 'ctx']);
+
+interface Held { path: string; field: string; kind: Kind; bytes: Uint8Array }
+
+/** Every Uint8Array reachable from `root`, with the field that holds it. */
+function heldBytes(root: object): { held: Held[]; unclassified: string[] } {
+  const held: Held[] = [], unclassified: string[] = [];
+  const seen = new Set<unknown>();
+  const visit = (value: unknown, path: string[]): void => {
+    if (value === null || typeof value !== 'object' || seen.has(value)) return;
+    seen.add(value);
+    if (value instanceof Uint8Array) {
+      const named = path.filter((p) => !/^\d+$/.test(p));
+      const field = named.at(-1) ?? '';
+      const kind = named.some((p) => PUBLIC_CONTAINERS.has(p)) ? 'public' : FIELDS[field];
+      if (kind) held.push({ path: path.join('.'), field, kind, bytes: value });
+      else unclassified.push(path.join('.'));
+      return;
+    }
+    if (ArrayBuffer.isView(value)) return; // e.g. the replay ring (counters, not keys)
+    if (value instanceof Map) { for (const [k, v] of value) visit(v, [...path, String(k)]); return; }
+    for (const [k, v] of Object.entries(value)) if (!SKIP.has(k)) visit(v, [...path, k]);
+  };
+  visit(root, []);
+  return { held, unclassified };
+}
+
+/** Collects, by reference, every secret an endpoint holds at each `snap()`. */
+function tracker(node: Node) {
+  const seen = new Map<Uint8Array, Held>();
+  const snap = () => {
+    const { held, unclassified } = heldBytes(node.endpoint);
+    assert.deepEqual(unclassified, [], 'every byte array the core holds is classified');
+    for (const h of held) if (!seen.has(h.bytes)) seen.set(h.bytes, h);
+  };
+  const of = (kind: Kind) => [...seen.values()].filter((h) => h.kind === kind);
+  return { snap, of, fields: (kind: Kind) => new Set(of(kind).map((h) => h.field)) };
+}
+
+describe('every secret the core holds', () => {
+  it('keysZeroed zeroes chaining keys, hashes, ephemerals, session keys and the peer\'s cookie', () => {
+    const sim = new Simulation();
+    const a = sim.node('a', 11), b = sim.node('b', 12);
+    const psk = new Uint8Array(32).fill(9);
+    const ab = a.addPeer(b, { presharedKey: psk });
+    b.addPeer(a, { presharedKey: psk });
+    const ta = tracker(a), tb = tracker(b);
+    // Snapshot in the middle of handshakes too: the responder holds the initiator's ephemeral,
+    // chaining key and hash between consuming an initiation and answering it.
+    for (const [node, t] of [[a, ta], [b, tb]] as const) {
+      const io = (node.endpoint as unknown as { io: { authenticated: (p: number, s: string) => void } }).io;
+      const authenticated = io.authenticated;
+      io.authenticated = (p, src) => { t.snap(); authenticated(p, src); };
+    }
+    // Under load, b answers a's first initiation with a cookie: a holds b's cookie.
+    b.endpoint.setUnderLoad(true);
+    a.send(ab, packet(1, 0));
+    sim.run(10);
+    ta.snap(); tb.snap();
+    sim.run(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX);
+    assert.equal(b.delivered.length, 1, 'the retry with mac2 got through');
+    ta.snap(); tb.snap();
+    // Near the zeroing deadline a new handshake is pending (b is unreachable).
+    const zeroAt = a.endpoint.inspectPeer(ab).timers.zeroKeyMaterial;
+    sim.cut.add('a>b');
+    sim.runUntil(zeroAt - 2000);
+    a.send(ab, packet(1, 1));
+    ta.snap();
+    assert.equal(a.endpoint.inspectPeer(ab).handshakeStage, 'initiationCreated');
+    for (const f of ['chainKey', 'hash', 'localEphemeralRaw', 'rawKeys', 'cookie']) assert.ok(ta.fields('session').has(f), `a held ${f}`);
+    assert.ok(tb.fields('session').has('remoteEphemeral'), 'b held the initiator\'s ephemeral');
+    const live = ta.of('session').filter((h) => !zero(h.bytes));
+    assert.ok(live.some((h) => h.field === 'cookie'), 'the cookie is still held, though past its use');
+    assert.ok(live.some((h) => h.field === 'chainKey'), 'the pending chaining key');
+    sim.runUntil(zeroAt);
+    assert.equal(a.eventsOf('keysZeroed').length, 1);
+    const left = ta.of('session').filter((h) => !zero(h.bytes)).map((h) => h.path);
+    assert.deepEqual(left, [], 'every session secret a ever held is zero');
+    // Configuration stays, as in wireguard-go: the next handshake needs it.
+    const config = ta.of('config');
+    assert.deepEqual([...ta.fields('config')].sort(), ['presharedKey', 'privateKey', 'staticStatic']);
+    assert.ok(config.every((h) => !zero(h.bytes)), 'interface key, preshared key, static-static DH kept');
+    // b: its cookie secret went COOKIE_REFRESH_TIME after it was drawn; its own keysZeroed
+    // (its session came from the same handshake) took the rest.
+    assert.ok(tb.of('cookieSecret').length === 1 && zero(tb.of('cookieSecret')[0]!.bytes), 'b\'s cookie secret is zero');
+    sim.run(10_000);
+    assert.equal(b.eventsOf('keysZeroed').length, 1);
+    assert.deepEqual(tb.of('session').filter((h) => !zero(h.bytes)).map((h) => h.path), []);
+  });
+
+  it('the responder\'s cookie secret is zeroed when it expires, and when the private key changes or goes', () => {
+    const sim = new Simulation();
+    const a = sim.node('a', 21), b = sim.node('b', 22);
+    const ab = a.addPeer(b);
+    b.addPeer(a);
+    const tb = tracker(b);
+    b.endpoint.setUnderLoad(true);
+    const secretAfterReply = () => {
+      a.endpoint.initiateHandshake(sim.now, ab);
+      sim.run(10);
+      tb.snap();
+      const [secret] = tb.of('cookieSecret');
+      assert.ok(secret && !zero(secret.bytes), 'a secret was drawn');
+      return secret.bytes;
+    };
+    const drawnAt = sim.now + 5; // when the initiation reaches b (PERFECT: 5 ms)
+    const secret = secretAfterReply();
+    // Its expiry is a deadline of its own: the endpoint wakes to zero it.
+    assert.ok(b.endpoint.nextDeadline() <= drawnAt + COOKIE_REFRESH_TIME, 'b wakes up for it');
+    sim.runUntil(drawnAt + COOKIE_REFRESH_TIME - 1);
+    assert.ok(!zero(secret), 'kept while it is used');
+    sim.runUntil(drawnAt + COOKIE_REFRESH_TIME);
+    assert.ok(zero(secret), 'zero once expired');
+    // Drawn again, then the private key changes: zero at once.
+    sim.run(REKEY_TIMEOUT);
+    secretAfterReply();
+    b.endpoint.setPrivateKey(new Uint8Array(32).fill(0x42));
+    assert.ok(zero(secret));
+    // And when the key is cleared.
+    b.endpoint.setPrivateKey(b.privateKey);
+    b.endpoint.removePeer(b.endpoint.peerIdByKey(a.publicKey)!);
+    b.addPeer(a);
+    sim.run(REKEY_TIMEOUT);
+    secretAfterReply();
+    b.endpoint.setPrivateKey(null);
+    assert.ok(zero(secret));
+  });
+
+  it('removing a peer zeroes everything it held, configuration included', () => {
+    const sim = new Simulation();
+    const a = sim.node('a', 31), b = sim.node('b', 32);
+    const ab = a.addPeer(b, { presharedKey: new Uint8Array(32).fill(3) });
+    b.addPeer(a, { presharedKey: new Uint8Array(32).fill(3) });
+    const ta = tracker(a);
+    b.endpoint.setUnderLoad(true);
+    a.send(ab, packet(1, 0));
+    sim.run(10);
+    ta.snap();
+    sim.run(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX);
+    ta.snap();
+    a.endpoint.removePeer(ab);
+    const left = [...ta.of('session'), ...ta.of('config')].filter((h) => !zero(h.bytes)).map((h) => h.path);
+    assert.deepEqual(left, ['local.privateKey'], 'only the interface key is left');
   });
 });

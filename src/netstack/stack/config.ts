@@ -6,6 +6,7 @@ import { ConfigError } from '../../core/errors.ts';
 import { systemRng } from '../../core/rng.ts';
 import type { Rng } from '../../core/rng.ts';
 import { parseIp } from '../../device/allowedips.ts';
+import { MEMORY_FLOOR } from './tcp/memory-budget.ts';
 import type { StackConfig } from './types.ts';
 
 export interface ResolvedConfig {
@@ -15,6 +16,11 @@ export interface ResolvedConfig {
   readonly rng: Rng;
   readonly tcpSendBuffer: number;
   readonly tcpReceiveBuffer: number;
+  readonly tcpSendBufferInitial: number;
+  readonly tcpReceiveBufferInitial: number;
+  readonly tcpMemoryLimit: number;
+  readonly tcpMemoryPressure: number;
+  readonly tcpMemoryLow: number;
   readonly synBacklog: number;
   readonly maxConnections: number;
   readonly tcpMsl: number;
@@ -42,6 +48,18 @@ export const DEFAULTS = {
   mtu: 1420,
   tcpSendBuffer: 4 * 1024 * 1024,
   tcpReceiveBuffer: 4 * 1024 * 1024,
+  /**
+   * Where each connection's buffers start; they grow toward the maxima above as the application
+   * reads (receive) and as the congestion window opens (send), while the budget allows.
+   */
+  tcpSendBufferInitial: 64 * 1024,
+  tcpReceiveBufferInitial: 64 * 1024,
+  /**
+   * The stack's TCP memory budget (memory-budget.ts). 128 MiB holds the 16 KiB + 16 KiB floors of
+   * all 4096 connections, or a thousand idle connections at their initial windows; pressure at
+   * 3/4 of it, relief under 1/2 unless given.
+   */
+  tcpMemoryLimit: 128 * 1024 * 1024,
   synBacklog: 128,
   maxConnections: 4096,
   /** Maximum segment lifetime; TIME-WAIT lasts 2 × MSL. RFC 9293 says 2 minutes, Linux uses 30 s. */
@@ -90,10 +108,25 @@ export function resolveConfig(c: StackConfig): ResolvedConfig {
   positive('synBacklog', r.synBacklog);
   positive('maxConnections', r.maxConnections);
   if (r.tcpReceiveBuffer > 1 << 30) throw new ConfigError('ERR_CONFIG', 'tcpReceiveBuffer must be ≤ 1 GiB (window scale 14)');
+  positive('tcpSendBufferInitial', r.tcpSendBufferInitial);
+  positive('tcpReceiveBufferInitial', r.tcpReceiveBufferInitial, 1024);
+  const tcpSendBufferInitial = Math.min(r.tcpSendBufferInitial, r.tcpSendBuffer);
+  const tcpReceiveBufferInitial = Math.min(r.tcpReceiveBufferInitial, r.tcpReceiveBuffer);
+  positive('tcpMemoryLimit', r.tcpMemoryLimit, 2 * MEMORY_FLOOR);
+  const tcpMemoryPressure = r.tcpMemoryPressure ?? Math.floor(r.tcpMemoryLimit * 3 / 4);
+  const tcpMemoryLow = r.tcpMemoryLow ?? Math.min(tcpMemoryPressure, Math.floor(r.tcpMemoryLimit / 2));
+  positive('tcpMemoryPressure', tcpMemoryPressure, 0);
+  positive('tcpMemoryLow', tcpMemoryLow, 0);
+  if (!(tcpMemoryLow <= tcpMemoryPressure && tcpMemoryPressure <= r.tcpMemoryLimit)) {
+    throw new ConfigError('ERR_CONFIG', `the TCP memory thresholds must be ordered tcpMemoryLow (${tcpMemoryLow}) ≤ tcpMemoryPressure (${tcpMemoryPressure}) ≤ tcpMemoryLimit (${r.tcpMemoryLimit})`);
+  }
   if (r.ephemeralPortMin < 1 || r.ephemeralPortMax > 65535 || r.ephemeralPortMin > r.ephemeralPortMax) {
     throw new ConfigError('ERR_CONFIG', 'bad ephemeral port range');
   }
-  return { ...r, addresses4, addresses6, rng: c.rng ?? systemRng };
+  return {
+    ...r, addresses4, addresses6, rng: c.rng ?? systemRng,
+    tcpSendBufferInitial, tcpReceiveBufferInitial, tcpMemoryPressure, tcpMemoryLow,
+  };
 }
 
 function definedOnly(o: Record<string, unknown>): Record<string, unknown> {

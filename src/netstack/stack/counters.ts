@@ -22,6 +22,9 @@ export const COUNTER_NAMES = [
   'tcpSegmentsSent', 'tcpRetransmits', 'tcpFastRetransmits', 'tcpRtoExpired', 'tcpTimeouts',
   'tcpZeroWindowProbes', 'tcpKeepaliveProbes', 'tcpDelayedAcks', 'tcpActiveOpens', 'tcpPassiveOpens',
   'tcpTimeWaitReused', 'tcpSynAckGiveUp', 'tcpSackBlocksReceived', 'tcpIcmpUnreachable',
+  // TCP memory budget (tcp/memory-budget.ts): tcpMemoryInUse and tcpMemoryPeak are bytes (gauges)
+  'tcpMemoryInUse', 'tcpMemoryPeak', 'tcpMemoryPressureEvents', 'tcpMemoryRefused', 'tcpWindowClamps',
+  'tcpSendBufferClamps', 'tcpMemoryDrops', 'tcpReceiveBufferGrown', 'tcpSendBufferGrown',
   // a bug caught at the API edge (never a bad packet)
   'internalErrors',
 ] as const;

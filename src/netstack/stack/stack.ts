@@ -108,6 +108,12 @@ export class NetStack implements NetStackApi, StackHost {
     return this.icmp.ping(family, src, dst, id & 0xffff, sequence & 0xffff, payload);
   }
 
+  /** The TCP memory budget: bytes reserved now, whether under pressure, and the thresholds. */
+  get tcpMemory(): { inUse: number; underPressure: boolean; low: number; pressure: number; high: number } {
+    const m = this.tcp.memory;
+    return { inUse: m.inUse, underPressure: m.underPressure, ...m.limits };
+  }
+
   /** Live TCP connections (every state but LISTEN), for tests and diagnostics. */
   get tcpConnectionCount(): number { return this.tcp.connectionCount; }
 

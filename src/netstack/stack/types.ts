@@ -23,9 +23,25 @@ export interface StackConfig {
   readonly mtu?: number;
   /** Randomness for ISNs, ephemeral ports and ICMP ids; default core/rng systemRng. */
   readonly rng?: Rng;
-  /** Bytes each TCP connection may buffer for sending and for receiving (default 4 MiB each). */
+  /**
+   * Bytes each TCP connection may buffer for sending and for receiving at most (default 4 MiB
+   * each). Buffers start at the `…Initial` sizes (default 64 KiB) and grow toward these as the
+   * application reads and the congestion window opens (receive-window autotuning).
+   */
   readonly tcpSendBuffer?: number;
   readonly tcpReceiveBuffer?: number;
+  readonly tcpSendBufferInitial?: number;
+  readonly tcpReceiveBufferInitial?: number;
+  /**
+   * The stack's TCP memory budget in bytes (default 128 MiB), counting every connection's
+   * received-unread, out-of-order, promised-window and unacknowledged send bytes. From
+   * `tcpMemoryPressure` (default 3/4 of it) until back under `tcpMemoryLow` (default 1/2)
+   * buffers stop growing and clamp to 16 KiB; at the limit nothing grows and new connections
+   * are refused (RST for a SYN, ENOBUFS for connect()).
+   */
+  readonly tcpMemoryLimit?: number;
+  readonly tcpMemoryPressure?: number;
+  readonly tcpMemoryLow?: number;
   /** Half-open connections kept per listener before SYNs are dropped (default 128). */
   readonly synBacklog?: number;
   /** Maximum simultaneous TCP connections (default 4096); SYNs beyond it get RST. */
@@ -79,7 +95,7 @@ export type TcpState =
   | 'CLOSE-WAIT' | 'CLOSING' | 'LAST-ACK' | 'TIME-WAIT';
 
 /** Why a connection ended abnormally; stable codes like Node's (`err.code`). */
-export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ECONNABORTED';
+export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ECONNABORTED' | 'ENOBUFS';
 
 export interface TcpEvents {
   /** The three-way handshake completed (active or passive open). */

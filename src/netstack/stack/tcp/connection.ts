@@ -63,7 +63,8 @@ export class Connection extends Sender implements TcpConnection {
       !(this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED' || this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT')) {
       return 0;
     }
-    const n = this.sendBuf.write(data);
+    const room = this.sendRoom(data.length);
+    const n = room > 0 ? this.sendBuf.write(room < data.length ? data.subarray(0, room) : data) : 0;
     if (n < data.length) this.writeBlocked = true;
     if (n > 0 && this.canSendData()) this.output(now);
     this.after();
@@ -73,10 +74,17 @@ export class Connection extends Sender implements TcpConnection {
   release(n: number, now: number): void {
     if (!(n > 0)) return;
     this.unreleased = Math.max(0, this.unreleased - n);
-    if (!(this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2')) return;
+    if (!(this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2')) { this.trimMemory(); return; }
+    const want = this.rcvSpace.consumed(n, now, this.rcvBufSize, this.rcvBufMax, this.rcvMss);
+    if (want > 0 && !this.host.memory.underPressure) {
+      this.rcvBufSize = want;
+      this.host.counters.tcpReceiveBufferGrown++;
+    }
     if (windowUpdateDue(this)) {
       this.sendAck(now);
       this.after();
+    } else {
+      this.trimMemory();
     }
   }
 
@@ -159,7 +167,7 @@ export class Connection extends Sender implements TcpConnection {
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
     // Our SYN offered an unscaled window; that is the right edge the peer knows.
-    this.rcvAdv = seqAdd(this.rcvNxt, Math.min(this.rcvBufSize, 65535));
+    this.rcvAdv = seqAdd(this.rcvNxt, this.synWnd);
     this.takeSynOptions(seg);
     if (this.synRetries > 0) this.rto.resetAfterSynLoss();
     if (hasAck) {
@@ -287,6 +295,10 @@ export class Connection extends Sender implements TcpConnection {
     }
 
     // Seventh: data.
+    if (payload.length > 0 && this.tsOk && o.tsEcr) {
+      // Receiver RTT for autotuning: the peer echoes our latest ACK's clock (RFC 7323 §4.3).
+      this.rcvSpace.sampleRtt(seqDiff(this.tsNow(now), o.tsEcr));
+    }
     if (payload.length > 0) {
       if (this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2') {
         this.receiveData(seq, payload, fin, now);
@@ -336,6 +348,16 @@ export class Connection extends Sender implements TcpConnection {
 
   private receiveData(seq: number, payload: Uint8Array, fin: boolean, now: number): void {
     const c = this.host.counters;
+    // Hold no byte the budget has not granted: only bytes promised by rounding the scaled
+    // window up can get here without a grant, and those are dropped (the peer sends them again).
+    const held = this.unreleased + this.ooo.bytes + payload.length;
+    if (held > this.reserveReceive(held)) {
+      const room = Math.max(0, this.rcvReserved - this.unreleased - this.ooo.bytes);
+      c.tcpMemoryDrops++;
+      if (room === 0) { this.ackNow = true; return; }
+      payload = payload.subarray(0, room);
+      fin = false;
+    }
     if (seq !== this.rcvNxt) {
       // Out of order: keep it and say at once what we miss (RFC 5681 §4.2).
       c.tcpOutOfOrder++;
@@ -349,6 +371,7 @@ export class Connection extends Sender implements TcpConnection {
     const fillsHole = !this.ooo.isEmpty;
     this.deliver(payload.slice());
     this.rcvNxt = seqAdd(this.rcvNxt, payload.length);
+    if (!this.tsOk) this.timeWindow(now);
     if (fillsHole) {
       for (const chunk of this.ooo.takeFrom(this.rcvNxt)) {
         this.deliver(chunk);
@@ -359,6 +382,17 @@ export class Connection extends Sender implements TcpConnection {
     // Delayed ACK: at least every second segment, else within the delay (RFC 9293 §3.8.6.3).
     if (++this.unackedSegments >= 2 || fin) this.ackNow = true;
     else if (this.ackAt === Infinity) this.ackAt = now + this.host.config.tcpDelayedAck;
+  }
+
+  /** Without timestamps: the receiver RTT is the time a window takes to arrive (as Linux's tcp_rcv_rtt_measure). */
+  private timeWindow(now: number): void {
+    if (this.rcvRttSeq === undefined) {
+      this.rcvRttSeq = this.rcvAdv;
+      this.rcvRttAt = now;
+    } else if (seqGe(this.rcvNxt, this.rcvRttSeq)) {
+      this.rcvSpace.sampleRtt(now - this.rcvRttAt);
+      this.rcvRttSeq = undefined;
+    }
   }
 
   private deliver(chunk: Uint8Array): void {

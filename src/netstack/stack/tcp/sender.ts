@@ -104,6 +104,7 @@ export abstract class Sender extends Tcb {
       this.dupAcks = 0;
     }
     this.rtxAt = this.sndMax === this.sndUna ? Infinity : now + this.rto.rto;
+    if (this.writeBlocked && dataAcked > 0) this.growSendBuffer();
     if (this.writeBlocked && dataAcked > 0) {
       this.writeBlocked = false;
       this.queueApp(() => this.events.onDrain?.());
@@ -119,6 +120,19 @@ export abstract class Sender extends Tcb {
         this.finish(undefined);
       }
     }
+  }
+
+  /**
+   * Send-buffer autotuning (as Linux's tcp_sndbuf_expand): a writer held back by the buffer gets
+   * room for twice what can be in flight — the congestion window or the peer's largest window,
+   * whichever is smaller — so one window is queued while another is on the wire.
+   */
+  protected growSendBuffer(): void {
+    if (this.sndBufSize >= this.sndBufMax || this.host.memory.underPressure) return;
+    const want = Math.min(this.sndBufMax, 2 * Math.min(this.cc.cwnd, this.maxSndWnd));
+    if (want <= this.sndBufSize) return;
+    this.sndBufSize = want;
+    this.host.counters.tcpSendBufferGrown++;
   }
 
   protected onDupAck(now: number): void {

@@ -12,7 +12,9 @@ import type { Endpoint4or6, TcpErrorCode, TcpEvents, TcpState } from '../types.t
 import { NewReno } from './newreno.ts';
 import { OutOfOrderQueue } from './reassembly.ts';
 import { RtoEstimator } from './rto.ts';
-import { announceWindow } from './receive-window.ts';
+import { MEMORY_FLOOR } from './memory-budget.ts';
+import type { MemoryBudget } from './memory-budget.ts';
+import { desiredWindow, ReceiveSpace } from './receive-window.ts';
 import { Scoreboard } from './scoreboard.ts';
 import { ACK, MAX_SACK_BLOCKS, RST, SYN, TS_OPTION_SPACE } from './segment.ts';
 import type { SegmentOut, TcpSegment } from './segment.ts';
@@ -23,6 +25,8 @@ import { seqAdd, seqDiff, seqLt } from './seq.ts';
 export interface ConnectionHost {
   readonly config: ResolvedConfig;
   readonly counters: Counters;
+  /** The stack's TCP memory budget, shared by all connections. */
+  readonly memory: MemoryBudget;
   /** Builds the segment (header from `seg`, `length` payload bytes written by `fill`) and sends it. */
   emit(conn: Tcb, seg: SegmentOut, length: number, fill?: (b: Uint8Array, at: number) => void): void;
   /** `conn.deadline` changed. */
@@ -80,6 +84,9 @@ export abstract class Tcb implements Timed {
   /** Payload bytes per segment: min(peer MSS, ours) less the timestamp option. */
   smss: number;
   readonly sendBuf: SendBuffer;
+  /** What the send buffer may hold now: autotuned from the initial size up to sndBufMax. */
+  sndBufSize: number;
+  readonly sndBufMax: number;
   /** The application asked for FIN after the queued data; finSeq is where it goes. */
   finQueued = false;
   finAcked = false;
@@ -96,8 +103,25 @@ export abstract class Tcb implements Timed {
   /** Sequence number of a FIN that arrived ahead of data still missing, or -1. */
   peerFinSeq = -1;
   peerFinReceived = false;
-  readonly rcvBufSize: number;
+  /** The receive buffer now: autotuned from the initial size up to rcvBufMax (receive-window.ts). */
+  rcvBufSize: number;
+  readonly rcvBufMax: number;
+  readonly rcvSpace: ReceiveSpace;
   readonly rcvMss: number;
+
+  // Memory reserved from the budget (memory-budget.ts), each at least its floor once admitted:
+  // receive covers unreleased bytes plus the window promised (out-of-order bytes lie inside it),
+  // send covers the send buffer.
+  rcvReserved = 0;
+  sndReserved = 0;
+  readonly rcvFloor: number;
+  readonly sndFloor: number;
+  protected memoryHeld = false;
+  /** Without timestamps, the receiver RTT is timed from a window's right edge to its arrival. */
+  protected rcvRttSeq: number | undefined;
+  protected rcvRttAt = 0;
+  /** The window our last SYN or SYN-ACK offered. */
+  protected synWnd = 0;
 
   // RFC 7323.
   offerWscale: boolean;
@@ -168,8 +192,14 @@ export abstract class Tcb implements Timed {
     this.sndMax = init.iss;
     this.tsOffset = init.tsOffset;
     this.sendBuf = new SendBuffer(c.tcpSendBuffer);
-    this.rcvBufSize = c.tcpReceiveBuffer;
+    this.sndBufSize = c.tcpSendBufferInitial;
+    this.sndBufMax = c.tcpSendBuffer;
+    this.rcvBufSize = c.tcpReceiveBufferInitial;
+    this.rcvBufMax = c.tcpReceiveBuffer;
+    this.rcvFloor = Math.min(MEMORY_FLOOR, c.tcpReceiveBufferInitial);
+    this.sndFloor = Math.min(MEMORY_FLOOR, c.tcpSendBufferInitial);
     this.rcvMss = c.mtu - IP_TCP_OVERHEAD[init.family];
+    this.rcvSpace = new ReceiveSpace(this.rcvMss, this.rcvBufSize);
     this.smss = Math.min(DEFAULT_MSS[init.family], this.rcvMss);
     this.offerWscale = c.tcpWindowScaling;
     this.offerTs = c.tcpTimestamps;
@@ -177,7 +207,8 @@ export abstract class Tcb implements Timed {
     this.rto = new RtoEstimator(c.tcpInitialRto, c.tcpMinRto, c.tcpMaxRto);
     this.cc = new NewReno(this.smss, init.iss);
     if (this.offerWscale) {
-      while (this.rcvWscale < MAX_WSCALE && this.rcvBufSize > 65535 * 2 ** this.rcvWscale) this.rcvWscale++;
+      // Scaled for the largest the buffer may grow to: the scale is fixed at the SYN.
+      while (this.rcvWscale < MAX_WSCALE && this.rcvBufMax > 65535 * 2 ** this.rcvWscale) this.rcvWscale++;
     }
   }
 
@@ -207,7 +238,8 @@ export abstract class Tcb implements Timed {
 
   protected sendSyn(now: number): void {
     const synAck = this.state === 'SYN-RECEIVED';
-    const window = Math.min(this.rcvBufSize, 65535);
+    const window = this.synWindow();
+    this.synWnd = window;
     if (synAck) this.rcvAdv = seqAdd(this.rcvNxt, window);
     const seg: SegmentOut = {
       srcPort: this.local.port, dstPort: this.remote.port, seq: this.iss,
@@ -222,6 +254,8 @@ export abstract class Tcb implements Timed {
 
   protected enterTimeWait(now: number): void {
     this.state = 'TIME-WAIT';
+    // Nothing more to receive or send: TIME-WAIT holds no memory (as Linux's minisockets).
+    this.freeMemory();
     this.rtxAt = this.persistAt = this.keepAt = Infinity;
     this.closeAt = now + 2 * this.host.config.tcpMsl;
     this.ooo.clear();
@@ -280,13 +314,111 @@ export abstract class Tcb implements Timed {
   }
 
   /**
-   * The window to announce, scaled: the buffer not held by unreleased data, grown only in steps
-   * of min(buffer/2, MSS) (receiver SWS avoidance) and never moving the right edge left.
+   * The window to announce, scaled: what desiredWindow() asks, clamped to what the memory budget
+   * grants, rounded down to the scale — but never moving the right edge left (RFC 9293 §3.8.6):
+   * when the budget grants nothing, the edge stops where it is and the window closes as data
+   * arrives.
    */
   protected windowField(): number {
-    const { field, rcvAdv } = announceWindow(this);
-    this.rcvAdv = rcvAdv;
+    const cur = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
+    this.pressureClamp();
+    let wnd = desiredWindow(this);
+    if (wnd > cur) {
+      const granted = this.reserveReceive(this.unreleased + wnd);
+      if (granted < this.unreleased + wnd) {
+        this.host.counters.tcpWindowClamps++;
+        wnd = Math.max(cur, granted - this.unreleased);
+        // A sliver is not worth announcing (receiver SWS avoidance).
+        if (wnd - cur < Math.min(Math.floor(this.rcvBufSize / 2), this.rcvMss)) wnd = cur;
+      }
+    }
+    const scale = 2 ** this.rcvWscale;
+    const field = Math.min(65535, Math.max(Math.floor(wnd / scale), Math.ceil(cur / scale)));
+    const right = seqAdd(this.rcvNxt, field * scale);
+    if (seqLt(this.rcvAdv, right)) {
+      this.rcvAdv = right;
+      // Rounding up to keep the edge may promise a few bytes more: back them if the budget can
+      // (if not, such bytes are dropped on arrival and come again).
+      this.reserveReceive(this.unreleased + field * scale);
+    }
     return field;
+  }
+
+  /** The unscaled window of our SYN or SYN-ACK, within the budget (at least the floor, held since admission). */
+  protected synWindow(): number {
+    this.pressureClamp();
+    const want = Math.min(this.rcvBufSize, 65535);
+    return Math.max(0, Math.min(want, this.reserveReceive(want)));
+  }
+
+  // --- memory ---------------------------------------------------------------------------------
+
+  /** Takes this connection's floors from the budget; false if the budget cannot spare them. */
+  admitMemory(): boolean {
+    if (!this.host.memory.admit(this.rcvFloor + this.sndFloor)) return false;
+    this.rcvReserved = this.rcvFloor;
+    this.sndReserved = this.sndFloor;
+    this.memoryHeld = true;
+    return true;
+  }
+
+  /** Grows the receive reservation toward `total`; returns the reservation (may be less). */
+  protected reserveReceive(total: number): number {
+    if (!this.memoryHeld) return total;
+    if (total > this.rcvReserved) this.rcvReserved += this.host.memory.take(total - this.rcvReserved);
+    return this.rcvReserved;
+  }
+
+  /** How many of `n` more bytes the send buffer takes now: its autotuned size, then the budget. */
+  protected sendRoom(n: number): number {
+    this.pressureClamp();
+    const len = this.sendBuf.length;
+    let take = Math.min(n, Math.max(0, this.sndBufSize - len));
+    if (take > 0 && this.memoryHeld && len + take > this.sndReserved) {
+      this.sndReserved += this.host.memory.take(len + take - this.sndReserved);
+      if (len + take > this.sndReserved) {
+        this.host.counters.tcpSendBufferClamps++;
+        take = Math.max(0, this.sndReserved - len);
+      }
+    }
+    return take;
+  }
+
+  /**
+   * Under memory pressure buffers fall back to their floors (as Linux clamps windows under
+   * tcp_mem pressure); announced windows still never shrink, they close as data arrives.
+   */
+  protected pressureClamp(): void {
+    if (!this.host.memory.underPressure) return;
+    if (this.rcvBufSize > this.rcvFloor) {
+      this.rcvBufSize = this.rcvFloor;
+      this.rcvSpace.space = Math.min(this.rcvSpace.space, this.rcvFloor);
+      this.host.counters.tcpWindowClamps++;
+    }
+    if (this.sndBufSize > this.sndFloor) {
+      this.sndBufSize = this.sndFloor;
+      this.host.counters.tcpSendBufferClamps++;
+    }
+  }
+
+  /** Gives back what the connection no longer needs, keeping the floors and what it promised. */
+  protected trimMemory(): void {
+    if (!this.memoryHeld) return;
+    const s = this.state;
+    if (s === 'CLOSED' || s === 'TIME-WAIT') { this.freeMemory(); return; }
+    // In SYN-SENT the window our SYN offered is promised although RCV.NXT is not known yet.
+    const promised = s === 'SYN-SENT' ? this.synWnd : Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
+    const rcv = Math.max(this.rcvFloor, this.unreleased + promised);
+    if (this.rcvReserved > rcv) { this.host.memory.give(this.rcvReserved - rcv); this.rcvReserved = rcv; }
+    const snd = Math.max(this.sndFloor, this.sendBuf.length);
+    if (this.sndReserved > snd) { this.host.memory.give(this.sndReserved - snd); this.sndReserved = snd; }
+  }
+
+  protected freeMemory(): void {
+    if (!this.memoryHeld) return;
+    this.memoryHeld = false;
+    this.host.memory.give(this.rcvReserved + this.sndReserved);
+    this.rcvReserved = this.sndReserved = 0;
   }
 
   protected persistInterval(): number {
@@ -318,6 +450,7 @@ export abstract class Tcb implements Timed {
     this.rtxAt = this.ackAt = this.persistAt = this.keepAt = this.closeAt = Infinity;
     this.deadline = Infinity;
     this.ooo.clear();
+    this.freeMemory();
     if (this.listener) { this.listener.halfOpen.delete(this); this.listener = undefined; }
     this.host.removed(this);
     if (!quiet) this.notifyClose(error);
@@ -341,6 +474,7 @@ export abstract class Tcb implements Timed {
 
   /** Recomputes the deadline and runs queued callbacks. */
   protected after(): void {
+    this.trimMemory();
     if (this.state !== 'CLOSED' || this.closeAt !== Infinity) {
       this.deadline = Math.min(this.rtxAt, this.ackAt, this.persistAt, this.keepAt, this.closeAt);
       this.host.reschedule(this);

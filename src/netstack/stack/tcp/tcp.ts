@@ -12,6 +12,7 @@ import { PROTO_TCP } from '../ip.ts';
 import type { Family, IpInput, StackHost } from '../ip.ts';
 import type { Endpoint4or6, TcpConnection, TcpListener } from '../types.ts';
 import { Connection } from './connection.ts';
+import { MemoryBudget } from './memory-budget.ts';
 import type { ConnectionHost } from './connection.ts';
 import { ACK, FIN, parseTcp, RST, segmentLength, SYN, tcpHeaderLength, writeTcpHeader } from './segment.ts';
 import type { SegmentOut, TcpSegment } from './segment.ts';
@@ -46,9 +47,12 @@ export class Tcp implements ConnectionHost {
   private readonly ports = new Map<number, number>();
   private readonly listenerPorts = new Set<number>();
   private readonly scratch = new Uint8Array(4);
+  readonly memory: MemoryBudget;
 
   constructor(stack: StackHost) {
     this.stack = stack;
+    const c = stack.config;
+    this.memory = new MemoryBudget({ low: c.tcpMemoryLow, pressure: c.tcpMemoryPressure, high: c.tcpMemoryLimit }, stack.counters);
   }
 
   get config() { return this.stack.config; }
@@ -82,6 +86,10 @@ export class Tcp implements ConnectionHost {
     if (this.connections.size >= this.config.maxConnections) {
       this.counters.tcpConnectionLimit++;
       conn.failSoon('ECONNABORTED', 'too many connections', now);
+      return conn;
+    }
+    if (!conn.admitMemory()) {
+      conn.failSoon('ENOBUFS', `no buffer space: the stack's TCP memory budget (tcpMemoryLimit, ${this.config.tcpMemoryLimit} bytes) is in use`, now);
       return conn;
     }
     this.register(conn);
@@ -175,6 +183,11 @@ export class Tcp implements ConnectionHost {
     }
     const localText = ip.dstText;
     const conn = this.newConnection(ip.family, ip.dst.slice(), localText, seg.dstPort, ip.src.slice(), ip.srcText, seg.srcPort);
+    if (!conn.admitMemory()) {
+      // The budget is spent: refuse as at the connection limit (counted as tcpMemoryRefused).
+      this.resetFor(ip, seg);
+      return;
+    }
     conn.listener = l;
     l.halfOpen.add(conn);
     this.register(conn);

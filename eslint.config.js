@@ -19,8 +19,9 @@ export default tseslint.config(
     },
   },
   {
-    // The core must stay portable: no Node built-ins, no globals that only Node has.
-    files: ['src/core/**/*.ts', 'src/netstack/stack/**/*.ts'],
+    // The core must stay portable: no Node built-ins, no globals that only Node has. So must the
+    // mesh's protocol code, which a peer inside a web page runs too.
+    files: ['src/core/**/*.ts', 'src/netstack/stack/**/*.ts', 'src/mesh/protocol/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: ['node:*', 'fs', 'net', 'dgram', 'crypto', 'os', 'path', 'child_process', 'worker_threads'] }],
       'no-restricted-globals': ['error', 'Buffer', 'process', 'setTimeout', 'setInterval', 'performance'],

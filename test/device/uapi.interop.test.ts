@@ -2,8 +2,8 @@
  * startUapiServer driven by the real `wg` tool (wireguard-tools), which only looks for sockets
  * in /var/run/wireguard: a server for a unique interface name (`wwu<pid>`) is started there
  * with a fake UapiTarget, and `wg show / show dump / set / setconf / showconf` are checked
- * against what the target answered and received. Needs root; skipped without it, and skipped
- * when `wg` is missing except under CI (process.env.CI set), where that fails.
+ * against what the target answered and received. Needs root and `wg`: skipped without them,
+ * except under CI (process.env.CI set), where either missing fails.
  */
 import { after, before, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -27,6 +27,7 @@ const IFNAME = `wwu${process.pid}`;
 
 function needsWg(t: TestContext): boolean {
   if (!IS_ROOT) {
+    if (process.env.CI) assert.fail('needs root (the socket goes to /var/run/wireguard); CI runs it as root');
     t.skip('needs root (the socket goes to /var/run/wireguard)');
     return false;
   }

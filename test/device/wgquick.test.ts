@@ -967,8 +967,13 @@ describe('cross-check against wg-quick and wg', () => {
       const w = await wgAccepts(s.stdout);
       assert.ok(w.ok, w.stderr);
 
-      // As root: exactly what wg sends over the UAPI equals our SetRequest.
-      if (!uapiDirUsable()) return;
+      // As root: exactly what wg sends over the UAPI equals our SetRequest. Without a writable
+      // /var/run/wireguard this part is skipped, and fails under CI (which runs as root).
+      if (!uapiDirUsable()) {
+        if (process.env.CI) assert.fail('/var/run/wireguard is not writable; CI runs this comparison as root');
+        t.skip('the UAPI comparison needs a writable /var/run/wireguard (root)');
+        return;
+      }
       const uapi = await wgSetconfUapi(s.stdout);
       assert.deepEqual(normalizeWgUapi(uapi), ourUapi(await toSetRequest(cfg)));
     });

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fcParams } from '../support/property.ts';
 import {
   EncodingError,
   KEY_LENGTH,
@@ -39,7 +40,7 @@ describe('base64', () => {
       fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
         assert.equal(encodeBase64(bytes), Buffer.from(bytes).toString('base64'));
       }),
-      { numRuns: 500 },
+      fcParams(500),
     );
     assert.equal(encodeBase64(new Uint8Array(0)), '');
     assert.equal(encodeBase64(new TextEncoder().encode('foobar')), 'Zm9vYmFy');
@@ -55,7 +56,7 @@ describe('base64', () => {
         assert.ok(decoded instanceof Uint8Array);
         assert.deepEqual(decoded, new Uint8Array(bytes));
       }),
-      { numRuns: 500 },
+      fcParams(500),
     );
     assert.deepEqual(decodeBase64(''), new Uint8Array(0));
     // Encodes a large input (beyond one String.fromCharCode batch).
@@ -108,7 +109,7 @@ describe('hex', () => {
         assert.deepEqual(decodeHex(hex), new Uint8Array(bytes));
         assert.deepEqual(decodeHex(hex.toUpperCase()), new Uint8Array(bytes));
       }),
-      { numRuns: 300 },
+      fcParams(300),
     );
     assert.deepEqual(decodeHex('00ff7FaB'), new Uint8Array([0, 255, 0x7f, 0xab]));
     assert.equal(encodeHex(new Uint8Array([0, 9, 10, 15, 16, 255])), '00090a0f10ff');

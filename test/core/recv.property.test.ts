@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fcParams } from '../support/property.ts';
 import { pair, packet, packetNumber } from '../support/pair.ts';
 import { DROP_REASONS } from '../../src/core/endpoint.ts';
 import type { Endpoint } from '../../src/core/endpoint.ts';
@@ -54,7 +55,7 @@ describe('recv with hostile input', () => {
   };
 
   it('drops any byte string', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 1600 }), (bytes) => check(bytes)), { numRuns: 3000, seed: 1 });
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 1600 }), (bytes) => check(bytes)), fcParams(3000));
   });
 
   it('drops well-framed messages of every type with random contents', () => {
@@ -64,7 +65,7 @@ describe('recv with hostile input', () => {
       fc.uint8Array({ minLength: 64, maxLength: 64 }).map((b) => { b.set([3, 0, 0, 0]); return b; }),
       fc.uint8Array({ minLength: Transport.minSize, maxLength: 1500 }).map((b) => { b.set([4, 0, 0, 0]); return b; }),
     );
-    fc.assert(fc.property(framed, (bytes) => check(bytes)), { numRuns: 3000, seed: 2 });
+    fc.assert(fc.property(framed, (bytes) => check(bytes)), fcParams(3000));
   });
 
   it('drops genuine datagrams with any bit flipped, and their replays', () => {
@@ -77,7 +78,7 @@ describe('recv with hostile input', () => {
       for (const f of flips) bytes[Math.floor(f / 8) % bytes.length]! ^= 1 << (f % 8);
       if (bytes.every((x, i) => x === ctx.genuine[which]![i])) return; // flips cancelled out
       check(bytes);
-    }), { numRuns: 3000, seed: 3 });
+    }), fcParams(3000));
     for (const g of ctx.genuine) check(g.slice());
   });
 

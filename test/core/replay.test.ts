@@ -22,8 +22,16 @@ const halves = (c: bigint) => [Number(c & 0xffff_ffffn), Number(c >> 32n)] as co
 const limit = halves(REPLAY_TEST_REJECT_AFTER_MESSAGES);
 
 describe('replay window (kernel selftest cases)', () => {
-  it('has a window of at least 8128 counters', () => {
-    assert.ok(REPLAY_WINDOW_SIZE >= 8128, `window ${REPLAY_WINDOW_SIZE}`);
+  it('has a window of exactly 8160 counters (documented; wireguard-go has 8128)', () => {
+    assert.equal(REPLAY_WINDOW_SIZE, 8160);
+    // The edge itself: 8160 behind the greatest counter is accepted, 8161 is not.
+    const w = new ReplayWindow();
+    assert.equal(w.mark(20_000, 0), true);
+    assert.equal(w.check(20_000 - 8161, 0), false);
+    assert.equal(w.mark(20_000 - 8161, 0), false);
+    assert.equal(w.check(20_000 - 8160, 0), true);
+    assert.equal(w.mark(20_000 - 8160, 0), true);
+    assert.equal(w.mark(20_000 - 8160, 0), false, 'once');
   });
 
   it('gives the scripted results in order, and check() always predicts mark()', () => {

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
+import { fcParams } from '../support/property.ts';
 import { createRequire } from 'node:module';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
@@ -226,7 +227,7 @@ for (const p of PROVIDERS) {
             clamped[31]! |= 64;
             assert.equal(toHex(p.x25519PrivateKey(s).publicKey), toHex(p.x25519PrivateKey(clamped).publicKey));
           }),
-          { numRuns: 10 },
+          fcParams(200),
         );
       });
     });
@@ -335,7 +336,7 @@ describe(`${a.name} and ${b.name} providers agree`, () => {
         assert.equal(toHex(openNew(b, key, lo, hi, ca, ad)!), toHex(pt));
         assert.equal(toHex(openNew(a, key, lo, hi, cb, ad)!), toHex(pt));
       }),
-      { numRuns: 200 },
+      fcParams(200),
     );
   });
 
@@ -346,7 +347,7 @@ describe(`${a.name} and ${b.name} providers agree`, () => {
         assert.equal(toHex(ca), toHex(b.xseal(key, nonce, pt, ad)));
         assert.equal(toHex(b.xopen(key, nonce, ca, ad)!), toHex(pt));
       }),
-      { numRuns: 100 },
+      fcParams(100),
     );
   });
 
@@ -364,7 +365,7 @@ describe(`${a.name} and ${b.name} providers agree`, () => {
         assert.equal(toHex(a.x25519(a2, b1.publicKey)!), k);
         assert.equal(toHex(b.x25519(b2, a1.publicKey)!), k);
       }),
-      { numRuns: 20 },
+      fcParams(200),
     );
   });
 
@@ -375,7 +376,7 @@ describe(`${a.name} and ${b.name} providers agree`, () => {
         assert.equal(toHex(a.hmac(key, data)), toHex(b.hmac(key, data)));
         assert.equal(toHex(a.mac(key, data)), toHex(b.mac(key, data)));
       }),
-      { numRuns: 200 },
+      fcParams(200),
     );
   });
 

@@ -7,6 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fcParams } from '../support/property.ts';
 import type { AllowedIpsOptions } from '../../src/device/allowedips.ts';
 import {
   AllowedIps, PrefixError, canonicalPrefix, formatIp, formatPrefix, parseIp, parsePrefix,
@@ -160,7 +161,7 @@ describe('parseIp / formatIp', () => {
   it('round trips any address, and matches WHATWG URL serialisation for IPv6', () => {
     fc.assert(fc.property(fc.uint8Array({ minLength: 4, maxLength: 4 }), (b) => {
       assert.deepEqual(ip(formatIp(b)), b);
-    }), { numRuns: 2000, seed: 11 });
+    }), fcParams(2000));
     // Bytes from a small alphabet so that zero runs of every length and position show up.
     const group = fc.constantFrom(0, 0, 0, 1, 0xffff, 0x0a0b);
     fc.assert(fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), fc.boolean(), (groups, mapped) => {
@@ -172,7 +173,7 @@ describe('parseIp / formatIp', () => {
       assert.equal(text, text.toLowerCase());
       const isMapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
       if (!isMapped) assert.equal(`[${text}]`, new URL(`http://[${text}]/`).hostname, text);
-    }), { numRuns: 3000, seed: 12 });
+    }), fcParams(3000));
   });
 });
 
@@ -597,7 +598,7 @@ const CONFIGS: { name: string; options: AllowedIpsOptions; runs: number }[] = [
 describe('AllowedIps against a naive model (fast-check)', () => {
   for (const { name, options, runs } of CONFIGS) {
     it(`agrees on random inserts, removes and lookups (IPv4 and IPv6 mixed; ${name})`, () => {
-      fc.assert(fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => runOps(ops, options)), { numRuns: runs, seed: 20240601 });
+      fc.assert(fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => runOps(ops, options)), fcParams(runs));
     });
 
     it(`agrees on longer sequences with few distinct prefixes (${name})`, () => {
@@ -608,7 +609,7 @@ describe('AllowedIps against a naive model (fast-check)', () => {
         { weight: 4, arbitrary: fc.record({ kind: fc.constant('remove' as const), prefix: fc.constantFrom(...prefixes), peer: peerIndex }) },
         { weight: 1, arbitrary: fc.record({ kind: fc.constant('removeByPeer' as const), peer: peerIndex }) },
       ), { maxLength: 120 }));
-      fc.assert(fc.property(script, (ops: Op[]) => runOps(ops, options)), { numRuns: Math.ceil(runs / 2), seed: 7 });
+      fc.assert(fc.property(script, (ops: Op[]) => runOps(ops, options)), fcParams(Math.ceil(runs / 2)));
     });
   }
 });

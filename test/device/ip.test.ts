@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fcParams } from '../support/property.ts';
 import {
   IPV4_HEADER_LENGTH, IPV6_HEADER_LENGTH, destinationAddressOffset, ipPacketLength, ipVersion, isValidIpHeader,
   sourceAddressOffset,
@@ -145,6 +146,6 @@ describe('any bytes (fast-check)', () => {
         assert.ok(src + (v === 4 ? 4 : 16) <= n && dst + (v === 4 ? 4 : 16) <= n, 'addresses inside the packet');
       }
       assert.equal(isValidIpHeader(p), n !== 0);
-    }), { numRuns: 5000, seed: 5 });
+    }), fcParams(5000));
   });
 });

@@ -22,6 +22,8 @@ import type { DeviceState, EndpointAddress, PeerChange, Prefix, SetRequest, Uapi
 import { Errno, UapiError } from './config.ts';
 import { isAllZero } from '../core/bytes.ts';
 import { formatIp, formatPrefix, parseIp, parsePrefix, PrefixError } from './allowedips.ts';
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
 
 /** wireguard-go's IpcErrorUnknown: the errno sent when applying fails without a UapiError. */
 export const ERRNO_UNKNOWN = 55; // ENOANO
@@ -343,6 +345,8 @@ export interface UapiConnectionOptions {
   maxLineBytes?: number;
   /** A started request must be complete within this time, or the connection is closed. Default 10 s. */
   requestTimeoutMs?: number;
+  /** Timers for the request timeout (tests drive a twin); the system clock by default. */
+  clock?: Pick<Clock, 'setTimer' | 'clearTimer'>;
   /** Diagnostics (never contains key material). */
   log?: (message: string) => void;
 }
@@ -403,7 +407,8 @@ class UapiConnection {
   private ended = false;
   private closing = false;
   private finished = false;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: unknown = null;
+  private readonly clock: Pick<Clock, 'setTimer' | 'clearTimer'>;
 
   constructor(stream: Duplex, target: UapiTarget, opts: UapiConnectionOptions, done: () => void) {
     this.stream = stream;
@@ -411,6 +416,7 @@ class UapiConnection {
     this.maxRequest = opts.maxRequestBytes ?? UAPI_CONNECTION_DEFAULTS.maxRequestBytes;
     this.maxLine = opts.maxLineBytes ?? UAPI_CONNECTION_DEFAULTS.maxLineBytes;
     this.timeoutMs = opts.requestTimeoutMs ?? UAPI_CONNECTION_DEFAULTS.requestTimeoutMs;
+    this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? (() => {});
     this.done = done;
   }
@@ -664,18 +670,18 @@ class UapiConnection {
 
   private armTimer(): void {
     if (this.timer !== null) return;
-    this.timer = setTimeout(() => {
+    // systemClock's timers are unref'd: a pending request does not keep the process alive.
+    this.timer = this.clock.setTimer(() => {
       this.timer = null;
       this.log(`uapi: request not completed within ${this.timeoutMs} ms; closing the connection`);
       this.closing = true;
       this.stream.destroy();
     }, this.timeoutMs);
-    this.timer.unref();
   }
 
   private clearTimer(): void {
     if (this.timer !== null) {
-      clearTimeout(this.timer);
+      this.clock.clearTimer(this.timer);
       this.timer = null;
     }
   }

@@ -112,21 +112,20 @@ describe('wireweave demo', () => {
     assert.match(r.stderr, /unknown argument; run 'wireweave demo --help'/);
   });
 
-  it('runs as `wireweave demo` and the process exits promptly', async () => {
-    const started = Date.now();
-    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(BIN, ['demo', '--seconds', '1', '--quiet'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  it('runs as `wireweave demo` and the process exits by itself', async () => {
+    const { code, signal, stdout, stderr } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(BIN, ['demo', '--seconds', '1', '--quiet'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
     });
+    // Exiting with 0 on its own (no handle left open) is the event; the 120 s spawn timeout only
+    // ends a hang, which then shows as SIGTERM here, whatever the machine's speed.
+    assert.equal(signal, null, `killed by ${signal}: it did not exit by itself\nstdout:\n${stdout}\nstderr:\n${stderr}`);
     assert.equal(code, 0, `stdout:\n${stdout}\nstderr:\n${stderr}`);
     assert.match(stdout, /^Result: OK\./m);
-    // 1 s of traffic, startup (tsx), the drain and the netstack part (two tunnels, a few MiB over
-    // HTTP): well under 20 s unless something hangs.
-    assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
   });
 });

@@ -11,6 +11,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { fcParams } from '../support/property.ts';
 import type { DeviceState, Prefix, SetRequest, UapiTarget } from '../../src/device/config.ts';
 import { Errno, UapiError } from '../../src/device/config.ts';
 import {
@@ -52,19 +53,24 @@ class FakeTarget implements UapiTarget {
   applied: SetRequest[] = [];
   getCalls = 0;
   failWith: unknown = null;
-  delayMs = 0;
+  /** applySet waits for this (set by a test that needs a set in progress). */
+  gate: Promise<void> | null = null;
+  onSetStart: () => void = () => {};
+  onGet: () => void = () => {};
   events: string[] = [];
   state: DeviceState = { privateKey: null, listenPort: 0, fwmark: 0, peers: [] };
 
   getState(): DeviceState {
     this.getCalls++;
     this.events.push('get');
+    this.onGet();
     return this.state;
   }
 
   async applySet(request: SetRequest): Promise<void> {
     this.events.push('set-start');
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    this.onSetStart();
+    if (this.gate) await this.gate;
     this.events.push('set-end');
     if (this.failWith !== null) throw this.failWith;
     this.applied.push(request);
@@ -329,17 +335,16 @@ describe('parseSetRequest', () => {
         assert.ok(err instanceof UapiError);
         assert.ok(err.errno === Errno.EINVAL || err.errno === Errno.EPROTO);
       }
-    }), { numRuns: 2000 });
+    }), fcParams(2000));
   });
 
-  it('parses 1000 peers × 10 allowed IPs well under a second', () => {
+  // How fast is measured by `npm run bench:peers`, not asserted here (machine-dependent).
+  it('parses 1000 peers × 10 allowed IPs', () => {
     const lines = bigRequestLines(1000, 10);
-    const t0 = performance.now();
     const req = parseSetRequest(lines);
-    const ms = performance.now() - t0;
     assert.equal(req.peers.length, 1000);
     assert.equal(req.peers[999]!.allowedIps.length, 10);
-    assert.ok(ms < 1000, `took ${ms.toFixed(1)} ms`);
+    assert.deepEqual(req.peers[999]!.publicKey, bytes(peerKeyHex(999)));
   });
 });
 
@@ -410,7 +415,7 @@ describe('addresses as Go net/netip parses and prints them', () => {
         const keep = Math.min(8, Math.max(0, masked.bits - 8 * i));
         assert.equal(masked.bytes[i]! & (0xff >> keep), 0);
       }
-    }), { numRuns: 3000 });
+    }), fcParams(3000));
   });
 });
 
@@ -621,14 +626,33 @@ describe('handleUapiConnection (over a unix socket)', () => {
   });
 
   it('a half-written request times out and the connection is closed', async () => {
+    // A timer twin: the test sees the timeout armed (an event) and fires it by hand.
+    const armed: { callback: () => void; delayMs: number; cleared: boolean }[] = [];
+    let onArm: () => void = () => {};
+    const clock = {
+      setTimer: (callback: () => void, delayMs: number) => {
+        const timer = { callback, delayMs, cleared: false };
+        armed.push(timer);
+        onArm();
+        return timer;
+      },
+      clearTimer: (handle: unknown) => { (handle as { cleared: boolean }).cleared = true; },
+    };
     const t = new FakeTarget();
-    const srv = await serve(t, { requestTimeoutMs: 150 });
-    const t0 = Date.now();
-    const r = await exchange(srv.path, 'set=1\nlisten_port=1\n');
+    const srv = await serve(t, { requestTimeoutMs: 150, clock });
+    const wasArmed = new Promise<void>((resolve) => { onArm = resolve; });
+    const result = exchange(srv.path, 'set=1\nlisten_port=1\n');
+    await wasArmed;
+    assert.deepEqual(armed.map((a) => [a.delayMs, a.cleared]), [[150, false]]);
+    armed[0]!.callback();
+    const r = await result;
     assert.equal(r.text, '');
     assert.equal(r.closed, true);
-    assert.ok(Date.now() - t0 >= 100);
     assert.equal(t.applied.length, 0);
+    // A complete request is answered and leaves no timer running.
+    const done = await exchange(srv.path, 'set=1\nlisten_port=2\n\n', { responses: 1 });
+    assert.equal(done.text, 'errno=0\n\n');
+    assert.ok(armed.slice(1).every((a) => a.cleared), 'no timer left armed');
     // An idle connection (no partial request) is not timed out.
     const idle = await exchange(srv.path, 'get=1\n\n', { responses: 1 });
     assert.equal(idle.closed, false);
@@ -652,12 +676,21 @@ describe('handleUapiConnection (over a unix socket)', () => {
 
   it('runs operations on one target one at a time, across connections', async () => {
     const t = new FakeTarget();
-    t.delayMs = 100;
+    let release: () => void = () => {};
+    t.gate = new Promise<void>((resolve) => { release = resolve; });
+    const setStarted = new Promise<void>((resolve) => { t.onSetStart = resolve; });
     const srv = await serve(t);
     const set = exchange(srv.path, 'set=1\nlisten_port=1\n\n', { responses: 1 });
-    await new Promise((r) => setTimeout(r, 20));
-    const get = exchange(srv.path, 'get=1\n\n', { responses: 1 });
-    await Promise.all([set, get]);
+    await setStarted;
+    // On a second connection: an invalid set (answered without the target) and then a get, in
+    // one write. Its answer proves the server has read the get too, while the set still runs.
+    const second = await exchange(srv.path, 'set=1\nfwmark=x\n\nget=1\n\n', { responses: 1 });
+    assert.equal(second.text, 'errno=-22\n\n');
+    assert.deepEqual(t.events, ['set-start'], 'the get waits for the set');
+    const got = new Promise<void>((resolve) => { t.onGet = resolve; });
+    release();
+    assert.equal((await set).text, 'errno=0\n\n');
+    await got;
     assert.deepEqual(t.events, ['set-start', 'set-end', 'get']);
   });
 
@@ -689,17 +722,15 @@ describe('handleUapiConnection (over a unix socket)', () => {
     assert.equal(text, expected + expected);
   });
 
-  it('takes 1000 peers × 10 allowed IPs through the socket quickly', async () => {
+  it('takes 1000 peers × 10 allowed IPs through the socket', async () => {
     const t = new FakeTarget();
     const srv = await serve(t);
     const body = bigRequestLines(1000, 10).join('\n') + '\n';
     assert.ok(body.length < UAPI_LIMIT_FOR_TEST, `request is ${body.length} bytes`);
-    const t0 = performance.now();
-    const r = await exchange(srv.path, `set=1\n${body}`, { responses: 1 });
-    const ms = performance.now() - t0;
+    const r = await exchange(srv.path, `set=1\n${body}`, { responses: 1, timeoutMs: 60_000 });
     assert.equal(r.text, 'errno=0\n\n');
     assert.equal(t.applied[0]!.peers.length, 1000);
-    assert.ok(ms < 3000, `took ${ms.toFixed(1)} ms`);
+    assert.equal(t.applied[0]!.peers[999]!.allowedIps.length, 10);
   });
 
   it('works on any Duplex, and resolves when the connection closes', async () => {

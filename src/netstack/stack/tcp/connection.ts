@@ -348,11 +348,13 @@ export class Connection extends Sender implements TcpConnection {
 
   private receiveData(seq: number, payload: Uint8Array, fin: boolean, now: number): void {
     const c = this.host.counters;
-    // Hold no byte the budget has not granted: only bytes promised by rounding the scaled
-    // window up can get here without a grant, and those are dropped (the peer sends them again).
+    // Hold no byte beyond the buffer or the budget's grant: only bytes promised by rounding the
+    // scaled window up get here, and those are dropped (the peer sends them again). Otherwise a
+    // peer sending tiny segments could creep the window up by a rounding step per ACK.
     const held = this.unreleased + this.ooo.bytes + payload.length;
-    if (held > this.reserveReceive(held)) {
-      const room = Math.max(0, this.rcvReserved - this.unreleased - this.ooo.bytes);
+    const cap = Math.max(this.rcvBufSize, this.rcvReserved);
+    if (held > Math.min(cap, this.reserveReceive(Math.min(held, cap)))) {
+      const room = Math.max(0, Math.min(cap, this.rcvReserved) - this.unreleased - this.ooo.bytes);
       c.tcpMemoryDrops++;
       if (room === 0) { this.ackNow = true; return; }
       payload = payload.subarray(0, room);

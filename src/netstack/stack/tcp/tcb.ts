@@ -335,12 +335,9 @@ export abstract class Tcb implements Timed {
     const scale = 2 ** this.rcvWscale;
     const field = Math.min(65535, Math.max(Math.floor(wnd / scale), Math.ceil(cur / scale)));
     const right = seqAdd(this.rcvNxt, field * scale);
-    if (seqLt(this.rcvAdv, right)) {
-      this.rcvAdv = right;
-      // Rounding up to keep the edge may promise a few bytes more: back them if the budget can
-      // (if not, such bytes are dropped on arrival and come again).
-      this.reserveReceive(this.unreleased + field * scale);
-    }
+    // Rounding up to keep the edge may promise a few bytes beyond the buffer: like Linux, we do
+    // not hold them (receiveData drops them; the peer sends them again once there is room).
+    if (seqLt(this.rcvAdv, right)) this.rcvAdv = right;
     return field;
   }
 

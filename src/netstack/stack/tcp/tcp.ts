@@ -89,7 +89,7 @@ export class Tcp implements ConnectionHost {
       return conn;
     }
     if (!conn.admitMemory()) {
-      conn.failSoon('ENOBUFS', `no buffer space: the stack's TCP memory budget (tcpMemoryLimit, ${this.config.tcpMemoryLimit} bytes) is in use`, now);
+      conn.failSoon('ENOBUFS', `no buffer space: the stack's TCP memory budget is exhausted (tcpMemoryLimit ${this.config.tcpMemoryLimit} bytes)`, now);
       return conn;
     }
     this.register(conn);

@@ -1,5 +1,6 @@
 /** errno names and errors for the koffi syscall wrappers (tun-linux.ts, bind-linux.ts). */
 import koffi from 'koffi';
+import { getSystemErrorMap } from 'node:util';
 
 const errnoNames = new Map<number, string>();
 
@@ -19,4 +20,16 @@ export function errno(name: string): number {
 export function sysError(what: string, e: number): Error & { code: string; errno: number } {
   const name = errnoName(e);
   return Object.assign(new Error(`${what}: ${name}`), { code: name, errno: e });
+}
+
+/**
+ * An errno in words, as strerror says it ("address already in use"), for messages to users:
+ * `n` is a number (either sign, as the UAPI's `errno=-98` or a Node error's `errno`) or a
+ * name ('EADDRINUSE'). Unknown ones fall back to the name or "error N".
+ */
+export function errnoText(n: number | string): string {
+  const map = getSystemErrorMap();
+  if (typeof n === 'number') return map.get(-Math.abs(n))?.[1] ?? `error ${Math.abs(n)}`;
+  for (const [name, text] of map.values()) if (name === n) return text;
+  return n;
 }

@@ -91,6 +91,8 @@ export interface WgQuickPeer {
   persistentKeepalive?: number;
   /** Line of the `[Peer]` header, when parsed from a file (for error messages). */
   line?: number;
+  /** Line of the `Endpoint =` key, when parsed from a file (a failed resolution names it). */
+  endpointLine?: number;
 }
 
 export interface WgQuickConfig {
@@ -589,6 +591,7 @@ function applyPeerKey(
       const e = parseEndpoint(value);
       if (typeof e === 'string') return e;
       peer.endpoint = e;
+      peer.endpointLine = lineNo;
       return null;
     }
     case 'PersistentKeepalive': {
@@ -636,7 +639,7 @@ export async function toSetRequest(cfg: WgQuickConfig, options: ToSetRequestOpti
       };
       if (p.presharedKey) change.presharedKey = p.presharedKey;
       if (p.persistentKeepalive !== undefined) change.persistentKeepalive = p.persistentKeepalive;
-      if (p.endpoint) change.endpoint = await resolveEndpoint(p.endpoint, resolve, file, p.line ?? 0);
+      if (p.endpoint) change.endpoint = await resolveEndpoint(p.endpoint, resolve, file, p.endpointLine ?? p.line ?? 0);
       return change;
     }),
   );
@@ -647,6 +650,17 @@ export async function toSetRequest(cfg: WgQuickConfig, options: ToSetRequestOpti
     replacePeers: true,
     peers,
   };
+}
+
+/** Why a name lookup failed, in words (node:dns codes are getaddrinfo's EAI_* errors). */
+function resolveFailure(err: unknown): string {
+  switch ((err as { code?: unknown } | null)?.code) {
+    case 'ENOTFOUND': return 'no such host (the name does not exist or has no address)';
+    case 'EAI_AGAIN': return 'temporary failure in name resolution (no answer from the DNS servers)';
+    case 'ENODATA': return 'the name has no address';
+    case 'EAI_FAIL': return 'the DNS servers failed to answer';
+    default: return err instanceof Error ? redact(err.message) : 'lookup failed';
+  }
 }
 
 function isIpLiteral(host: string): boolean {
@@ -665,8 +679,7 @@ async function resolveEndpoint(
   try {
     address = await resolve(e.host);
   } catch (err) {
-    const why = err instanceof Error ? `: ${err.message}` : '';
-    throw new WgQuickConfigError(file, line, `cannot resolve Endpoint host ${quote(e.host)}${redact(why)}`, { cause: err });
+    throw new WgQuickConfigError(file, line, `cannot resolve Endpoint host ${quote(e.host)}: ${resolveFailure(err)}`, { cause: err });
   }
   if (!isIpLiteral(address)) {
     throw new WgQuickConfigError(file, line, `resolving Endpoint host ${quote(e.host)} gave ${quote(String(address))}, not an IP address`);

@@ -164,7 +164,7 @@ function plain(cfg: WgQuickConfig): WgQuickConfig {
   return {
     interface: cfg.interface,
     peers: cfg.peers.map((p) => {
-      const { line: _line, ...rest } = p;
+      const { line: _line, endpointLine: _endpointLine, ...rest } = p;
       return rest;
     }),
   };
@@ -553,16 +553,21 @@ describe('toSetRequest', () => {
     assert.match(req.peers[0]!.endpoint!.address, /^(127\.0\.0\.1|::1)$/);
   });
 
-  it('reports a failed resolution with the file and the [Peer] line, as a WgQuickConfigError', async () => {
+  it('reports a failed resolution in words with the file and the Endpoint line, as a WgQuickConfigError', async () => {
     const cfg = parseWgQuickConfig(MAN_WG, 'wg0.conf');
+    const notFound = Object.assign(new Error('getaddrinfo ENOTFOUND test.wireguard.com'), { code: 'ENOTFOUND' });
     await assert.rejects(
-      toSetRequest(cfg, { resolve: async () => { throw new Error('getaddrinfo ENOTFOUND test.wireguard.com'); } }),
+      toSetRequest(cfg, { resolve: async () => { throw notFound; } }),
       (e: unknown) => {
         assert.ok(e instanceof WgQuickConfigError);
-        assert.equal(e.line, 15);
-        assert.equal(e.message, "wg0.conf:15: cannot resolve Endpoint host `test.wireguard.com': getaddrinfo ENOTFOUND test.wireguard.com");
+        assert.equal(e.line, 17);
+        assert.equal(e.message, "wg0.conf:17: cannot resolve Endpoint host `test.wireguard.com': no such host (the name does not exist or has no address)");
         return true;
       },
+    );
+    await assert.rejects(
+      toSetRequest(cfg, { resolve: async () => { throw Object.assign(new Error('x'), { code: 'EAI_AGAIN' }); } }),
+      /^WgQuickConfigError: wg0\.conf:17: cannot resolve Endpoint host `test\.wireguard\.com': temporary failure in name resolution/,
     );
     await assert.rejects(toSetRequest(cfg, { resolve: async () => 'not-an-ip' }), /gave `not-an-ip', not an IP address/);
   });

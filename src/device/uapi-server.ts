@@ -276,3 +276,46 @@ export async function startUapiServer(ifname: string, target: UapiTarget, opts: 
     },
   };
 }
+
+export type StaleSocketResult = 'removed' | 'none' | 'live' | 'not-socket';
+
+/**
+ * Removes `<dir>/<ifname>.sock` when it is a socket that nobody answers on: what a daemon
+ * running without root (`--user`) leaves behind, since /var/run/wireguard is root's. A
+ * daemon that is shutting down is given `waitMs` to stop answering. Anything but a socket is
+ * left alone, and so is a socket that was replaced between the check and the unlink.
+ */
+export async function removeStaleSocket(
+  ifname: string,
+  opts: { dir?: string; waitMs?: number; sleep?: (ms: number) => Promise<void> } = {},
+): Promise<StaleSocketResult> {
+  const path = join(opts.dir ?? DEFAULT_SOCKET_DIR, `${ifname}.sock`);
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const step = 100;
+  for (let waited = 0; ; waited += step) {
+    if (waited > 0) {
+      if (waited > (opts.waitMs ?? 3000)) return 'live';
+      await sleep(step);
+    }
+    let before;
+    try {
+      before = await lstat(path);
+    } catch (err) {
+      if (codeOf(err) === 'ENOENT') return 'none';
+      throw err;
+    }
+    const occupant = await probe(path);
+    if (occupant === 'none' || occupant === 'not-socket') return occupant;
+    if (occupant === 'stale') {
+      try {
+        const now = await lstat(path);
+        if (!now.isSocket() || now.ino !== before.ino || now.dev !== before.dev) continue; // replaced: look again
+        await unlink(path);
+        return 'removed';
+      } catch (err) {
+        if (codeOf(err) === 'ENOENT') return 'none';
+        throw err;
+      }
+    }
+  }
+}

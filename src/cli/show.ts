@@ -1,5 +1,5 @@
 /**
- * `wireweave show [INTERFACE|all|interfaces]`: what `wg show` prints, read over the UAPI socket.
+ * `wireweave show [INTERFACE|all|interfaces] [FIELD]`: what `wg show` prints, read over the UAPI socket.
  * Private and preshared keys are shown as "(hidden)" unless WG_HIDE_KEYS=never, as wg(8) does
  * (`always`, any other value or none hides them).
  */
@@ -78,24 +78,97 @@ export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now
   return lines.join('\n') + '\n';
 }
 
+/** The fields of `wg show INTERFACE FIELD`, in wg's order. */
+export const SHOW_FIELDS = [
+  'public-key', 'private-key', 'listen-port', 'fwmark', 'peers', 'preshared-keys', 'endpoints', 'allowed-ips',
+  'latest-handshakes', 'transfer', 'persistent-keepalive', 'dump',
+] as const;
+export type ShowField = (typeof SHOW_FIELDS)[number];
+
+export const SHOW_USAGE = `Usage: wireweave show [ INTERFACE | all | interfaces ] [${SHOW_FIELDS.join(' | ')}]
+
+Shows interfaces as wg show does: with no argument or \`all', every interface;
+\`interfaces' lists their names. A FIELD prints only that, in wg's tab-separated
+form for scripts (with \`all', each line starts with the interface name); \`dump'
+prints everything, private and preshared keys included, as wg does. The full
+view hides private and preshared keys unless WG_HIDE_KEYS=never.
+`;
+
+function isShowField(word: string): word is ShowField {
+  return (SHOW_FIELDS as readonly string[]).includes(word);
+}
+
+/**
+ * `wg show INTERFACE FIELD` output (show.c's ugly_print): peers in the device's order, keys
+ * never hidden (these are asked for by name), "(none)" for what is missing, "off" for a zero
+ * fwmark or keepalive. With `withInterface` (`wg show all FIELD`) each line starts with
+ * `INTERFACE\t`.
+ */
+export function formatShowField(ifname: string, state: DeviceState, field: ShowField, withInterface: boolean): string {
+  const pre = withInterface ? `${ifname}\t` : '';
+  const maybeKey = (key: Uint8Array | null | undefined) => (key ? encodeBase64(key) : '(none)');
+  const publicKey = state.privateKey ? nodeCrypto.x25519PrivateKey(state.privateKey).publicKey : null;
+  const fwmark = state.fwmark ? `0x${state.fwmark.toString(16)}` : 'off';
+  const keepalive = (n: number) => (n ? String(n) : 'off');
+  const ips = (p: DeviceState['peers'][number], sep: string) => (p.allowedIps.length ? p.allowedIps.map(formatPrefix).join(sep) : '(none)');
+  const perPeer = (line: (p: DeviceState['peers'][number]) => string) => state.peers.map((p) => `${pre}${encodeBase64(p.publicKey)}\t${line(p)}\n`).join('');
+  switch (field) {
+    case 'public-key': return `${pre}${maybeKey(publicKey)}\n`;
+    case 'private-key': return `${pre}${maybeKey(state.privateKey)}\n`;
+    case 'listen-port': return `${pre}${state.listenPort}\n`;
+    case 'fwmark': return `${pre}${fwmark}\n`;
+    case 'peers': return state.peers.map((p) => `${pre}${encodeBase64(p.publicKey)}\n`).join('');
+    case 'preshared-keys': return perPeer((p) => maybeKey(p.presharedKey));
+    case 'endpoints': return perPeer((p) => p.endpoint ?? '(none)');
+    case 'allowed-ips': return perPeer((p) => ips(p, ' '));
+    case 'latest-handshakes': return perPeer((p) => String(p.lastHandshakeTimeSec));
+    case 'transfer': return perPeer((p) => `${p.rxBytes}\t${p.txBytes}`);
+    case 'persistent-keepalive': return perPeer((p) => keepalive(p.persistentKeepalive));
+    case 'dump': {
+      const head = `${pre}${maybeKey(state.privateKey)}\t${maybeKey(publicKey)}\t${state.listenPort}\t${fwmark}\n`;
+      return head + perPeer((p) => [
+        maybeKey(p.presharedKey), p.endpoint ?? '(none)', ips(p, ','), p.lastHandshakeTimeSec, p.rxBytes, p.txBytes, keepalive(p.persistentKeepalive),
+      ].join('\t'));
+    }
+  }
+}
+
 export async function show(args: string[], io: ShowIo, env = process.env, dir = DEFAULT_SOCKET_DIR): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) { io.stdout.write(SHOW_USAGE); return 0; }
   const target = args[0] ?? 'all';
-  if (args.length > 1) { io.stderr.write('Usage: wireweave show [INTERFACE | all | interfaces]\n'); return 1; }
+  const field = args[1];
+  if (args.length > 2 || (target === 'interfaces' && field !== undefined)) { io.stderr.write(SHOW_USAGE); return 1; }
+  if (field !== undefined && !isShowField(field)) {
+    io.stderr.write(`wireweave: invalid parameter \`${field.slice(0, 40)}'; one of: ${SHOW_FIELDS.join(', ')}\n`);
+    return 1;
+  }
+  if (target.startsWith('-')) {
+    io.stderr.write(`wireweave: unknown option \`${target.slice(0, 40)}'; run 'wireweave show --help'\n`);
+    return 1;
+  }
   if (target === 'interfaces') {
     const names = listInterfaces(dir);
     if (names.length) io.stdout.write(names.join(' ') + '\n');
     return 0;
   }
-  const names = target === 'all' ? listInterfaces(dir) : [target];
+  const all = target === 'all';
+  const names = all ? listInterfaces(dir) : [target];
   let first = true;
   for (const name of names) {
     let state: DeviceState;
     try {
       state = await uapiGet(name, dir);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      io.stderr.write(`wireweave: unable to access interface ${name}: ${code === 'ENOENT' ? 'no such interface' : (err as Error).message}\n`);
-      return 1;
+      const errno = (err as NodeJS.ErrnoException).code;
+      const why = errno === 'ENOENT' ? 'no such interface' : errno === 'ECONNREFUSED' ? 'nothing answers on its socket (stale socket of a daemon that exited?)' : (err as Error).message;
+      io.stderr.write(`wireweave: unable to access interface ${name}: ${why}\n`);
+      // As wg does, `all` goes on with the other interfaces (and still exits 0).
+      if (!all) return 1;
+      continue;
+    }
+    if (field !== undefined) {
+      io.stdout.write(formatShowField(name, state, field, all));
+      continue;
     }
     if (!first) io.stdout.write('\n');
     first = false;

@@ -11,10 +11,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { formatIp, formatPrefix } from '../device/allowedips.ts';
-import type { Prefix } from '../device/config.ts';
+import type { Prefix, SetRequest } from '../device/config.ts';
+import { Errno, UapiError } from '../device/config.ts';
 import { runInterfaceCommand } from '../device/daemon.ts';
+import { errnoText } from '../device/errno.ts';
 import { isInterfaceName } from '../device/ifname.ts';
-import { uapiGet, uapiSet } from '../device/uapi-client.ts';
+import { socketPath, uapiGet, uapiSet } from '../device/uapi-client.ts';
+import { removeStaleSocket } from '../device/uapi-server.ts';
 import type { WgQuickConfig } from '../device/wgquick.ts';
 import {
   checkConfigFilePermissions, formatWgQuickConfig, parseWgQuickConfig, toSetRequest, wgQuickInterfaceName,
@@ -86,7 +89,8 @@ function load(arg: string, io: QuickIo): Ctx {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new QuickError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new QuickError(`cannot read ${file}: ${code ? errnoText(code) : (err as Error).message}`);
   }
   const warning = checkConfigFilePermissions(file);
   if (warning) io.stderr.write(warning + '\n');
@@ -116,7 +120,7 @@ async function up(ctx: Ctx): Promise<void> {
   if (code !== 0) throw new QuickError(`could not create interface ${ifname}`);
   try {
     say(ctx, `wireweave setconf ${ifname} ${ctx.file}`);
-    await uapiSet(ifname, request);
+    await configure(ifname, request);
     for (const a of cfg.interface.addresses) {
       const text = `${formatIp(a.bytes)}/${a.bits}`;
       await cmd(ctx, ['ip', `-${a.family}`, 'address', 'add', text, 'dev', ifname]);
@@ -136,30 +140,117 @@ async function up(ctx: Ctx): Promise<void> {
     }
     await hooks(ctx, cfg.interface.postUp);
   } catch (err) {
+    // As wg-quick's trap does: undo the firewall and policy rules as well as the link.
+    const fwmark = needsDefault ? (await uapiGet(ifname).catch(() => null))?.fwmark ?? 0 : 0;
     await cmd(ctx, ['ip', 'link', 'delete', 'dev', ifname], { allowFail: true });
+    await removePolicyRouting(ctx, fwmark);
+    await removeFirewall(ctx);
     throw err;
+  }
+}
+
+/** uapiSet, with a refusal told in words ("address already in use"), as wg says it, not as an errno number. */
+async function configure(ifname: string, request: SetRequest): Promise<void> {
+  try {
+    await uapiSet(ifname, request);
+  } catch (err) {
+    if (!(err instanceof UapiError)) throw err;
+    const why = errnoText(err.errno);
+    if (err.errno === Errno.EADDRINUSE && request.listenPort) {
+      throw new QuickError(`cannot configure ${ifname}: ListenPort ${request.listenPort}: ${why} (another program has that UDP port)`);
+    }
+    throw new QuickError(`cannot configure ${ifname}: ${why}`);
   }
 }
 
 /** wg-quick's add_default: route everything through the tunnel except the tunnel's own packets. */
 async function addDefault(ctx: Ctx, family: 4 | 6): Promise<void> {
   const state = await uapiGet(ctx.ifname);
-  let mark = state.fwmark;
-  let table = mark;
-  if (!mark) {
+  let table = state.fwmark;
+  if (!table) {
+    // The first table number from 51820 with no routes in it, as wg-quick picks it.
     table = 51820;
-    // Find a table number not yet used by a routing rule.
-    const rules = (await cmd(ctx, ['ip', `-${family}`, 'rule', 'show'], { quiet: true })).stdout;
-    while (rules.includes(`lookup ${table}`) || rules.includes(`fwmark 0x${table.toString(16)}`)) table++;
-    mark = table;
-    say(ctx, `wireweave set ${ctx.ifname} fwmark ${mark}`);
-    await uapiSet(ctx.ifname, { fwmark: mark, replacePeers: false, peers: [] });
+    while (
+      (await cmd(ctx, ['ip', '-4', 'route', 'show', 'table', String(table)], { quiet: true, allowFail: true })).stdout.trim() ||
+      (await cmd(ctx, ['ip', '-6', 'route', 'show', 'table', String(table)], { quiet: true, allowFail: true })).stdout.trim()
+    ) table++;
+    say(ctx, `wireweave set ${ctx.ifname} fwmark ${table}`);
+    await configure(ctx.ifname, { fwmark: table, replacePeers: false, peers: [] });
   }
   const any = family === 4 ? '0.0.0.0/0' : '::/0';
   await cmd(ctx, ['ip', `-${family}`, 'route', 'add', any, 'dev', ctx.ifname, 'table', String(table)]);
   await cmd(ctx, ['ip', `-${family}`, 'rule', 'add', 'not', 'fwmark', String(table), 'table', String(table)]);
   await cmd(ctx, ['ip', `-${family}`, 'rule', 'add', 'table', 'main', 'suppress_prefixlength', '0']);
+  const addresses = (await cmd(ctx, ['ip', '-o', `-${family}`, 'addr', 'show', 'dev', ctx.ifname], { quiet: true, allowFail: true })).stdout;
+  const script = defaultRouteFirewall(ctx.ifname, family, table, addresses);
   if (family === 4) await cmd(ctx, ['sysctl', '-q', 'net.ipv4.conf.all.src_valid_mark=1'], { allowFail: true });
+  await nft(ctx, script);
+}
+
+/**
+ * The nftables script wg-quick's add_default loads for one address family: a table
+ * `wg-quick-IFNAME` whose preraw chain drops packets for the interface's own addresses that
+ * arrive on another interface from a non-local source (nobody on the LAN can reach into the
+ * tunnel's address), and whose mangle chains copy the fwmark of the tunnel's UDP packets into
+ * conntrack and back, so that replies to them also bypass the tunnel (rp_filter with
+ * src_valid_mark). `addresses` is `ip -o -4|-6 addr show dev IFNAME`. Same text as wg-quick's.
+ */
+export function defaultRouteFirewall(ifname: string, family: 4 | 6, table: number, addresses: string): string {
+  const pf = family === 4 ? 'ip' : 'ip6';
+  const t = `${pf} wg-quick-${ifname}`;
+  const lines = [
+    `add table ${t}`,
+    `add chain ${t} preraw { type filter hook prerouting priority -300; }`,
+    `add chain ${t} premangle { type filter hook prerouting priority -150; }`,
+    `add chain ${t} postmangle { type filter hook postrouting priority -150; }`,
+  ];
+  for (const line of addresses.split('\n')) {
+    // wg-quick's [[ $line =~ .*inet6?\ ([0-9a-f:.]+)/[0-9]+.* ]]
+    const m = /.*inet6? ([0-9a-f:.]+)\/[0-9]+/.exec(line);
+    if (m) lines.push(`add rule ${t} preraw iifname != "${ifname}" ${pf} daddr ${m[1]} fib saddr type != local drop`);
+  }
+  lines.push(`add rule ${t} postmangle meta l4proto udp mark ${table} ct mark set mark `);
+  lines.push(`add rule ${t} premangle meta l4proto udp meta mark set ct mark `);
+  return lines.join('\n') + '\n';
+}
+
+/** `nft -f -` with `script` on stdin. A missing nft is an error: the table is a security boundary. */
+async function nft(ctx: { io: QuickIo }, script: string): Promise<void> {
+  say(ctx, 'nft -f -');
+  const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
+    const child = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { if (stderr.length < 4096) stderr += d.toString(); });
+    child.on('error', (err: NodeJS.ErrnoException) => resolve({ code: err.code === 'ENOENT' ? 127 : 1, stderr: err.message }));
+    child.on('close', (c) => resolve({ code: c ?? 1, stderr }));
+    child.stdin.on('error', () => { /* reported by close */ });
+    child.stdin.end(script);
+  });
+  if (result.code === 127) {
+    throw new QuickError('nft (nftables) is not installed: a default route through the tunnel needs the firewall table wg-quick installs; install nftables, or set Table = off and route yourself');
+  }
+  if (result.code !== 0) throw new QuickError(`\`nft -f -' failed: ${result.stderr.trim()}`);
+}
+
+/** wg-quick's remove_firewall (nft part): deletes every `wg-quick-IFNAME` table, of any family. */
+async function removeFirewall(ctx: Ctx): Promise<void> {
+  const tables = await cmd(ctx, ['nft', 'list', 'tables'], { quiet: true, allowFail: true }).catch(() => null);
+  if (!tables) return;
+  const doomed = tables.stdout.split('\n').map((l) => l.trim()).filter((l) => l.endsWith(` wg-quick-${ctx.ifname}`));
+  if (doomed.length) await nft(ctx, doomed.map((t) => `delete ${t}`).join('\n') + '\n').catch(() => undefined);
+}
+
+/** The policy rules add_default installed, as wg-quick's del_if removes them. */
+async function removePolicyRouting(ctx: Ctx, fwmark: number): Promise<void> {
+  if (!fwmark) return;
+  const table = String(fwmark);
+  for (const family of [4, 6] as const) {
+    const rules = (await cmd(ctx, ['ip', `-${family}`, 'rule', 'show'], { quiet: true, allowFail: true })).stdout;
+    if (rules.includes(`lookup ${table}`)) {
+      await cmd(ctx, ['ip', `-${family}`, 'rule', 'delete', 'table', table], { allowFail: true });
+      await cmd(ctx, ['ip', `-${family}`, 'rule', 'delete', 'table', 'main', 'suppress_prefixlength', '0'], { allowFail: true });
+    }
+  }
 }
 
 async function setDns(ctx: Ctx): Promise<void> {
@@ -184,20 +275,24 @@ async function down(ctx: Ctx): Promise<void> {
   await hooks(ctx, cfg.interface.preDown);
   const state = await uapiGet(ifname).catch(() => null);
   await cmd(ctx, ['ip', 'link', 'delete', 'dev', ifname]);
+  await clearSocket(ctx);
   if (cfg.interface.dns.length || cfg.interface.dnsSearch.length) {
     await cmd(ctx, ['resolvconf', '-d', `tun.${ifname}`, '-f'], { allowFail: true });
   }
-  if (state?.fwmark) {
-    const table = String(state.fwmark);
-    for (const family of [4, 6] as const) {
-      const rules = (await cmd(ctx, ['ip', `-${family}`, 'rule', 'show'], { quiet: true, allowFail: true })).stdout;
-      if (rules.includes(`lookup ${table}`)) {
-        await cmd(ctx, ['ip', `-${family}`, 'rule', 'delete', 'table', table], { allowFail: true });
-        await cmd(ctx, ['ip', `-${family}`, 'rule', 'delete', 'table', 'main', 'suppress_prefixlength', '0'], { allowFail: true });
-      }
-    }
-  }
+  await removePolicyRouting(ctx, state?.fwmark ?? 0);
+  await removeFirewall(ctx);
   await hooks(ctx, cfg.interface.postDown);
+}
+
+/**
+ * The daemon exits once its link is gone and removes its socket, except when it ran without
+ * root (`--user`): /var/run/wireguard is root's. Then the stale socket is removed here, once
+ * nobody answers on it.
+ */
+async function clearSocket(ctx: Ctx): Promise<void> {
+  const found = await removeStaleSocket(ctx.ifname).catch(() => 'none' as const);
+  if (found === 'removed') say(ctx, `rm ${socketPath(ctx.ifname)} (left by the daemon, which ran without root)`);
+  else if (found === 'live') ctx.io.stderr.write(`Warning: something still answers on ${socketPath(ctx.ifname)}; it was left in place\n`);
 }
 
 /** SaveConfig: write the running configuration back, keeping wg-quick's own keys. */
@@ -227,10 +322,69 @@ function splitEndpoint(text: string): [string, number] {
 
 const USAGE = 'Usage: wireweave [ up | down ] [ CONFIG_FILE | INTERFACE ]\n';
 
+export const QUICK_HELP = `${USAGE}
+Like wg-quick(8). CONFIG_FILE is a configuration file whose name is the interface
+name followed by \`.conf'; INTERFACE alone means /etc/wireguard/INTERFACE.conf.
+The file is what \`wg setconf' reads ([Interface] PrivateKey, ListenPort, FwMark;
+[Peer] PublicKey, PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive), plus
+these [Interface] keys of wg-quick's:
+
+  Address      one or more addresses (with /prefix) for the interface; repeatable
+  DNS          servers (and search domains) handed to resolvconf while up
+  MTU          the interface MTU (default ${DEFAULT_MTU})
+  Table        routing table for the AllowedIPs routes: auto (default), off, or
+               a table number or name
+  PreUp, PostUp, PreDown, PostDown
+               bash commands run at each step; %i is the interface name
+  SaveConfig   true: write the running configuration back to the file at down
+
+up:   runs PreUp, creates the interface (a wireweave daemon serving
+      /var/run/wireguard/INTERFACE.sock, which wg also drives), sets keys and
+      peers, adds the addresses, sets the MTU and the link up, sets DNS, adds a
+      route per allowed IP, and runs PostUp. AllowedIPs of 0.0.0.0/0 or ::/0 get
+      wg-quick's fwmark policy routing and its nftables table wg-quick-INTERFACE
+      (drops packets for the tunnel's addresses arriving on other interfaces;
+      keeps the tunnel's own UDP on its fwmark). Anything that fails undoes it.
+down: saves the configuration if SaveConfig is true, runs PreDown, deletes the
+      interface (the daemon exits), removes DNS, the policy rules and the
+      nftables table, and runs PostDown.
+
+Both need root or CAP_NET_ADMIN. Without either, \`wireweave proxy CONFIG_FILE'
+and \`wireweave forward CONFIG_FILE' run the same file as a rootless tunnel.
+`;
+
+/** Root, or CAP_NET_ADMIN in the effective set (bit 12 of /proc/self/status CapEff). */
+function canAdministerNetwork(): boolean {
+  if (process.geteuid?.() === 0) return true;
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 12n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
 export async function quick(action: 'up' | 'down', args: string[], io: QuickIo): Promise<number> {
-  if (args.length !== 1 || args[0] === '--help' || args[0] === '-h') {
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout.write(QUICK_HELP);
+    return 0;
+  }
+  const option = args.find((a) => a.startsWith('-'));
+  if (option !== undefined) {
+    const shown = /^--?[A-Za-z0-9][A-Za-z0-9-]{0,31}$/.test(option) ? ` \`${option}'` : '';
+    io.stderr.write(`wireweave: unknown option${shown} for ${action}; it takes only a CONFIG_FILE or INTERFACE (see 'wireweave ${action} --help')\n`);
+    return 1;
+  }
+  if (args.length !== 1) {
     io.stderr.write(USAGE);
-    return args[0] === '--help' || args[0] === '-h' ? 0 : 1;
+    return 1;
+  }
+  if (!canAdministerNetwork()) {
+    io.stderr.write(
+      `wireweave: ${action} needs root or CAP_NET_ADMIN (it ${action === 'up' ? 'creates' : 'deletes'} a network interface); run it with sudo, ` +
+        `or use 'wireweave proxy ${args[0]}' or 'wireweave forward ${args[0]}' for a rootless tunnel\n`,
+    );
+    return 1;
   }
   try {
     const ctx = load(args[0]!, io);

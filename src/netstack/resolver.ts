@@ -2,6 +2,10 @@
  * A stub resolver that asks the config's DNS servers through the tunnel (never the host's
  * resolver: a name must not leak outside the tunnel). A and AAAA are asked concurrently; each
  * server gets `attempts` tries of `timeoutMs` before the next one is tried.
+ *
+ * Search domains (the config's non-address `DNS =` entries, which wg-quick hands to resolvconf)
+ * apply as in resolv.conf with ndots:1: a name without a dot is tried with each search domain
+ * in order, then as is; a name with a dot, or ending in one, is tried as is only.
  */
 import { randomInt } from 'node:crypto';
 import { ipFamily } from './addr.ts';
@@ -13,6 +17,8 @@ import type { TunnelUdpSocket } from './udp.ts';
 
 export interface ResolverOptions {
   servers: readonly string[];
+  /** Search domains, in order (resolv.conf `search`). */
+  search?: readonly string[];
   /** A fresh UDP socket on the stack for one query. */
   openSocket: () => TunnelUdpSocket;
   timeoutMs?: number;
@@ -26,12 +32,15 @@ export interface ResolveOptions {
 
 export class TunnelResolver {
   private readonly servers: readonly string[];
+  private readonly search: readonly string[];
   private readonly openSocket: () => TunnelUdpSocket;
   private readonly timeoutMs: number;
   private readonly attempts: number;
 
   constructor(options: ResolverOptions) {
     this.servers = options.servers;
+    // Invalid entries would only fail every short name; the parser already took anything else.
+    this.search = (options.search ?? []).map((d) => d.replace(/\.$/, '')).filter((d) => d !== '' && isValidHostname(d));
     this.openSocket = options.openSocket;
     this.timeoutMs = options.timeoutMs ?? 2000;
     this.attempts = options.attempts ?? 2;
@@ -45,6 +54,24 @@ export class TunnelResolver {
       throw netError('ENOTFOUND', `cannot resolve ${name}: the config has no DNS servers (names are only resolved through the tunnel)`, { hostname: name });
     }
     const family = options.family ?? 0;
+    const candidates = searchList(name, this.search);
+    let notFound: unknown;
+    for (const candidate of candidates) {
+      try {
+        return await this.resolveExactly(candidate, family);
+      } catch (err) {
+        // As glibc's res_search: "no such name" moves on to the next candidate, a server that
+        // does not answer ends the search (the next name would not fare better).
+        const code = (err as { code?: string }).code;
+        if (code !== 'ENOTFOUND' && code !== 'ESERVFAIL') throw err;
+        notFound ??= err;
+      }
+    }
+    if (candidates.length === 1) throw notFound;
+    throw netError((notFound as { code: string }).code, `cannot resolve ${name}: tried ${candidates.join(', ')} (DNS search domains from the config)`, { hostname: name });
+  }
+
+  private async resolveExactly(name: string, family: 0 | 4 | 6): Promise<string[]> {
     const types = family === 4 ? [TYPE_A] : family === 6 ? [TYPE_AAAA] : [TYPE_A, TYPE_AAAA];
     const results = await Promise.allSettled(types.map((t) => this.query(name, t)));
     const addresses = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
@@ -91,4 +118,11 @@ export class TunnelResolver {
       socket.send(encodeQuery(id, name, type), 53, server, (error) => { if (error) finish(error); });
     });
   }
+}
+
+/** The names to try for `name`, in order (ndots:1). */
+export function searchList(name: string, search: readonly string[]): string[] {
+  if (name.endsWith('.')) return [name.slice(0, -1)];
+  if (name.includes('.') || search.length === 0) return [name];
+  return [...search.map((domain) => `${name}.${domain}`), name];
 }

@@ -27,6 +27,7 @@ import { formatHostPort, ipFamily, unbracket } from './addr.ts';
 import { netError } from './errors.ts';
 import { tunnelFetch } from './fetch.ts';
 import type { TunnelFetchInit } from './fetch.ts';
+import { armConnectTimeout } from './connect-timeout.ts';
 import { TunnelResolver } from './resolver.ts';
 import type { ResolveOptions } from './resolver.ts';
 import { TunnelServer } from './server.ts';
@@ -57,6 +58,12 @@ export interface NetstackOptions {
   dnsTimeoutMs?: number;
   /** Name for logs (default "netstack0"). */
   name?: string;
+  /**
+   * How long connect() waits for the connection to be established, name resolution included,
+   * before it fails with ETIMEDOUT (default 10000 ms, like wireproxy's and tsnet's dials; 0 = the
+   * stack's own SYN retries only). A dead peer then fails a dial in seconds, not minutes.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface ConnectOptions {
@@ -64,6 +71,8 @@ export interface ConnectOptions {
   port: number;
   /** Like net.Socket: keep our side open after the peer ends (default false). */
   allowHalfOpen?: boolean;
+  /** Overrides NetstackOptions.connectTimeoutMs for this connection. */
+  timeoutMs?: number;
 }
 
 export interface PingOptions {
@@ -127,6 +136,7 @@ export class Netstack {
   private readonly pings = new Map<number, { resolve: (r: PingResult) => void; sent: number; sequence: number }>();
   private pingSequence = 0;
   private closed = false;
+  private readonly connectTimeoutMs: number;
   /** Client sockets still open, destroyed by close() (a server tracks its own). */
   private readonly sockets = new Set<TunnelSocket>();
 
@@ -136,8 +146,10 @@ export class Netstack {
     this.tun = tun;
     this.stack = tun.stack;
     this.addresses = config.interface.addresses.map((a) => formatIp(a.bytes));
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.resolver = new TunnelResolver({
       servers: config.interface.dns.map(unbracket).filter((s) => ipFamily(s) !== 0),
+      search: config.interface.dnsSearch,
       openSocket: () => this.udp(),
       timeoutMs: options.dnsTimeoutMs,
     });
@@ -211,6 +223,7 @@ export class Netstack {
       socket.attach(conn, false);
     };
     open().catch((err: Error) => socket.destroy(err));
+    armConnectTimeout(socket, this.tun.clock, options.timeoutMs ?? this.connectTimeoutMs, options.host, options.port);
     return socket;
   }
 

@@ -63,6 +63,6 @@ describe('daemon options', () => {
     assert.deepEqual(await run(['-f', '--user=no-such-user-wireweave', 'wwopt0']), { code: 1, stderr: 'wireweave: no such user: no-such-user-wireweave\n' });
     const missing = await run(['-f', 'wwopt0', '--metrics']);
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /^wireweave: --metrics needs a value\nUsage: wireweave \[-f\/--foreground\] \[--metrics \[HOST:\]PORT\] \[--user NAME\] INTERFACE-NAME\n$/);
+    assert.match(missing.stderr, /^wireweave: --metrics needs a value\nUsage: wireweave \[-f\/--foreground\] \[--metrics \[HOST:\]PORT\] \[--user NAME\] \[--\] INTERFACE-NAME\n$/);
   });
 });

@@ -271,8 +271,9 @@ async function setDns(ctx: Ctx): Promise<void> {
 async function down(ctx: Ctx): Promise<void> {
   const { cfg, ifname } = ctx;
   if (!linkExists(ifname)) throw new QuickError(`\`${ifname}' is not a WireGuard interface`);
-  if (cfg.interface.saveConfig) await saveConfig(ctx);
+  // wg-quick's cmd_down: PreDown first, then SaveConfig (a hook may still change the state).
   await hooks(ctx, cfg.interface.preDown);
+  if (cfg.interface.saveConfig) await saveConfig(ctx);
   const state = await uapiGet(ifname).catch(() => null);
   await cmd(ctx, ['ip', 'link', 'delete', 'dev', ifname]);
   await clearSocket(ctx);

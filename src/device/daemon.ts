@@ -141,7 +141,11 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
       throw err;
     }
   } catch (err) {
-    const message = `failed to create interface ${ifname}: ${(err as Error).message}`;
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = (code === 'EPERM' || code === 'EACCES') && process.geteuid?.() !== 0
+      ? '; creating an interface needs root or CAP_NET_ADMIN (`wireweave proxy` and `wireweave forward` run a tunnel without either)'
+      : '';
+    const message = `failed to create interface ${ifname}: ${(err as Error).message}${hint}`;
     logger.error(message);
     tell(`error ${message}`);
     if (readyFd === null) io.stderr.write(`wireweave: ${message}\n`);

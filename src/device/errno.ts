@@ -16,10 +16,10 @@ export function errno(name: string): number {
   return v;
 }
 
-/** An Error carrying the syscall and errno name, e.g. "TUNSETIFF wg0: EBUSY". */
+/** An Error carrying the syscall and errno name, e.g. "TUNSETIFF wg0: EBUSY (device or resource busy)". */
 export function sysError(what: string, e: number): Error & { code: string; errno: number } {
   const name = errnoName(e);
-  return Object.assign(new Error(`${what}: ${name}`), { code: name, errno: e });
+  return Object.assign(new Error(`${what}: ${name} (${errnoText(e)})`), { code: name, errno: e });
 }
 
 /**

@@ -60,6 +60,11 @@ describe('wireweave up/down on the command line', () => {
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`^wireweave: ${action} needs root or CAP_NET_ADMIN .*'wireweave proxy /nonexistent-ww-dir/wg9\\.conf' or 'wireweave forward /nonexistent-ww-dir/wg9\\.conf' for a rootless tunnel\\n$`));
     }
+    // `wireweave IFNAME` (wireguard-go's form) says it in words too, not as a bare errno name.
+    const name = `wwq${process.pid % 100000}`;
+    const r = spawnSync(argv[0]!, [...argv.slice(1), '-f', name], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`failed to create interface ${name}: TUNSETIFF ${name}: EPERM \\(operation not permitted\\); creating an interface needs root or CAP_NET_ADMIN \\(\`wireweave proxy\` and \`wireweave forward\``));
   });
 });
 

@@ -104,6 +104,14 @@ describe('the wireweave command line against wg, wg-quick and wireguard-go', { s
     const long = await rig.exec(c, [WIREWEAVE_BIN, 'averyveryverylongname']);
     assert.equal(long.code, 1);
     assert.match(long.stderr, /too long for an interface name/);
+    // `--` takes the next word as an interface name, whatever it looks like.
+    const forced = rig.ifname('cf');
+    const r = await rig.exec(c, [WIREWEAVE_BIN, '--', forced], { timeoutMs: 20_000 });
+    links.push([c, forced]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await rig.exec(c, ['ip', 'link', 'show', forced])).code, 0);
+    await rig.execOk(c, ['ip', 'link', 'del', forced]);
+    assert.ok(await waitGone(`/var/run/wireguard/${forced}.sock`, 5000));
   });
 
   for (const which of ['wireweave', 'wireguard-go'] as const) {

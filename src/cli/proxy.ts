@@ -1,19 +1,34 @@
 /**
- * `wireweave proxy CONFIG [--socks5 ADDR] [--http ADDR] [--auth-file FILE]`: brings the tunnel up
+ * `wireweave proxy CONFIG [--socks5 ADDR] [--http ADDR] [--tcp SPEC]...`: brings the tunnel up
  * rootless (userspace TCP/IP on a UDP socket) and serves SOCKS5 and/or an HTTP proxy on the host
- * that reach only through the tunnel. Runs until SIGINT/SIGTERM.
+ * that reach only through the tunnel, and port forwards (one process for all, as wireproxy's
+ * config does). Runs until SIGINT/SIGTERM.
  *
- * Also holds what `forward` shares with it: opening the tunnel with one-line errors, and running
- * until a signal.
+ * `forward` is the same command with forwards in front (cli/forward.ts). Around the tunnel: a
+ * report of its handshakes, a control socket for `wireweave show`/`wg show`, optional metrics,
+ * and a warning when another process runs a tunnel with the same key.
  */
 import { readFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { encodeBase64 } from '../core/keys.ts';
+import { nodeCrypto } from '../crypto/node.ts';
+import { makeLogger } from '../device/logger.ts';
+import { DeviceMetrics, parseListenAddress as parseMetricsAddress, startMetricsServer } from '../device/metrics.ts';
+import type { MetricsServer } from '../device/metrics.ts';
+import type { UapiServer } from '../device/uapi-server.ts';
 import { checkConfigFilePermissions } from '../device/wgquick.ts';
 import { netstack } from '../netstack/api.ts';
 import type { Netstack, NetstackOptions } from '../netstack/api.ts';
 import { formatHostPort, splitHostPort, parsePort } from '../netstack/addr.ts';
+import { ensurePrivateDir, nameForConfig, runtimeDir, startControlSocket } from '../netstack/control.ts';
 import { messageOf } from '../netstack/errors.ts';
+import { forwardTcp, forwardUdp, formatForwardSpec, parseForwardSpec, reverseTcp } from '../netstack/forward.ts';
+import type { Forward, ForwardSpec } from '../netstack/forward.ts';
+import { reportHandshakes } from '../netstack/handshake-report.ts';
+import type { HandshakeReport } from '../netstack/handshake-report.ts';
 import { startHttpProxy } from '../netstack/http-proxy.ts';
+import { lockPublicKey } from '../netstack/key-lock.ts';
+import type { KeyLock } from '../netstack/key-lock.ts';
 import { startSocks5 } from '../netstack/socks5.ts';
 
 export interface ProxyIo {
@@ -26,26 +41,68 @@ export interface RunOptions {
   signal?: AbortSignal;
   netstack?: NetstackOptions;
   /** Called once everything listens (with the bound addresses), for tests. */
-  onReady?: (info: { tunnel: Netstack; listening: Record<string, string> }) => void;
+  onReady?: (info: { tunnel: Netstack; listening: Record<string, string>; control?: string }) => void;
+  /** The environment (XDG_RUNTIME_DIR, LOG_LEVEL); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Our user id (default process.getuid()); 0 puts the control socket in /var/run/wireguard when free. */
+  uid?: number;
+  /** Directory for `uid` 0's control socket (default /var/run/wireguard). */
+  systemSocketDir?: string;
 }
 
-export const PROXY_USAGE = `Usage: wireweave proxy CONFIG [--socks5 [HOST:]PORT] [--http [HOST:]PORT] [--auth-file FILE]
-
-Brings up the WireGuard tunnel described by the wg-quick CONFIG file without root or a TUN
-device (a userspace TCP/IP stack on an ordinary UDP socket) and serves proxies on this host
-whose connections go only through the tunnel:
-
-  --socks5 ADDR     SOCKS5 (CONNECT, UDP ASSOCIATE) on ADDR (default 127.0.0.1:1080 when
-                    neither proxy is given)
+const COMMON_USAGE = `Proxies (SOCKS5 and HTTP):
+  --socks5 ADDR     SOCKS5 (CONNECT, UDP ASSOCIATE) on ADDR
   --http ADDR       HTTP proxy (CONNECT and http:// forwarding) on ADDR
   --auth-file FILE  require a user name and password (SOCKS5 RFC 1929, HTTP Basic): the file
                     holds one line USER:PASSWORD
   --handshake-timeout MS   close clients that do not finish their request in time (10000)
 
-Host names are resolved only by the config's DNS servers, through the tunnel. Destinations
-outside every peer's AllowedIPs are refused (SOCKS5 reply 2, HTTP 502), never dialled directly.
-ADDR is PORT, HOST:PORT or [IPv6]:PORT; HOST defaults to 127.0.0.1.
+Port forwards (ssh -L / -R style):
+  --tcp [BIND:]PORT:HOST:HOSTPORT      listen on this host's BIND:PORT (BIND defaults to
+                                       127.0.0.1) and connect through the tunnel to HOST:HOSTPORT
+  --udp [BIND:]PORT:HOST:HOSTPORT      the same for UDP datagrams (replies go back to the sender)
+  --reverse-tcp [ADDR:]PORT:HOST:HOSTPORT
+                                       listen on our tunnel address PORT and connect each
+                                       connection to HOST:HOSTPORT from this host
+
+The tunnel:
+  --connect-timeout MS   fail a connection through the tunnel that is not established in
+                    time (10000; 0 = the TCP retries only): SOCKS5 reply 6, HTTP 504
+  --name NAME       the tunnel's name for \`wireweave show NAME' (default: the config file's
+                    name, as wg-quick names the interface: wg0.conf is wg0)
+  --no-control      no control socket
+  --metrics ADDR    Prometheus metrics at http://ADDR/metrics ([HOST:]PORT)
+  -v, --verbose     log every handshake and the device's events (also LOG_LEVEL=verbose)
+
+The first handshake with each peer is reported, and a peer that has not answered after 15 s is
+named. The control socket speaks wireguard-go's UAPI: \`wireweave show NAME' reads it from
+$XDG_RUNTIME_DIR/wireweave/NAME.sock; as root it goes to /var/run/wireguard/NAME.sock when that
+name is free, so \`wg show NAME' works too. Run one process for all the proxies and forwards of a
+config: two processes with one key make the peer's endpoint flip between them (warned).
+
+Host names are resolved only by the config's DNS servers (and its search domains), through the
+tunnel. Destinations outside every peer's AllowedIPs are refused (SOCKS5 reply 2, HTTP 502),
+never dialled directly. ADDR is PORT, HOST:PORT or [IPv6]:PORT; HOST defaults to 127.0.0.1.
+IPv6 addresses in SPECs go in brackets: --tcp 8080:[fd00::2]:80.
 `;
+
+export const PROXY_USAGE = `Usage: wireweave proxy CONFIG [--socks5 [HOST:]PORT] [--http [HOST:]PORT] [--tcp SPEC]... [OPTIONS]
+
+Brings up the WireGuard tunnel described by the wg-quick CONFIG file without root or a TUN
+device (a userspace TCP/IP stack on an ordinary UDP socket) and serves proxies and port forwards
+on this host whose connections go only through the tunnel. With neither a proxy nor a forward,
+SOCKS5 on 127.0.0.1:1080.
+
+${COMMON_USAGE}`;
+
+export const FORWARD_USAGE = `Usage: wireweave forward CONFIG [--tcp SPEC]... [--udp SPEC]... [--reverse-tcp SPEC]... [OPTIONS]
+
+Brings up the WireGuard tunnel described by the wg-quick CONFIG file without root or a TUN
+device and forwards ports, like ssh -L and -R; the same command as \`wireweave proxy', so it
+takes --socks5 and --http as well. HOST is resolved by the config's DNS servers through the
+tunnel (reverse: by this host) and must be inside a peer's AllowedIPs.
+
+${COMMON_USAGE}`;
 
 export class CliError extends Error {}
 
@@ -112,61 +169,140 @@ export function untilStopped(signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+
 export function describeTunnel(tunnel: Netstack): string {
-  return `tunnel up: ${tunnel.addresses.join(', ')} via UDP port ${tunnel.port}, ${tunnel.config.peers.length} peer${tunnel.config.peers.length === 1 ? '' : 's'}`;
+  const peers = tunnel.config.peers.length;
+  return `tunnel started: ${tunnel.addresses.join(', ')} via UDP port ${tunnel.port}, ${peers} peer${peers === 1 ? '' : 's'}; waiting for a handshake`;
 }
 
-interface ProxyArgs {
+type ForwardKind = 'tcp' | 'udp' | 'reverse-tcp';
+
+export interface TunnelArgs {
   config: string;
   socks5?: { host: string; port: number };
   http?: { host: string; port: number };
   auth?: { username: string; password: string };
   handshakeTimeoutMs: number;
+  forwards: { kind: ForwardKind; spec: ForwardSpec }[];
+  connectTimeoutMs: number;
+  name?: string;
+  control: boolean;
+  metrics?: string;
+  verbose: boolean;
 }
 
-function parseArgs(args: string[]): ProxyArgs | 'help' {
-  const out: Partial<ProxyArgs> = { handshakeTimeoutMs: 10_000 };
+function milliseconds(flag: string, v: string | undefined, min: number): number {
+  if (v === undefined || !/^\d{1,7}$/.test(v) || Number(v) < min) throw new CliError(`${flag} needs milliseconds (${min === 0 ? '0 or more' : `at least ${min}`})`);
+  return Number(v);
+}
+
+/** The flags of `proxy` and `forward` (one grammar); `command` picks the defaults and the help. */
+export function parseTunnelArgs(command: 'proxy' | 'forward', args: string[]): TunnelArgs | 'help' {
+  const out: Partial<TunnelArgs> & { forwards: TunnelArgs['forwards'] } = {
+    handshakeTimeoutMs: 10_000, forwards: [], connectTimeoutMs: 10_000, control: true, verbose: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const value = () => inline ?? args[++i];
     switch (flag) {
       case '-h': case '--help': return 'help';
+      case '-v': case '--verbose': out.verbose = true; break;
       case '--socks5': out.socks5 = parseListenAddress('--socks5', value()); break;
       case '--http': out.http = parseListenAddress('--http', value()); break;
       case '--auth-file': out.auth = readAuthFile(value()); break;
-      case '--handshake-timeout': {
+      case '--handshake-timeout': out.handshakeTimeoutMs = milliseconds(flag, value(), 100); break;
+      case '--connect-timeout': out.connectTimeoutMs = milliseconds(flag, value(), 0); break;
+      case '--no-control': out.control = false; break;
+      case '--name': {
         const v = value();
-        if (v === undefined || !/^\d{1,7}$/.test(v) || Number(v) < 100) throw new CliError('--handshake-timeout needs milliseconds (at least 100)');
-        out.handshakeTimeoutMs = Number(v);
+        if (v === undefined || !/^[A-Za-z0-9_=+.-]{1,15}$/.test(v) || v === '.' || v === '..') throw new CliError('--name needs a name of 1-15 characters from A-Z a-z 0-9 _ = + . -');
+        out.name = v;
+        break;
+      }
+      case '--metrics': {
+        const v = value();
+        if (v === undefined) throw new CliError('--metrics needs an address ([HOST:]PORT)');
+        try { parseMetricsAddress(v); } catch (err) { throw new CliError(`--metrics: ${messageOf(err)}`); }
+        out.metrics = v;
+        break;
+      }
+      case '--tcp': case '--udp': case '--reverse-tcp': {
+        const text = value();
+        if (text === undefined) throw new CliError(`${flag} needs [BIND:]PORT:HOST:HOSTPORT`);
+        const spec = parseForwardSpec(text);
+        if (!spec) throw new CliError(`${flag}: not [BIND:]PORT:HOST:HOSTPORT (ports 1-65535): ${JSON.stringify(text.slice(0, 80))}`);
+        if (spec.bindPort === 0 && flag === '--reverse-tcp') throw new CliError('--reverse-tcp needs a tunnel port from 1 to 65535');
+        out.forwards.push({ kind: flag.slice(2) as ForwardKind, spec });
         break;
       }
       default:
-        if (arg.startsWith('-')) throw new CliError(`unknown option${/^--?[A-Za-z][A-Za-z0-9-]{0,31}$/.test(flag) ? ` '${flag}'` : ''}; run 'wireweave proxy --help'`);
+        if (arg.startsWith('-')) throw new CliError(`unknown option${/^--?[A-Za-z][A-Za-z0-9-]{0,31}$/.test(flag) ? ` '${flag}'` : ''}; run 'wireweave ${command} --help'`);
         if (out.config !== undefined) throw new CliError('only one CONFIG file, please');
         out.config = arg;
     }
   }
-  if (out.config === undefined) throw new CliError('missing CONFIG (a wg-quick file); run \'wireweave proxy --help\'');
-  if (!out.socks5 && !out.http) out.socks5 = { host: '127.0.0.1', port: 1080 };
-  return out as ProxyArgs;
+  if (out.config === undefined) throw new CliError(`missing CONFIG (a wg-quick file); run 'wireweave ${command} --help'`);
+  const nothing = !out.socks5 && !out.http && out.forwards.length === 0;
+  if (nothing && command === 'forward') throw new CliError('nothing to forward: give at least one --tcp, --udp or --reverse-tcp');
+  if (nothing) out.socks5 = { host: '127.0.0.1', port: 1080 };
+  return out as TunnelArgs;
 }
 
-export async function proxy(args: string[], io: ProxyIo, options: RunOptions = {}): Promise<number> {
-  let parsed: ProxyArgs | 'help';
+/** `wireweave proxy` (and, through runTunnel, `wireweave forward`). */
+export function proxy(args: string[], io: ProxyIo, options: RunOptions = {}): Promise<number> {
+  return runTunnel('proxy', args, io, options);
+}
+
+/** Runs the tunnel with its proxies and forwards until stopped; the exit status. */
+export async function runTunnel(command: 'proxy' | 'forward', args: string[], io: ProxyIo, options: RunOptions = {}): Promise<number> {
+  let parsed: TunnelArgs | 'help';
   try {
-    parsed = parseArgs(args);
+    parsed = parseTunnelArgs(command, args);
   } catch (err) {
-    await write(io.stderr, `wireweave: proxy: ${messageOf(err)}\n`);
+    await write(io.stderr, `wireweave: ${command}: ${messageOf(err)}\n`);
     return 1;
   }
-  if (parsed === 'help') { await write(io.stdout, PROXY_USAGE); return 0; }
+  if (parsed === 'help') { await write(io.stdout, command === 'proxy' ? PROXY_USAGE : FORWARD_USAGE); return 0; }
+  const env = options.env ?? process.env;
+  const uid = options.uid ?? process.getuid?.() ?? -1;
+  const verbose = parsed.verbose || env.LOG_LEVEL === 'verbose' || env.LOG_LEVEL === 'debug';
+  const name = parsed.name ?? nameForConfig(parsed.config) ?? 'wireweave';
   const log = (line: string) => { io.stderr.write(`wireweave: ${line}\n`); };
   let tunnel: Netstack | undefined;
   const servers: { close(cb?: () => void): unknown }[] = [];
+  const forwards: Forward[] = [];
+  let control: UapiServer | undefined;
+  let metrics: MetricsServer | undefined;
+  let report: HandshakeReport | undefined;
+  let lock: KeyLock | undefined;
   try {
-    tunnel = await openTunnel(parsed.config, options.netstack, (line) => io.stderr.write(`${line}\n`));
+    const netstackOptions: NetstackOptions = {
+      name,
+      // The device's own lines (errors; handshakes and events with --verbose), on stderr.
+      logger: makeLogger(name, verbose ? 'verbose' : 'error', io.stderr),
+      connectTimeoutMs: parsed.connectTimeoutMs,
+      ...options.netstack,
+    };
+    tunnel = await openTunnel(parsed.config, netstackOptions, (line) => io.stderr.write(`${line}\n`));
     await write(io.stderr, `wireweave: ${describeTunnel(tunnel)}\n`);
+    const dir = runtimeDir(env, uid);
+    lock = await takeKeyLock(tunnel, dir, uid, `${command} ${name}`, log);
+    report = reportHandshakes(tunnel.device, { clock: tunnel.tun.clock, log, verbose: verbose ? log : undefined });
+    if (parsed.control) {
+      try {
+        control = await startControlSocket(tunnel.device, name, { dir, uid, system: uid === 0, systemDir: options.systemSocketDir });
+        await write(io.stderr, `wireweave: control socket ${control.path} ('wireweave show ${name}')\n`);
+      } catch (err) {
+        // The tunnel works without it: say why `show` will not find it, and go on.
+        log(`warning: no control socket for ${name}: ${messageOf(err)}`);
+      }
+    }
+    if (parsed.metrics) {
+      metrics = await startMetricsServer(new DeviceMetrics(tunnel.device, { clock: tunnel.tun.clock }), parsed.metrics)
+        .catch((err: Error) => { throw new CliError(`--metrics: ${messageOf(err)}`); });
+      await write(io.stderr, `wireweave: metrics on http://${formatHostPort(metrics.address.host, metrics.address.port)}/metrics\n`);
+    }
     const listening: Record<string, string> = {};
     const common = { auth: parsed.auth, handshakeTimeoutMs: parsed.handshakeTimeoutMs, log };
     if (parsed.socks5) {
@@ -183,14 +319,52 @@ export async function proxy(args: string[], io: ProxyIo, options: RunOptions = {
       listening.http = formatHostPort(a.address, a.port);
       await write(io.stderr, `wireweave: HTTP proxy on ${listening.http}${parsed.auth ? ' (user name and password required)' : ''}\n`);
     }
-    options.onReady?.({ tunnel, listening });
+    for (const { kind, spec } of parsed.forwards) {
+      const what = `--${kind} ${formatForwardSpec(spec)}`;
+      let f: Forward;
+      try {
+        f = kind === 'tcp' ? await forwardTcp(tunnel, spec, log) : kind === 'udp' ? await forwardUdp(tunnel, spec, log) : await reverseTcp(tunnel, spec, log);
+      } catch (err) {
+        throw new CliError(`${what}: ${messageOf(err)}`);
+      }
+      forwards.push(f);
+      listening[what] = f.listening;
+      const arrow = kind === 'reverse-tcp' ? `tunnel ${f.listening} → host ${spec.host}:${spec.hostPort}` : `host ${f.listening} → tunnel ${spec.host}:${spec.hostPort}`;
+      await write(io.stderr, `wireweave: ${kind === 'udp' ? 'UDP' : 'TCP'} forward ${arrow}\n`);
+    }
+    options.onReady?.({ tunnel, listening, control: control?.path });
     await untilStopped(options.signal);
     return 0;
   } catch (err) {
-    await write(io.stderr, `wireweave: proxy: ${messageOf(err)}\n`);
+    await write(io.stderr, `wireweave: ${command}: ${messageOf(err)}\n`);
     return 1;
   } finally {
+    report?.stop();
     for (const s of servers) s.close();
-    await tunnel?.close();
+    for (const f of forwards) await f.close().catch(() => {});
+    await control?.close().catch(() => {});
+    await metrics?.close().catch(() => {});
+    await tunnel?.close().catch((err: unknown) => log(`${command}: ${messageOf(err)}`));
+    lock?.release();
+  }
+}
+
+/** Takes the lock for our public key; warns when another live process holds it. */
+async function takeKeyLock(tunnel: Netstack, dir: string, uid: number, what: string, log: (line: string) => void): Promise<KeyLock | undefined> {
+  const privateKey = tunnel.device.getState().privateKey;
+  if (!privateKey) return undefined;
+  const publicKey = encodeBase64(nodeCrypto.x25519PrivateKey(privateKey).publicKey);
+  try {
+    await ensurePrivateDir(dir, uid);
+    const lock = lockPublicKey(dir, publicKey, what);
+    if (lock.other) {
+      log(`warning: another wireweave process (pid ${lock.other.pid}${lock.other.what ? `, ${lock.other.what}` : ''}) runs a tunnel with this private key (public key ${publicKey}): `
+        + 'the peer answers whichever sent last, so its endpoint flips between the two and both lose packets. '
+        + `Run one process with all the proxies and forwards: wireweave proxy CONFIG --socks5 ... --http ... --tcp ...`);
+    }
+    return lock;
+  } catch (err) {
+    log(`warning: cannot check for other processes with this key: ${messageOf(err)}`);
+    return undefined;
   }
 }

@@ -11,6 +11,7 @@ import { formatPrefix } from '../device/allowedips.ts';
 import type { DeviceState } from '../device/config.ts';
 import { uapiGet } from '../device/uapi-client.ts';
 import { DEFAULT_SOCKET_DIR } from '../device/uapi-server.ts';
+import { runtimeDir } from '../netstack/control.ts';
 
 export interface ShowIo {
   stdout: Writable;
@@ -157,7 +158,11 @@ export async function show(args: string[], io: ShowIo, env = process.env, dir = 
   for (const name of names) {
     let state: DeviceState;
     try {
-      state = await uapiGet(name, dir);
+      state = await uapiGet(name, dir).catch((err: NodeJS.ErrnoException) => {
+        // A rootless tunnel (`proxy`/`forward`) keeps its control socket in the user's runtime directory.
+        if (err.code !== 'ENOENT' || all) throw err;
+        return uapiGet(name, runtimeDir(env, process.getuid?.() ?? -1)).catch(() => { throw err; });
+      });
     } catch (err) {
       const errno = (err as NodeJS.ErrnoException).code;
       const why = errno === 'ENOENT' ? 'no such interface' : errno === 'ECONNREFUSED' ? 'nothing answers on its socket (stale socket of a daemon that exited?)' : (err as Error).message;

@@ -79,7 +79,7 @@ describe('wireweave forward / proxy as commands', () => {
     p.child.kill('SIGTERM');
     const [code] = (await once(p.child, 'exit')) as [number];
     assert.equal(code, 0, `exit status; stderr: ${p.stderr()}`);
-    assert.match(p.stderr(), /tunnel up: 10\.0\.0\.1 via UDP port \d+, 1 peer/, 'tunnel line');
+    assert.match(p.stderr(), /tunnel started: 10\.0\.0\.1 via UDP port \d+, 1 peer; waiting for a handshake/, 'tunnel line');
     assert.ok(!p.stderr().includes(alice.priv), 'no private key printed');
   });
 

@@ -176,7 +176,7 @@ describe('proxy and forward commands', () => {
     assert.ok((await roundTrip(port, Buffer.from('via the command'))).equals(Buffer.from('via the command')), 'forwarded');
     stop.abort();
     await bob.close();
-    assert.match(err.text(), /tunnel up: 10\.0\.0\.1 via UDP port \d+, 1 peer/, 'says the tunnel is up');
+    assert.match(err.text(), /tunnel started: 10\.0\.0\.1 via UDP port \d+, 1 peer; waiting for a handshake/, 'says the tunnel started');
     assert.match(err.text(), /TCP forward host 127\.0\.0\.1:\d+ → tunnel 10\.0\.0\.2:7/, 'says what it forwards');
     assert.ok(!err.text().includes(a.priv), 'no key printed');
   });

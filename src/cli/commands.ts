@@ -31,11 +31,13 @@ export function editDistance(a: string, b: string): number {
 }
 
 /**
- * The command `word` is most likely a typo of, or null. `up` tolerates no edit (`up0`, `wg`
- * and `vpn` are interface names), 3-4 letter commands one (`shwo`, `dwn`), longer ones two
+ * The command `word` is most likely a typo of, or null. A word ending in a digit is never a
+ * typo (`demo1`, `show2`: interface names), `up` tolerates no edit (`wg`, `vpn` are names), 3-4 letter commands one (`shwo`, `dwn`), longer ones two
  * (`genky`, `froward`).
  */
 export function nearestCommand(word: string): string | null {
+  // None of our commands has a digit; names like wg0, demo1 or show2 are interface names.
+  if (/[0-9]$/.test(word)) return null;
   const w = word.toLowerCase();
   let best: string | null = null, bestDistance = Infinity;
   for (const c of COMMANDS) {

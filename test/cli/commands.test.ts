@@ -54,7 +54,7 @@ describe('wireweave WORD: what is refused as an interface name', () => {
   });
 
   it('keeps plausible interface names (wireguard-go takes any valid name)', () => {
-    for (const name of ['wg0', 'wg', 'tun0', 'vpn', 'home', 'office', 'mullvad-se1', 'bogus', 'ww123r1qa', 'up0', 'wg.lan']) {
+    for (const name of ['wg0', 'wg', 'tun0', 'vpn', 'home', 'office', 'mullvad-se1', 'bogus', 'ww123r1qa', 'up0', 'wg.lan', 'demo1', 'show2', 'down0']) {
       assert.equal(refuseAsInterfaceName(name), null, name);
     }
   });

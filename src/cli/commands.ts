@@ -54,10 +54,10 @@ export function nearestCommand(word: string): string | null {
  */
 export function refuseAsInterfaceName(word: string): string | null {
   const lower = word.toLowerCase();
-  const bypass = `(to create an interface of that name anyway: wireweave -- ${word})`;
+  const bypass = `(for an interface of that name: wireweave -- ${word})`;
   if (WG_ONLY.includes(lower)) {
     return `'${word}' is a wg command, which wireweave does not implement; did you mean \`wg ${lower}\`? ` +
-      `(wg drives wireweave's interfaces) ${bypass}`;
+      `(wg works on wireweave's interfaces) ${bypass}`;
   }
   if (WG_QUICK_ONLY.includes(lower)) {
     return `'${word}' is a wg-quick command, which wireweave does not implement; did you mean \`wg-quick ${lower}\`? ${bypass}`;

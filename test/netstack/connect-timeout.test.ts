@@ -110,4 +110,15 @@ describe('dialling a peer that never answers', { timeout: 60_000 }, () => {
     assert.match(text, /^HTTP\/1\.1 504 /);
     assert.match(text, /timed out/);
   });
+
+  it('a plain http:// request through the HTTP proxy gets 504 Gateway Timeout', async () => {
+    const s = net.connect({ host: '127.0.0.1', port: httpPort });
+    await once(s, 'connect');
+    let text = '';
+    s.setEncoding('utf8');
+    s.on('data', (c: string) => { text += c; });
+    s.write('GET http://10.0.0.2/ HTTP/1.1\r\nHost: 10.0.0.2\r\nConnection: close\r\n\r\n');
+    await once(s, 'close');
+    assert.match(text, /^HTTP\/1\.1 504 /);
+  });
 });

@@ -2,7 +2,8 @@
  * `wireweave proxy` (a child process, rootless tunnel) against a real wireguard-go: the handshake
  * is reported on stderr, `wg show NAME` and `wg show NAME dump` read the proxy's control socket
  * (in /var/run/wireguard, as we are root) and agree with `wireweave show NAME dump` and with what
- * wireguard-go's own `wg show` says about us; with a wrong key the proxy names the peer after
+ * wireguard-go's own `wg show` says about us; an unprivileged user's proxy puts its socket in
+ * $XDG_RUNTIME_DIR/wireweave, where `wireweave show` finds it; with a wrong key the proxy names the peer after
  * 15 s, and a SOCKS5 CONNECT through it gets reply 6 within --connect-timeout, not minutes.
  *
  * Needs root, wireguard-go and wg; skipped with the reason when missing, a failure under CI.
@@ -101,6 +102,44 @@ describe('rootless proxy against wireguard-go', { skip, timeout: 120_000 }, () =
     p.child.kill('SIGTERM');
     assert.deepEqual(await once(p.child, 'exit'), [0, null]);
     assert.ok(!fs.existsSync(`/var/run/wireguard/${name}.sock`), 'socket removed on exit');
+  });
+
+  it('as an unprivileged user: the socket in $XDG_RUNTIME_DIR/wireweave, read by `wireweave show`', async () => {
+    // nobody's own directories: the config (it holds a key) and the runtime directory.
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ww-nobody-'));
+    fs.chmodSync(home, 0o755);
+    const xdg = path.join(home, 'run');
+    fs.mkdirSync(xdg, { mode: 0o700 });
+    const conf = path.join(home, `${name}.conf`);
+    fs.copyFileSync(path.join(dir, `${name}.conf`), conf);
+    fs.chownSync(xdg, 65534, 65534);
+    fs.chownSync(conf, 65534, 65534);
+    const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `XDG_RUNTIME_DIR=${xdg}`, 'HOME=/nonexistent', BIN];
+    const child = spawn('setpriv', [...asNobody, 'proxy', conf, '--socks5', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    try {
+      const until = performance.now() + 30_000;
+      while (!/handshake with peer .* completed/.test(err) && child.exitCode === null && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.match(err, /handshake with peer .* completed/);
+      const sock = path.join(xdg, 'wireweave', `${name}.sock`);
+      assert.ok(err.includes(`control socket ${sock} ('wireweave show ${name}')`), err);
+      const st = fs.statSync(sock);
+      assert.deepEqual([st.uid, st.mode & 0o777], [65534, 0o600], 'owned by the user, private');
+      assert.equal(fs.statSync(path.dirname(sock)).mode & 0o777, 0o700);
+      const shown = await run('setpriv', [...asNobody, 'show', name]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, new RegExp(`^interface: ${name}\\n  public key: ${ours.pub.replace(/[+/]/g, '\\$&')}\\n`));
+      assert.match(shown.stdout, new RegExp(`peer: ${wg.publicKey.replace(/[+/]/g, '\\$&')}\\n  endpoint: 127\\.0\\.0\\.1:${wg.listenPort}\\n  allowed ips: 10\\.${n}\\.9\\.0/24\\n  latest handshake: `));
+      // wg looks only in /var/run/wireguard, where an unprivileged user cannot put a socket.
+      assert.notEqual((await run('wg', ['show', name])).code, 0);
+      child.kill('SIGTERM');
+      assert.deepEqual(await once(child, 'exit'), [0, null]);
+      assert.ok(!fs.existsSync(sock), 'socket removed on exit');
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it('names a peer that does not answer, and a SOCKS5 CONNECT gets reply 6 in bounded time', async () => {

@@ -348,11 +348,14 @@ export class Connection extends Sender implements TcpConnection {
 
   private receiveData(seq: number, payload: Uint8Array, fin: boolean, now: number): void {
     const c = this.host.counters;
-    // Hold no byte beyond the buffer or the budget's grant: only bytes promised by rounding the
-    // scaled window up get here, and those are dropped (the peer sends them again). Otherwise a
-    // peer sending tiny segments could creep the window up by a rounding step per ACK.
+    // Hold no byte beyond the buffer or the budget's grant. Rounding the scaled window up to keep
+    // its right edge (tcb.ts windowField) promises up to a scale step more per ACK; a sender of
+    // full segments fills the window in about rcvBufSize/MSS ACKs, so that much creep is held
+    // (taken from the budget like any byte). Beyond it — a peer sending tiny segments to creep
+    // the window open — bytes are dropped and sent again once the application reads.
     const held = this.unreleased + this.ooo.bytes + payload.length;
-    const cap = Math.max(this.rcvBufSize, this.rcvReserved);
+    const step = 2 ** this.rcvWscale - 1;
+    const cap = Math.max(this.rcvBufSize, this.rcvReserved) + (Math.ceil(this.rcvBufSize / this.rcvMss) + 2) * step;
     if (held > Math.min(cap, this.reserveReceive(Math.min(held, cap)))) {
       const room = Math.max(0, Math.min(cap, this.rcvReserved) - this.unreleased - this.ooo.bytes);
       c.tcpMemoryDrops++;

@@ -208,5 +208,21 @@ describe('cookie lifetimes', () => {
     const fresh = new CookieGenerator(crypto, keyPair(1));
     fresh.clear();
     assert.equal(fresh.consumeReply(reply, 1), false);
+    // A reply to the message sent just before clear() is no longer taken.
+    const { checker, generator: g2 } = setup(0);
+    const sent = message(Initiation.size, 0x21);
+    g2.addMacs(sent, 0);
+    const late = checker.createReply(sent, 1, TAG_A, 0);
+    g2.clear();
+    assert.equal(g2.consumeReply(late, 0), false);
+  });
+
+  it('a generator that sent nothing takes no reply, even one sealed to an all-zero mac1', () => {
+    // The associated data would be the zeros of an unset last mac1: refused before opening.
+    const { checker } = setup(0);
+    const zeroMac1 = message(Initiation.size, 0x31);
+    zeroMac1.fill(0, zeroMac1.length - 2 * MAC_SIZE);
+    const reply = checker.createReply(zeroMac1, 1, TAG_A, 0);
+    assert.equal(new CookieGenerator(crypto, keyPair(1)).consumeReply(reply, 0), false);
   });
 });

@@ -8,6 +8,8 @@
  *   MUTATE_TARGET=uapi npm run mutate      # core | routing | allowedips | uapi | tcp | all
  *   npm run mutate -- --mutate src/core/cookie.ts   # narrower, within the target's tests
  */
+import process from 'node:process';
+
 const TARGETS = {
   core: {
     mutate: ['src/core/**/*.ts', '!src/core/index.ts'],

@@ -157,11 +157,12 @@ describe('memory a peer or local clients can pin', () => {
       assert.ok(bc.tcpMemoryPeak <= bob.tcpMemory.high, 'bob never reserved more than its budget');
       assert.ok(alice.counters.tcpMemoryPeak <= alice.tcpMemory.high, 'alice never reserved more than its budget');
       assert.ok(bc.tcpMemoryPressureEvents >= 1 && bob.tcpMemory.underPressure, 'the flood put bob under pressure');
-      // Without the budget every one of these connections would pin 4 MiB each way at each end
-      // (~16 GiB). With it the two stacks may reserve 2 × 128 MiB; payload is held as
-      // per-segment chunks (some 10–30 % overhead) and 2,000 sockets cost their objects: 600 MiB
-      // bounds that with room for the collector's slack.
-      assert.ok(rss1 - rss0 < 600 * MiB, `RSS grew by ${mib(rss1 - rss0)}`);
+      // Without the budget every one of these connections could pin 4 MiB each way at each end
+      // (~16 GiB). With it the two stacks reserve at most 2 × 128 MiB; RSS runs at about twice
+      // the reserved bytes here (received payload is held as per-segment chunks, send buffers in
+      // 16 KiB blocks, Node's stream buffers and V8's young generation come on top), measured
+      // 363 MiB for 209 MiB reserved. 700 MiB bounds that with room for the allocator.
+      assert.ok(rss1 - rss0 < 700 * MiB, `RSS grew by ${mib(rss1 - rss0)}`);
       assert.deepEqual(unexpected.map((e) => e.message), [], 'no socket erred');
       assert.equal(bc.internalErrors, 0);
       assert.equal(alice.counters.internalErrors, 0);
@@ -244,9 +245,12 @@ describe('memory a peer or local clients can pin', () => {
       assert.equal(served.length, SOCKS_CLIENTS, 'every client reached the server');
       assert.ok(ac.tcpMemoryPeak <= alice.tcpMemory.high, 'the proxy never reserved more than its budget');
       assert.ok(bob.counters.tcpMemoryPeak <= bob.tcpMemory.high);
-      // Measured before the budget: ~4.6 MiB per client and growing (issue 11). Both stacks may
-      // reserve their 128 MiB; 400 MiB bounds that plus 600 host and tunnel sockets.
-      assert.ok(rss1 - rss0 < 400 * MiB, `RSS grew by ${mib(rss1 - rss0)}`);
+      // Measured with the old 4 MiB windows and no budget, this same test grew RSS by 4.4 GiB
+      // (15 MiB per client, both stacks). Both stacks now reserve at most their 128 MiB; at
+      // about twice that in RSS (see the test above; measured alone: 429 MiB for 205 MiB
+      // reserved), 700 MiB bounds it. Run after the test above, the growth reads lower: the
+      // process reuses what that one freed.
+      assert.ok(rss1 - rss0 < 700 * MiB, `RSS grew by ${mib(rss1 - rss0)}`);
       assert.deepEqual(unexpected.map((e) => e.message), [], 'nothing erred');
       assert.equal(ac.internalErrors, 0);
       assert.equal(bob.counters.internalErrors, 0);

@@ -31,10 +31,10 @@ import { armConnectTimeout } from './connect-timeout.ts';
 import { TunnelResolver } from './resolver.ts';
 import type { ResolveOptions } from './resolver.ts';
 import { TunnelServer } from './server.ts';
-import { TunnelSocket } from './socket.ts';
-import type { TunnelSocketOptions } from './socket.ts';
+import { sendSettled, TunnelSocket } from './socket.ts';
+import type { StackDriver, TunnelSocketOptions } from './socket.ts';
 import { NetStack } from './stack/stack.ts';
-import type { NetStackApi, StackConfig, StackIO } from './stack/types.ts';
+import type { NetStackApi, StackConfig, StackIO, TcpConnection } from './stack/types.ts';
 import { NetstackTun } from './tun.ts';
 import { TunnelUdpSocket } from './udp.ts';
 
@@ -58,6 +58,11 @@ export interface NetstackOptions {
   dnsTimeoutMs?: number;
   /** Name for logs (default "netstack0"). */
   name?: string;
+  /**
+   * How long close() waits for the connections to deliver what they accepted, FIN included
+   * (default 10000 ms), before it resets them and fails with ERR_NETSTACK_CLOSE_TIMEOUT.
+   */
+  closeTimeoutMs?: number;
   /**
    * How long connect() waits for the connection to be established, name resolution included,
    * before it fails with ETIMEDOUT (default 10000 ms, like wireproxy's and tsnet's dials; 0 = the
@@ -136,9 +141,18 @@ export class Netstack {
   private readonly pings = new Map<number, { resolve: (r: PingResult) => void; sent: number; sequence: number }>();
   private pingSequence = 0;
   private closed = false;
+  private closing: Promise<void> | null = null;
+  private readonly closeTimeoutMs: number;
   private readonly connectTimeoutMs: number;
-  /** Client sockets still open, destroyed by close() (a server tracks its own). */
+  /** Sockets still open (ours and the servers'), ended and drained by close(). */
   private readonly sockets = new Set<TunnelSocket>();
+  private readonly servers = new Set<TunnelServer>();
+  /**
+   * Connections whose socket is gone while the stack still delivers their data and FIN (as a
+   * kernel keeps a closed socket's data); bounded by the stack's connection limit.
+   */
+  private readonly lingering = new Set<TcpConnection>();
+  private readonly driver: StackDriver;
 
   constructor(config: WgQuickConfig, device: Device, tun: NetstackTun, options: NetstackOptions = {}) {
     this.config = config;
@@ -146,7 +160,16 @@ export class Netstack {
     this.tun = tun;
     this.stack = tun.stack;
     this.addresses = config.interface.addresses.map((a) => formatIp(a.bytes));
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.driver = {
+      now: () => tun.now(),
+      poke: () => tun.poke(),
+      linger: (conn) => {
+        this.lingering.add(conn);
+        conn.events = { onClose: () => this.lingering.delete(conn) };
+      },
+    };
     this.resolver = new TunnelResolver({
       servers: config.interface.dns.map(unbracket).filter((s) => ipFamily(s) !== 0),
       search: config.interface.dnsSearch,
@@ -207,10 +230,9 @@ export class Netstack {
    * established, 'error' (code ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENOTFOUND...) otherwise.
    */
   connect(options: ConnectOptions): TunnelSocket {
-    const socket = new TunnelSocket(this.tun, { allowHalfOpen: options.allowHalfOpen });
+    const socket = new TunnelSocket(this.driver, { allowHalfOpen: options.allowHalfOpen });
     socket.remotePort = options.port;
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    this.track(socket);
     const open = async () => {
       if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
         throw netError('ERR_SOCKET_BAD_PORT', `bad TCP port ${options.port}`);
@@ -231,7 +253,15 @@ export class Netstack {
   listen(port: number, address?: string, options: TunnelSocketOptions = {}): TunnelServer {
     this.checkOpen();
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw netError('ERR_SOCKET_BAD_PORT', `bad TCP port ${port}`);
-    return new TunnelServer(this.stack.tcpListen(port, address), this.tun, options);
+    const server = new TunnelServer(this.stack.tcpListen(port, address), this.driver, options, (s) => this.track(s));
+    this.servers.add(server);
+    server.once('close', () => this.servers.delete(server));
+    return server;
+  }
+
+  private track(socket: TunnelSocket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
   }
 
   /** A UDP socket on the tunnel (port 0 = ephemeral). */
@@ -275,13 +305,66 @@ export class Netstack {
     return tunnelFetch((host, port) => this.connect({ host, port }), input, init);
   }
 
-  /** Takes the tunnel down: closes the UDP socket and stops the stack's timers. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Takes the tunnel down gracefully: stops the listeners, ends every open socket (its queued
+   * writes go first) and waits until the stack has delivered everything it accepted, FIN
+   * included, on every connection (also those whose socket already closed), then closes the UDP
+   * socket and stops the stack's timers. If that takes longer than `closeTimeoutMs`, the
+   * remaining connections are reset, the tunnel still goes down, and the promise rejects with
+   * ERR_NETSTACK_CLOSE_TIMEOUT. Later calls return the same promise.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
     this.closed = true;
+    this.closing = this.drainAndClose();
+    return this.closing;
+  }
+
+  /** Takes the tunnel down at once: every connection is reset (RST), nothing is drained. */
+  destroy(): Promise<void> {
+    if (this.closing) { this.resetAll(); return this.closing.catch(() => {}); }
+    this.closed = true;
+    this.resetAll();
+    this.closing = this.device.close('destroyed');
+    return this.closing;
+  }
+
+  private async drainAndClose(): Promise<void> {
+    for (const server of this.servers) server.close();
+    for (const s of this.sockets) if (!s.destroyed && !s.writableEnded) s.end();
+    const deadline = performance.now() + this.closeTimeoutMs;
+    // The stack reports no "FIN acknowledged" event, and this runs once per tunnel: poll.
+    while (!this.settled() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const stuck = this.unsettled();
     // Without an error: an 'error' nobody listens for would crash the application on shutdown.
-    for (const s of this.sockets) s.destroy();
+    if (stuck.connections === 0) for (const s of this.sockets) s.destroy();
+    else this.resetAll();
     await this.device.close('closed');
+    if (stuck.connections > 0) {
+      throw netError('ERR_NETSTACK_CLOSE_TIMEOUT',
+        `close: ${stuck.connections} connection(s) had not delivered ${stuck.bytes} byte(s) and their FIN within ${this.closeTimeoutMs} ms; reset them`);
+    }
+  }
+
+  private settled(): boolean {
+    for (const s of this.sockets) if (!s.settled) return false;
+    for (const c of this.lingering) if (!sendSettled(c)) return false;
+    return true;
+  }
+
+  private unsettled(): { connections: number; bytes: number } {
+    let connections = 0, bytes = 0;
+    for (const s of this.sockets) if (!s.settled) { connections++; bytes += s.bufferedAmount + s.writableLength; }
+    for (const c of this.lingering) if (!sendSettled(c)) { connections++; bytes += c.bufferedAmount; }
+    return { connections, bytes };
+  }
+
+  private resetAll(): void {
+    for (const server of this.servers) server.close();
+    for (const s of this.sockets) s.resetAndDestroy();
+    const now = this.tun.now();
+    for (const c of this.lingering) c.abort(now);
+    this.lingering.clear();
   }
 
   private checkOpen(): void {

@@ -14,19 +14,36 @@ export interface TunnelNet {
 export type LogLine = (line: string) => void;
 
 /**
- * Joins two sockets both ways with half-close: each side's end is passed on as an end, and an
- * error or abrupt close on either side destroys the other.
+ * Joins two sockets both ways with half-close: each side's end is passed on as an end once the
+ * bytes before it are written, in whichever order the two ends come.
+ *
+ * A side that closes cleanly (its end read and ours to it written) leaves the other alone: that
+ * one still has our bytes queued and finishes by itself. A side that errs or closes before both
+ * its directions are done cuts a stream, so the other side is reset (RST), never ended: a FIN
+ * would tell its peer that a truncated stream was whole.
  */
 export function relay(a: Duplex, b: Duplex): void {
   corkPerTick(a, b);
   corkPerTick(b, a);
   a.pipe(b);
   b.pipe(a);
-  const onError = () => { a.destroy(); b.destroy(); };
+  const onError = () => { reset(a); reset(b); };
   a.on('error', onError);
   b.on('error', onError);
-  a.on('close', () => { if (!b.destroyed) b.destroy(); });
-  b.on('close', () => { if (!a.destroyed) a.destroy(); });
+  a.on('close', () => { if (!closedCleanly(a)) reset(b); });
+  b.on('close', () => { if (!closedCleanly(b)) reset(a); });
+}
+
+function closedCleanly(s: Duplex): boolean {
+  return s.readableEnded && s.writableFinished;
+}
+
+/** Destroys `s` with RST where it can say so (net.Socket, TunnelSocket), else with an error. */
+function reset(s: Duplex): void {
+  if (s.destroyed) return;
+  const r = (s as { resetAndDestroy?: () => unknown }).resetAndDestroy;
+  if (typeof r === 'function') r.call(s);
+  else s.destroy(new Error('the other side of the relay was cut'));
 }
 
 /**

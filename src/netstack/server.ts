@@ -14,7 +14,8 @@ export class TunnelServer extends EventEmitter {
   private readonly sockets = new Set<TunnelSocket>();
   private closed = false;
 
-  constructor(listener: TcpListener, driver: StackDriver, options: TunnelSocketOptions = {}) {
+  /** `track` sees every accepted socket (the Netstack drains them on close). */
+  constructor(listener: TcpListener, driver: StackDriver, options: TunnelSocketOptions = {}, track?: (socket: TunnelSocket) => void) {
     super();
     this.listener = listener;
     listener.onConnection = (conn) => {
@@ -22,6 +23,7 @@ export class TunnelServer extends EventEmitter {
       socket.attach(conn, true);
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
+      track?.(socket);
       // Nobody to take it: refuse rather than leave an open connection nobody reads.
       if (this.listenerCount('connection') === 0) { socket.destroy(); return; }
       this.emit('connection', socket);

@@ -12,6 +12,13 @@
  *
  * Releases are batched into a microtask: it coalesces window updates and keeps this class from
  * calling back into the stack while the stack is delivering to it.
+ *
+ * Closing, as net.Socket over a kernel socket: 'finish' once the stack has accepted every byte
+ * and queued the FIN; 'close' once the socket is released, while the stack may still be
+ * delivering what it accepted (it lingers, as the kernel does, and the Netstack drains it on
+ * close()). `destroy()` with nothing unsent ends with a FIN; with writes the stack has not taken
+ * yet, or `resetAndDestroy()`, or on an error, with RST, so the peer never sees a clean end at a
+ * short offset.
  */
 import { Duplex } from 'node:stream';
 import type { TcpConnection } from './stack/types.ts';
@@ -19,10 +26,20 @@ import { formatHostPort } from './addr.ts';
 import { netError } from './errors.ts';
 import type { NetError } from './errors.ts';
 
-/** What a socket needs from its owner: the stack's clock, and a way to re-arm the stack's timer. */
+/**
+ * What a socket needs from its owner: the stack's clock, a way to re-arm the stack's timer, and
+ * somewhere to hand a connection whose socket is gone while the stack still delivers its data.
+ */
 export interface StackDriver {
   now(): number;
   poke(): void;
+  linger?(conn: TcpConnection): void;
+}
+
+/** Everything written, and the FIN, has been acknowledged (or the connection is gone). */
+export function sendSettled(conn: TcpConnection): boolean {
+  const s = conn.state;
+  return s === 'FIN-WAIT-2' || s === 'TIME-WAIT' || s === 'CLOSED';
 }
 
 export interface TunnelSocketOptions {
@@ -57,6 +74,7 @@ export class TunnelSocket extends Duplex {
   private keepAliveMs = 0;
   private idleMs = 0;
   private idleTimer: NodeJS.Timeout | null = null;
+  private resetOnDestroy = false;
 
   constructor(driver: StackDriver, options: TunnelSocketOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false });
@@ -179,10 +197,16 @@ export class TunnelSocket extends Duplex {
     if (conn && !this.connGone) {
       this.connGone = true;
       conn.events = {};
-      // Like closing a kernel socket: FIN normally (after queued data), RST on error or while
-      // the handshake is still under way.
-      if (error || this.connecting) conn.abort(this.driver.now());
-      else conn.close(this.driver.now());
+      // Like closing a kernel socket: FIN after the queued data normally; RST on error, on
+      // resetAndDestroy(), while the handshake is under way, or when bytes handed to write()
+      // have not reached the stack (a FIN would tell the peer that a cut stream was whole).
+      const unsent = this.pending !== null || this.writableLength > 0;
+      if (error || this.resetOnDestroy || this.connecting || unsent) {
+        conn.abort(this.driver.now());
+      } else {
+        conn.close(this.driver.now());
+        if (!sendSettled(conn)) this.driver.linger?.(conn);
+      }
       this.driver.poke();
     }
     if (this.pending) {
@@ -210,6 +234,22 @@ export class TunnelSocket extends Duplex {
       this.pending = null;
       p.callback(this.pipeError());
     }
+  }
+
+  /** Closes the connection with RST and destroys the socket (as net.Socket.resetAndDestroy). */
+  resetAndDestroy(): this {
+    this.resetOnDestroy = true;
+    return this.destroy();
+  }
+
+  /**
+   * The writable side is finished and the stack has delivered it all, FIN included (or the
+   * connection is gone): nothing this socket accepted is still on its way.
+   */
+  get settled(): boolean {
+    if (this.connGone || this.destroyed) return true;
+    if (!this.writableFinished) return false;
+    return this.conn === null || sendSettled(this.conn);
   }
 
   private pipeError(): NetError {

@@ -6,7 +6,7 @@
  */
 
 /** Our subcommands (main.ts dispatches them). */
-export const COMMANDS = ['genkey', 'pubkey', 'genpsk', 'demo', 'up', 'down', 'show', 'proxy', 'forward', 'help', 'version'] as const;
+export const COMMANDS = ['genkey', 'pubkey', 'genpsk', 'demo', 'up', 'down', 'show', 'proxy', 'forward', 'hub', 'help', 'version'] as const;
 
 /** `wg --help`'s subcommands we do not implement, and wg-quick's verbs we do not implement. */
 const WG_ONLY = ['showconf', 'set', 'setconf', 'addconf', 'syncconf'];

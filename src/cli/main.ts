@@ -36,8 +36,9 @@ Commands:
   up       Bring up an interface from a wg-quick config file (like wg-quick up)
   down     Take it down again (like wg-quick down)
   show     Show interfaces as wg show does
-  proxy    Rootless tunnel from a wg-quick config, serving SOCKS5/HTTP proxies
+  proxy    Rootless tunnel from a wg-quick config: SOCKS5/HTTP proxies and forwards
   forward  Rootless tunnel from a wg-quick config, forwarding ports (ssh -L/-R style)
+  hub      Run a mesh hub: signaling and relay for peers found by public key
   help     Show this help
 
 Options:
@@ -109,6 +110,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return (await import('./proxy.ts')).proxy(args, io);
     case 'forward':
       return (await import('./forward.ts')).forward(args, io);
+    case 'hub':
+      return (await import('./hub.ts')).hub(args, io);
     default: {
       // `wireweave [FLAGS] -- NAME` takes NAME as an interface name whatever it looks like.
       const forced = argv.includes('--');

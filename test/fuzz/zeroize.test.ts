@@ -15,6 +15,8 @@ import { COOKIE_REFRESH_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JIT
 import { seededRng } from '../../src/core/rng.ts';
 import { nodeCrypto } from '../../src/crypto/node.ts';
 import { Simulation, packet } from '../support/pair.ts';
+import { CookieGenerator } from '../../src/core/cookie.ts';
+import { Initiation, MESSAGE_INITIATION, MESSAGE_RESPONSE, Response } from '../../src/core/messages.ts';
 import type { Node } from '../support/pair.ts';
 
 interface Recording extends CryptoProvider { keys: Uint8Array[] }
@@ -268,5 +270,108 @@ describe('every secret the core holds', () => {
     a.endpoint.removePeer(ab);
     const left = [...ta.of('session'), ...ta.of('config')].filter((h) => !zero(h.bytes)).map((h) => h.path);
     assert.deepEqual(left, ['local.privateKey'], 'only the interface key is left');
+  });
+});
+
+/** nodeCrypto that keeps every hash, HMAC and DH output it makes while `on`. */
+function derivedRecorder() {
+  const made: Uint8Array[] = [];
+  const state = { on: false };
+  const keep = <T extends Uint8Array | null>(x: T): T => { if (state.on && x) made.push(x); return x; };
+  const crypto: CryptoProvider = {
+    ...nodeCrypto,
+    hash: (parts) => keep(nodeCrypto.hash(parts)),
+    hmac: (k, d) => keep(nodeCrypto.hmac(k, d)),
+    x25519: (k, p) => keep(nodeCrypto.x25519(k, p)),
+  };
+  /** Runs `fn` recording, and returns what it derived that still holds bytes. */
+  const during = (fn: () => void): Uint8Array[] => {
+    made.length = 0;
+    state.on = true;
+    try { fn(); } finally { state.on = false; }
+    return made.filter((x) => !zero(x));
+  };
+  return { crypto, during, count: () => made.length };
+}
+
+describe('a handshake message that fails leaves no derived secret behind', () => {
+  function setup() {
+    const rec = derivedRecorder();
+    const sim = new Simulation({ crypto: rec.crypto });
+    const wall = { skew: 0 };
+    const a = sim.node('a', 41, { wallClock: (now) => 1_700_000_000_000 + now + wall.skew });
+    const b = sim.node('b', 42);
+    const c = sim.node('c', 43);
+    const ab = a.addPeer(b, { presharedKey: new Uint8Array(32).fill(4) });
+    b.addPeer(a, { presharedKey: new Uint8Array(32).fill(4) });
+    c.addPeer(b);
+    const captured: { from: string; d: Uint8Array }[] = [];
+    const transmit = sim.transmit.bind(sim);
+    sim.transmit = (from, to, d) => { captured.push({ from, d: d.slice() }); transmit(from, to, d); };
+    const last = (from: string, type: number) => captured.filter((x) => x.from === from && x.d[0] === type).at(-1)!.d;
+    /** `msg` with a byte changed and mac1 made valid again (so the Noise part is what fails). */
+    const tamper = (msg: Uint8Array, at: number, to: Uint8Array) => {
+      const m = msg.slice();
+      m[at]! ^= 1;
+      new CookieGenerator(nodeCrypto, to).addMacs(m, sim.now);
+      return m;
+    };
+    return { rec, sim, wall, a, b, c, ab, last, tamper };
+  }
+
+  it('replayed, flooding, unknown-peer and corrupted initiations', () => {
+    const { rec, sim, wall, a, b, c, ab, last, tamper } = setup();
+    a.endpoint.initiateHandshake(sim.now, ab);
+    sim.run(50);
+    const init = last('a', MESSAGE_INITIATION);
+    sim.run(1000);
+    const cases: [string, () => void][] = [
+      ['replayed timestamp', () => b.endpoint.recv(sim.now, init.slice(), 'a')],
+      ['bad timestamp length', () => b.endpoint.recv(sim.now, tamper(init, Initiation.size - 2 * 16 - 1, b.publicKey), 'a')],
+      ['bad static', () => b.endpoint.recv(sim.now, tamper(init, 8 + 32 + 5, b.publicKey), 'a')],
+    ];
+    for (const [name, fn] of cases) {
+      const left = rec.during(fn);
+      assert.ok(rec.count() > 0, `${name}: something was derived`);
+      assert.equal(left.length, 0, `${name}: ${left.length} derived values hold bytes`);
+    }
+    assert.equal(b.endpoint.counters.dropped.replayedTimestamp, 1);
+    assert.equal(b.endpoint.counters.dropped.handshakeDecrypt, 2);
+    // An initiation from a key b does not know.
+    const idc = c.endpoint.peerIdByKey(b.publicKey)!;
+    const unknown = rec.during(() => { c.endpoint.initiateHandshake(sim.now, idc); sim.run(10); });
+    assert.equal(b.endpoint.counters.dropped.unknownPeer, 1);
+    // c's own pending handshake holds its chaining key and hash: those two only.
+    assert.ok(unknown.length <= 2, `${unknown.length} derived values hold bytes`);
+    // A fresh initiation 10 ms after an accepted one.
+    wall.skew += 1000;
+    const peers = (a.endpoint as unknown as { peers: Map<number, { handshake: { lastSentHandshake: number } }> }).peers;
+    peers.get(ab)!.handshake.lastSentHandshake = -Infinity;
+    a.endpoint.initiateHandshake(sim.now, ab);
+    const first = last('a', MESSAGE_INITIATION);
+    b.endpoint.recv(sim.now, first.slice(), 'a');
+    wall.skew += 1000;
+    peers.get(ab)!.handshake.lastSentHandshake = -Infinity;
+    a.endpoint.initiateHandshake(sim.now, ab);
+    const second = last('a', MESSAGE_INITIATION);
+    const flood = rec.during(() => b.endpoint.recv(sim.now + 10, second.slice(), 'a'));
+    assert.equal(b.endpoint.counters.dropped.floodedInitiation, 1);
+    assert.equal(flood.length, 0, `flood: ${flood.length} derived values hold bytes`);
+  });
+
+  it('a corrupted response', () => {
+    const { rec, sim, a, ab, last, tamper } = setup();
+    sim.cut.add('b>a');
+    a.endpoint.initiateHandshake(sim.now, ab);
+    sim.run(50);
+    const response = last('b', MESSAGE_RESPONSE);
+    const hs = (a.endpoint as unknown as { peers: Map<number, { handshake: { chainKey: Uint8Array; hash: Uint8Array } }> }).peers.get(ab)!.handshake;
+    const [chainKey, hash] = [hs.chainKey.slice(), hs.hash.slice()];
+    const left = rec.during(() => a.endpoint.recv(sim.now, tamper(response, Response.size - 2 * 16 - 3, a.publicKey), 'b'));
+    assert.equal(a.endpoint.counters.dropped.unexpectedResponse, 1);
+    assert.equal(left.length, 0, `${left.length} derived values hold bytes`);
+    // The pending handshake is untouched: the genuine response still completes it.
+    assert.deepEqual([hs.chainKey, hs.hash], [chainKey, hash]);
+    assert.equal(a.endpoint.recv(sim.now, response.slice(), 'b'), 'handshake');
   });
 });

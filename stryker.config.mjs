@@ -33,6 +33,8 @@ TARGETS.all = {
 };
 
 const name = process.env.MUTATE_TARGET ?? 'core';
+/** Report and sandbox names, so two runs (e.g. on different files) do not collide. */
+const run = process.env.MUTATE_RUN ?? name;
 const target = TARGETS[name];
 if (!target) throw new Error(`MUTATE_TARGET must be one of ${Object.keys(TARGETS).join(', ')}; got ${name}`);
 
@@ -52,8 +54,8 @@ export default {
   // Only what the tests need goes into the sandbox.
   ignorePatterns: ['/*', '!/src', '!/test', '!/package.json', '!/tsconfig.json'],
   reporters: ['clear-text', 'progress-append-only', 'json', 'html'],
-  jsonReporter: { fileName: `reports/mutation/${name}.json` },
-  htmlReporter: { fileName: `reports/mutation/${name}.html` },
-  tempDirName: '.stryker-tmp',
+  jsonReporter: { fileName: `reports/mutation/${run}.json` },
+  htmlReporter: { fileName: `reports/mutation/${run}.html` },
+  tempDirName: `.stryker-tmp/${run}`,
   cleanTempDir: 'always',
 };

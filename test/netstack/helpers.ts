@@ -65,6 +65,7 @@ AllowedIPs = 10.0.0.1/32, fd00::1/128
 `, { ...opts.options, bind: bobBind, createStack, name: 'bob' });
   return {
     network, alice, bob, aliceBind, bobBind, fakes,
-    close: async () => { await alice.close(); await bob.close(); },
+    // Together: each drains its connections to the other, which must be up to acknowledge them.
+    close: async () => { await Promise.all([alice.close(), bob.close()]); },
   };
 }

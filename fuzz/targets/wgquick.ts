@@ -29,7 +29,7 @@ async function resolve(host: string): Promise<string> {
 }
 
 function withoutLines(cfg: WgQuickConfig): unknown {
-  return { interface: cfg.interface, peers: cfg.peers.map(({ line: _line, ...p }) => p) };
+  return { interface: cfg.interface, peers: cfg.peers.map(({ line: _line, endpointLine: _endpointLine, ...p }) => p) };
 }
 
 async function run(_ctx: null, input: Uint8Array): Promise<void> {

@@ -238,7 +238,8 @@ export async function transfer(rig: Rig, plan: Plan, timeoutMs = 120_000): Promi
   let served!: Promise<{ received: Side; sent: Side; ends: number }>;
   let onAccepted!: () => void;
   const accepted = new Promise<void>((resolve) => { onAccepted = resolve; });
-  const onConnection = (s: Duplex) => { served = serve(s, plan, errors); onAccepted(); };
+  let serverSocket: Duplex | undefined;
+  const onConnection = (s: Duplex) => { serverSocket = s; served = serve(s, plan, errors); onAccepted(); };
   let hostServer: net.Server | undefined;
   if (plan.path === 'reverse-tcp') {
     const host = net.createServer({ allowHalfOpen: true }, onConnection);
@@ -278,6 +279,12 @@ export async function transfer(rig: Rig, plan: Plan, timeoutMs = 120_000): Promi
     ? got.ended.then(() => send(client, plan.upload, sent))
     : send(client, plan.upload, sent);
 
+  // Which part of the transfer is still waiting, for the report of a stall.
+  const progress = { served: false, clientEnded: false, uploaded: false };
+  void accepted.then(() => served.then(() => { progress.served = true; }));
+  void got.ended.then(() => { progress.clientEnded = true; });
+  void uploading.then(() => { progress.uploaded = true; });
+
   let timer: NodeJS.Timeout | undefined;
   const stalled = new Promise<'stalled'>((resolve) => { timer = setTimeout(() => resolve('stalled'), timeoutMs); });
   const outcome = await Promise.race([
@@ -289,10 +296,14 @@ export async function transfer(rig: Rig, plan: Plan, timeoutMs = 120_000): Promi
     stalled,
   ]);
   clearTimeout(timer);
+  const stallReport = outcome === 'stalled';
+  const empty: Side = { bytes: 0, sha: '' };
+  if (stallReport) {
+    errors.push(`stalled for ${timeoutMs} ms (server done ${progress.served}, client saw end ${progress.clientEnded}, ` +
+      `upload written ${progress.uploaded}, client got ${got.hasher.bytes} B; client ${socketState(client)}; server ${serverSocket ? socketState(serverSocket) : 'none'})`);
+  }
   client.destroy();
   for (const c of cleanup) await c();
-  const empty: Side = { bytes: 0, sha: '' };
-  if (outcome === 'stalled') errors.push(`stalled for ${timeoutMs} ms`);
   const server = outcome === 'stalled' ? { received: empty, sent: empty, ends: 0 } : outcome;
   const uploadSent = sent.done();
   const downloadReceived = got.hasher.done();
@@ -327,4 +338,17 @@ export function describeResult(r: TransferResult): string {
   const p = r.plan;
   return `${p.path} ${p.order} up ${r.uploadReceived.bytes}/${p.upload} down ${r.downloadReceived.bytes}/${p.download}` +
     (r.errors.length ? ` errors: ${r.errors.join('; ')}` : '');
+}
+
+/** A socket's stream and TCP state in one line (internals read loosely: for a stall report only). */
+function socketState(s: Duplex): string {
+  const io = s as unknown as { bytesRead?: number; bytesWritten?: number };
+  const stream = `read ${io.bytesRead} B, wrote ${io.bytesWritten} B, writable ${s.writableLength} B, readable ${s.readableLength} B, paused ${s.isPaused()}, ended ${s.writableEnded}/${s.readableEnded}`;
+  const conn = (s as unknown as { conn?: Record<string, unknown> | null }).conn;
+  if (!conn) return `{${stream}}`;
+  const f = (k: string): unknown => conn[k];
+  const buf = f('sendBuf') as { length?: number } | undefined;
+  const tcp = ['state', 'sndUna', 'sndNxt', 'sndMax', 'sndWnd', 'rcvNxt', 'sndBufSize', 'rcvBufSize', 'writeBlocked', 'finQueued', 'finAcked', 'rtxAt', 'persistAt', 'unreleased']
+    .map((k) => `${k}=${String(f(k))}`).join(' ');
+  return `{${stream}; ${tcp} sendBuf=${buf?.length}}`;
 }

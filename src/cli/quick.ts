@@ -10,6 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { encodeBase64 } from '../core/keys.ts';
 import { formatIp, formatPrefix } from '../device/allowedips.ts';
 import type { Prefix, SetRequest } from '../device/config.ts';
 import { Errno, UapiError } from '../device/config.ts';
@@ -301,8 +302,11 @@ async function saveConfig(ctx: Ctx): Promise<void> {
   const state = await uapiGet(ctx.ifname);
   const cfg: WgQuickConfig = {
     interface: { ...ctx.cfg.interface, privateKey: state.privateKey ?? undefined, listenPort: state.listenPort || undefined, fwmark: state.fwmark || undefined },
+    ...(ctx.cfg.mesh ? { mesh: ctx.cfg.mesh } : {}),
     peers: state.peers.map((p) => {
-      const [host, port] = p.endpoint ? splitEndpoint(p.endpoint) : [undefined, undefined];
+      // A mesh peer's endpoint (a relay slot or whatever path it has now) is found again, not saved.
+      const meshPeer = ctx.cfg.mesh !== undefined && ctx.cfg.peers.some((c) => !c.endpoint && encodeBase64(c.publicKey) === encodeBase64(p.publicKey));
+      const [host, port] = p.endpoint && !meshPeer ? splitEndpoint(p.endpoint) : [undefined, undefined];
       return {
         publicKey: p.publicKey, presharedKey: p.presharedKey ?? undefined, allowedIps: p.allowedIps,
         endpoint: host !== undefined ? { host, port: port! } : undefined,

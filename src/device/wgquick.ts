@@ -31,6 +31,10 @@ import { ConfigError } from '../core/errors.ts';
 import { KeyFormatError, encodeBase64, parseKeyBase64 } from '../core/keys.ts';
 import { formatIp, formatPrefix } from './allowedips.ts';
 import type { EndpointAddress, PeerChange, Prefix, SetRequest } from './config.ts';
+import { applyMeshKey, formatMeshSection, meshKey } from './wgquick-mesh.ts';
+import type { MeshKey, WgQuickMesh } from './wgquick-mesh.ts';
+
+export type { MeshRelayPolicy, WgQuickMesh } from './wgquick-mesh.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -98,6 +102,8 @@ export interface WgQuickPeer {
 export interface WgQuickConfig {
   interface: WgQuickInterface;
   peers: WgQuickPeer[];
+  /** wireweave's `[Mesh]` section: peers without an Endpoint are found through these hubs. */
+  mesh?: WgQuickMesh;
   /** The file name given to the parser, when parsed from a file (for error messages). */
   fileName?: string;
 }
@@ -336,8 +342,10 @@ export function parseWgQuickConfig(text: string, fileName: string, options: Pars
   const ifaceSeen = new Map<AnyKey, number>();
   const peers: PeerDraft[] = [];
   const peerByKey = new Map<string, number>();
-  let section: 'none' | 'interface' | 'peer' = 'none';
+  let section: 'none' | 'interface' | 'peer' | 'mesh' = 'none';
   let interfaceLine = 0;
+  let mesh: WgQuickMesh | undefined;
+  const meshSeen = new Map<MeshKey, number>();
   /** wg-quick's own notion: the last section header was exactly [Interface]. */
   let quickInterface = false;
 
@@ -383,6 +391,28 @@ export function parseWgQuickConfig(text: string, fileName: string, options: Pars
       section = 'interface';
       continue;
     }
+    if (lower === '[mesh]') {
+      if (mesh) fail(lineNo, `second [Mesh] section (the first is on line ${mesh.line}); a file has one`);
+      mesh = { hubs: [], relay: 'auto', line: lineNo };
+      section = 'mesh';
+      continue;
+    }
+    if (section === 'mesh' && !compact.startsWith('[')) {
+      // wireweave's own section: keys and values trimmed as wg-quick reads its own keys.
+      const mk = meshKey(qKey);
+      if (!mk) {
+        fail(lineNo, /^[A-Za-z][A-Za-z0-9 _-]{0,31}$/.test(qKey) && redact(qKey) === qKey
+          ? `unknown key ${quote(qKey)} in [Mesh]: expected Hub or Relay`
+          : 'unrecognized line in [Mesh]: expected Hub = URL or Relay = auto|always|never');
+      }
+      if (eq < 0 || qValue === '') fail(lineNo, `${mk} has no value`);
+      const first = meshSeen.get(mk);
+      if (first !== undefined && mk !== 'Hub') fail(lineNo, `${mk} is set twice (first on line ${first})`);
+      meshSeen.set(mk, lineNo);
+      const problem = applyMeshKey(mesh!, mk, qValue);
+      if (problem) fail(lineNo, problem);
+      continue;
+    }
     if (lower === '[peer]') {
       peers.push({ line: lineNo, peer: { allowedIps: [], line: lineNo }, seen: new Map() });
       section = 'peer';
@@ -390,7 +420,7 @@ export function parseWgQuickConfig(text: string, fileName: string, options: Pars
     }
     if (compact.startsWith('[')) {
       fail(lineNo, compact.endsWith(']') && compact.length <= 40
-        ? `unknown section ${quote(compact)}: expected [Interface] or [Peer]`
+        ? `unknown section ${quote(compact)}: expected [Interface], [Peer] or [Mesh]`
         : 'unrecognized line: expected a section header [Interface] or [Peer]');
     }
     const ceq = compact.indexOf('=');
@@ -444,7 +474,8 @@ export function parseWgQuickConfig(text: string, fileName: string, options: Pars
     if (!d.peer.publicKey) fail(d.line, '[Peer] section has no PublicKey');
     out.push(d.peer as WgQuickPeer);
   }
-  return { interface: iface, peers: out, fileName };
+  if (mesh && mesh.hubs.length === 0) fail(mesh.line!, '[Mesh] section has no Hub');
+  return mesh ? { interface: iface, peers: out, mesh, fileName } : { interface: iface, peers: out, fileName };
 }
 
 function applyWgQuickKey(iface: WgQuickInterface, key: WgQuickKey, value: string): string | null {
@@ -756,6 +787,7 @@ export function formatWgQuickConfig(cfg: WgQuickConfig): string {
   if (i.listenPort !== undefined) out.push(`ListenPort = ${i.listenPort}`);
   if (i.fwmark !== undefined) out.push(`FwMark = 0x${i.fwmark.toString(16)}`);
   if (i.privateKey) out.push(`PrivateKey = ${encodeBase64(i.privateKey)}`);
+  if (cfg.mesh) out.push('', ...formatMeshSection(cfg.mesh));
   for (const p of cfg.peers) {
     out.push('', '[Peer]', `PublicKey = ${encodeBase64(p.publicKey)}`);
     if (p.presharedKey) out.push(`PresharedKey = ${encodeBase64(p.presharedKey)}`);

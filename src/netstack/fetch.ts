@@ -91,16 +91,16 @@ function once(
     const req = (secure ? https : http).request(options);
     const onAbort = () => req.destroy(signal.reason instanceof Error ? signal.reason : netError('ABORT_ERR', 'the request was aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
-    let body: http.IncomingMessage | undefined;
+    let incoming: http.IncomingMessage | undefined;
     req.on('error', (err) => {
       signal.removeEventListener('abort', onAbort);
       // node:http reports a reset during a body delimited by the close as an error of the
       // request, and then ends the response as if the close were clean: fail the body instead.
-      if (body && !body.complete) body.destroy(err);
+      if (incoming && !incoming.complete) incoming.destroy(err);
       reject(err);
     });
     req.on('response', (res) => {
-      body = res;
+      incoming = res;
       res.on('end', () => signal.removeEventListener('abort', onAbort));
       res.on('error', () => signal.removeEventListener('abort', onAbort));
       const status = res.statusCode ?? 0;

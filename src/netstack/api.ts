@@ -147,6 +147,8 @@ export class Netstack {
   /** Sockets still open (ours and the servers'), ended and drained by close(). */
   private readonly sockets = new Set<TunnelSocket>();
   private readonly servers = new Set<TunnelServer>();
+  /** UDP sockets still open, closed by close()/destroy() so later sends fail instead of vanishing. */
+  private readonly udpSockets = new Set<TunnelUdpSocket>();
   /**
    * Connections whose socket is gone while the stack still delivers their data and FIN (as a
    * kernel keeps a closed socket's data); bounded by the stack's connection limit.
@@ -174,6 +176,7 @@ export class Netstack {
       servers: config.interface.dns.map(unbracket).filter((s) => ipFamily(s) !== 0),
       search: config.interface.dnsSearch,
       openSocket: () => this.udp(),
+      openTcp: (server, port) => this.connect({ host: server, port }),
       timeoutMs: options.dnsTimeoutMs,
     });
     this.stack.onEchoReply = (reply) => {
@@ -268,11 +271,14 @@ export class Netstack {
   udp(port = 0, address?: string): TunnelUdpSocket {
     this.checkOpen();
     const socket = this.stack.udpBind(port, address);
-    return new TunnelUdpSocket(socket, this.tun, (host) => {
+    const udp = new TunnelUdpSocket(socket, this.tun, (host) => {
       const name = unbracket(host);
       if (ipFamily(name)) { this.checkRoute(name); return name; }
       return this.route(name);
     });
+    this.udpSockets.add(udp);
+    udp.once('close', () => this.udpSockets.delete(udp));
+    return udp;
   }
 
   /** One ICMP echo through the tunnel; rejects with ETIMEDOUT. */
@@ -331,6 +337,7 @@ export class Netstack {
 
   private async drainAndClose(): Promise<void> {
     for (const server of this.servers) server.close();
+    this.closeUdp();
     for (const s of this.sockets) if (!s.destroyed && !s.writableEnded) s.end();
     const deadline = performance.now() + this.closeTimeoutMs;
     // The stack reports no "FIN acknowledged" event, and this runs once per tunnel: poll.
@@ -359,8 +366,14 @@ export class Netstack {
     return { connections, bytes };
   }
 
+  /** UDP has nothing to drain: a datagram is sent or not when send() calls back. */
+  private closeUdp(): void {
+    for (const u of this.udpSockets) u.close();
+  }
+
   private resetAll(): void {
     for (const server of this.servers) server.close();
+    this.closeUdp();
     for (const s of this.sockets) s.resetAndDestroy();
     const now = this.tun.now();
     for (const c of this.lingering) c.abort(now);

@@ -6,12 +6,18 @@
  * Search domains (the config's non-address `DNS =` entries, which wg-quick hands to resolvconf)
  * apply as in resolv.conf with ndots:1: a name without a dot is tried with each search domain
  * in order, then as is; a name with a dot, or ending in one, is tried as is only.
+ *
+ * A UDP answer with the TC bit (too large for a datagram) is asked again over TCP through the
+ * tunnel (RFC 7766), when the owner gives a way to open TCP connections; a TCP answer that ends
+ * before its length is a failure of that server, never a shorter answer.
  */
 import { randomInt } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { ipFamily } from './addr.ts';
 import {
   RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, decodeMessage, encodeQuery, isValidHostname, sameName,
 } from './dns.ts';
+import type { DnsMessage } from './dns.ts';
 import { netError } from './errors.ts';
 import type { TunnelUdpSocket } from './udp.ts';
 
@@ -21,6 +27,8 @@ export interface ResolverOptions {
   search?: readonly string[];
   /** A fresh UDP socket on the stack for one query. */
   openSocket: () => TunnelUdpSocket;
+  /** A TCP connection to `server`:`port` through the tunnel, for answers truncated over UDP. */
+  openTcp?: (server: string, port: number) => Duplex;
   timeoutMs?: number;
   attempts?: number;
 }
@@ -34,6 +42,7 @@ export class TunnelResolver {
   private readonly servers: readonly string[];
   private readonly search: readonly string[];
   private readonly openSocket: () => TunnelUdpSocket;
+  private readonly openTcp: ((server: string, port: number) => Duplex) | undefined;
   private readonly timeoutMs: number;
   private readonly attempts: number;
 
@@ -42,6 +51,7 @@ export class TunnelResolver {
     // Invalid entries would only fail every short name; the parser already took anything else.
     this.search = (options.search ?? []).map((d) => d.replace(/\.$/, '')).filter((d) => d !== '' && isValidHostname(d));
     this.openSocket = options.openSocket;
+    this.openTcp = options.openTcp;
     this.timeoutMs = options.timeoutMs ?? 2000;
     this.attempts = options.attempts ?? 2;
   }
@@ -100,24 +110,88 @@ export class TunnelResolver {
     return new Promise((resolve, reject) => {
       const id = randomInt(0, 65536);
       const socket = this.openSocket();
+      let done = false;
       const finish = (error: Error | null, value?: string[]) => {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
         socket.close();
         if (error) reject(error); else resolve(value!);
       };
       const timer = setTimeout(() => finish(netError('ETIMEDOUT', `DNS server ${server} did not answer for ${name} within ${this.timeoutMs} ms`, { hostname: name })), this.timeoutMs);
+      // The tunnel closing under a query ends it now, not at its timeout.
+      socket.once('close', () => finish(netError('ERR_NETSTACK_CLOSED', `the tunnel closed while asking ${server} for ${name}`, { hostname: name })));
       socket.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => {
         if (rinfo.address !== server || rinfo.port !== 53) return;
         const m = decodeMessage(msg);
         // Only the answer to this question counts; anything else is ignored (spoofing, strays).
-        if (!m || !m.response || m.id !== id || m.questions.length !== 1 || !sameName(m.questions[0]!.name, name) || m.questions[0]!.type !== type) return;
-        if (m.rcode === RCODE_NXDOMAIN) { finish(netError('ENOTFOUND', `${name} does not exist (NXDOMAIN from ${server})`, { hostname: name })); return; }
-        if (m.rcode !== RCODE_NOERROR) { finish(netError('ESERVFAIL', `DNS server ${server} failed for ${name} (rcode ${m.rcode})`, { hostname: name })); return; }
-        finish(null, m.answers.filter((a) => a.type === type && a.value !== undefined).map((a) => a.value!));
+        if (!m || !answers(m, id, name, type)) return;
+        if (m.truncated && this.openTcp) {
+          done = true;
+          clearTimeout(timer);
+          socket.close();
+          this.askTcp(server, name, type).then(resolve, reject);
+          return;
+        }
+        const result = interpret(m, server, name, type);
+        if (result instanceof Error) finish(result); else finish(null, result);
       });
       socket.send(encodeQuery(id, name, type), 53, server, (error) => { if (error) finish(error); });
     });
   }
+
+  /** The same question over TCP (two-byte length, then the message, RFC 1035 §4.2.2). */
+  private askTcp(server: string, name: string, type: number): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const id = randomInt(0, 65536);
+      const socket = this.openTcp!(server, 53);
+      // At most one message: 2 + 65535 bytes and the chunk that completes it.
+      let received: Buffer = Buffer.alloc(0);
+      let done = false;
+      const finish = (error: Error | null, value?: string[]) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        socket.destroy();
+        if (error) reject(error); else resolve(value!);
+      };
+      const timer = setTimeout(() => finish(netError('ETIMEDOUT', `DNS server ${server} did not answer for ${name} over TCP within ${this.timeoutMs} ms`, { hostname: name })), this.timeoutMs);
+      const cut = () => finish(netError('ESERVFAIL', `DNS server ${server} closed the TCP connection ${received.length} byte(s) into its answer for ${name}`, { hostname: name }));
+      socket.on('error', (err: Error) => finish(err));
+      socket.on('end', cut);
+      socket.on('close', cut);
+      socket.on('data', (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        if (received.length < 2) return;
+        const length = received.readUInt16BE(0);
+        if (received.length < 2 + length) return;
+        const m = decodeMessage(received.subarray(2, 2 + length));
+        if (!m || !answers(m, id, name, type)) {
+          finish(netError('ESERVFAIL', `DNS server ${server} sent a TCP answer for ${name} that does not match the question`, { hostname: name }));
+          return;
+        }
+        const result = interpret(m, server, name, type);
+        if (result instanceof Error) finish(result); else finish(null, result);
+      });
+      const query = encodeQuery(id, name, type);
+      const framed = Buffer.alloc(2 + query.length);
+      framed.writeUInt16BE(query.length, 0);
+      framed.set(query, 2);
+      socket.write(framed);
+    });
+  }
+}
+
+/** Whether `m` is the answer to query `id` for `name`/`type`. */
+function answers(m: DnsMessage, id: number, name: string, type: number): boolean {
+  return m.response && m.id === id && m.questions.length === 1 && sameName(m.questions[0]!.name, name) && m.questions[0]!.type === type;
+}
+
+/** The addresses an answer gives, or the error it means. */
+function interpret(m: DnsMessage, server: string, name: string, type: number): string[] | Error {
+  if (m.rcode === RCODE_NXDOMAIN) return netError('ENOTFOUND', `${name} does not exist (NXDOMAIN from ${server})`, { hostname: name });
+  if (m.rcode !== RCODE_NOERROR) return netError('ESERVFAIL', `DNS server ${server} failed for ${name} (rcode ${m.rcode})`, { hostname: name });
+  return m.answers.filter((a) => a.type === type && a.value !== undefined).map((a) => a.value!);
 }
 
 /** The names to try for `name`, in order (ndots:1). */

@@ -88,6 +88,7 @@ export class Device implements UapiTarget {
   private timerAt = Infinity;
   private readonly closeListeners: ((reason: string) => void)[] = [];
   private readonly eventListeners: ((event: EndpointEvent) => void)[] = [];
+  private readonly configListeners: (() => void)[] = [];
   /** cookieRepliesSent when under-load mode last changed, for the summary line. */
   private cookieRepliesAtUnderLoad = 0;
   /** Serialises configuration changes (UAPI clients may overlap). */
@@ -148,6 +149,14 @@ export class Device implements UapiTarget {
 
   onClose(listener: (reason: string) => void): void {
     this.closeListeners.push(listener);
+  }
+
+  /**
+   * Runs after every configuration change that applied (UAPI set, applySet), so a layer above
+   * (the mesh) can follow keys and peers; must not throw.
+   */
+  onConfigured(listener: () => void): void {
+    this.configListeners.push(listener);
   }
 
   /** Observes the endpoint's events (for metrics: handshakes that failed, …); must not throw. */
@@ -329,6 +338,9 @@ export class Device implements UapiTarget {
     if (request.replacePeers) for (const peer of [...this.peers.values()]) this.removePeer(peer);
     for (const change of request.peers) this.applyPeer(change, now);
     this.armTimer();
+    for (const l of this.configListeners) {
+      try { l(); } catch (err) { this.logger.error(`configuration listener failed: ${(err as Error).message}`); }
+    }
   }
 
   /** Binds `port` again after a failed or undone change; a failure here leaves the device unbound (EIO). */

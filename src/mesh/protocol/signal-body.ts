@@ -5,7 +5,7 @@
  */
 import { formatIp, parseIp } from '../../device/allowedips.ts';
 
-export const SIGNAL = { candidates: 0x01, callMeMaybe: 0x02, hello: 0x03, helloRequest: 0x04, bye: 0x05 } as const;
+export const SIGNAL = { candidates: 0x01, callMeMaybe: 0x02, hello: 0x03, helloRequest: 0x04, bye: 0x05, ping: 0x06, pong: 0x07 } as const;
 export const CANDIDATE_KIND = { host: 1, hubObserved: 2, stun: 3, mapped: 4, turn: 5 } as const;
 export type CandidateKind = keyof typeof CANDIDATE_KIND;
 
@@ -13,7 +13,9 @@ export const MAX_CANDIDATES = 16;
 export const MAX_ADDRESSES = 16;
 export const MAX_NAME_LENGTH = 63;
 
-const FIELD = { generation: 1, candidate: 2, address: 3, name: 4 } as const;
+const FIELD = { generation: 1, candidate: 2, address: 3, name: 4, txid: 5, observed: 6 } as const;
+/** A path probe's transaction id (docs/mesh.md §3), as Tailscale's disco pings. */
+export const TXID_LENGTH = 12;
 
 export interface Candidate {
   kind: CandidateKind;
@@ -30,7 +32,10 @@ export interface TunnelAddress {
 export type SignalBody =
   | { type: typeof SIGNAL.candidates | typeof SIGNAL.callMeMaybe; generation: number; candidates: Candidate[] }
   | { type: typeof SIGNAL.hello; addresses: TunnelAddress[]; name: string }
-  | { type: typeof SIGNAL.helloRequest | typeof SIGNAL.bye };
+  | { type: typeof SIGNAL.helloRequest | typeof SIGNAL.bye }
+  | { type: typeof SIGNAL.ping; txid: Uint8Array }
+  /** `observed`: the ping's source as the responder saw it (a STUN answer from the peer itself). */
+  | { type: typeof SIGNAL.pong; txid: Uint8Array; observed: { address: string; port: number } | null };
 
 const KIND_BY_CODE = new Map(Object.entries(CANDIDATE_KIND).map(([k, v]) => [v, k as CandidateKind]));
 
@@ -70,6 +75,12 @@ export function encodeSignalBody(body: SignalBody): Uint8Array {
   } else if (body.type === SIGNAL.hello) {
     for (const a of body.addresses.slice(0, MAX_ADDRESSES)) parts.push(field(FIELD.address, Uint8Array.of(...parseIp(a.address), a.bits)));
     if (body.name) parts.push(field(FIELD.name, new TextEncoder().encode(body.name)));
+  } else if (body.type === SIGNAL.ping || body.type === SIGNAL.pong) {
+    parts.push(field(FIELD.txid, body.txid.subarray(0, TXID_LENGTH)));
+    if (body.type === SIGNAL.pong && body.observed) {
+      const ip = parseIp(body.observed.address);
+      parts.push(field(FIELD.observed, Uint8Array.of(...ip, body.observed.port >>> 8, body.observed.port & 0xff)));
+    }
   }
   return concat(parts);
 }
@@ -82,6 +93,8 @@ export function decodeSignalBody(b: Uint8Array): SignalBody | null {
   const candidates: Candidate[] = [];
   const addresses: TunnelAddress[] = [];
   let name = '';
+  let txid: Uint8Array | null = null;
+  let observed: { address: string; port: number } | null = null;
   for (let o = 1; o < b.length;) {
     if (o + 3 > b.length) return null;
     const t = b[o]!, n = (b[o + 1]! << 8) | b[o + 2]!;
@@ -119,6 +132,14 @@ export function decodeSignalBody(b: Uint8Array): SignalBody | null {
         name = text;
         break;
       }
+      case FIELD.txid:
+        if (n !== TXID_LENGTH) return null;
+        txid = v.slice();
+        break;
+      case FIELD.observed:
+        if (n !== 6 && n !== 18) return null;
+        observed = { address: formatIp(v.subarray(0, n - 2)), port: (v[n - 2]! << 8) | v[n - 1]! };
+        break;
       default:
         break; // a field from a later version
     }
@@ -132,6 +153,10 @@ export function decodeSignalBody(b: Uint8Array): SignalBody | null {
     case SIGNAL.helloRequest:
     case SIGNAL.bye:
       return { type };
+    case SIGNAL.ping:
+      return txid ? { type, txid } : null;
+    case SIGNAL.pong:
+      return txid ? { type, txid, observed } : null;
     default:
       return null;
   }

@@ -1,0 +1,119 @@
+/**
+ * Two devices that know each other only by public key, through a real hub on loopback: the mesh
+ * bind relays their WireGuard datagrams until a direct candidate answers a probe, then the
+ * endpoint moves to it. The "UDP network" between them is a MemoryNetwork, so a test decides
+ * whether a direct path exists.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Device } from '../../../src/device/device.ts';
+import { MemoryBind, MemoryNetwork } from '../../../src/device/bind-memory.ts';
+import { MemoryTun } from '../../../src/device/tun-memory.ts';
+import { encodeHex, generatePrivateKey } from '../../../src/core/keys.ts';
+import { systemRng } from '../../../src/core/rng.ts';
+import { nodeCrypto as crypto } from '../../../src/crypto/node.ts';
+import { startHubServer } from '../../../src/mesh/hub/ws-server.ts';
+import type { HubServer } from '../../../src/mesh/hub/ws-server.ts';
+import { nodeTimers, nodeWebSocket } from '../../../src/mesh/client/node.ts';
+import { MeshBind, RELAY_ADDRESS } from '../../../src/mesh/peer/mesh-bind.ts';
+import { MeshNode } from '../../../src/mesh/peer/mesh-node.ts';
+import type { RelayPolicy } from '../../../src/mesh/protocol/path.ts';
+import { icmpEcho4, parseEcho } from '../../support/ip.ts';
+
+const servers: HubServer[] = [];
+const stops: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const s of stops) await s();
+  for (const s of servers) await s.close();
+});
+
+interface Side {
+  device: Device;
+  tun: MemoryTun;
+  bind: MeshBind;
+  node: MeshNode;
+  key: Uint8Array;
+  pub: Uint8Array;
+}
+
+async function side(net: MemoryNetwork, address: string, hub: string, relay: RelayPolicy): Promise<Side> {
+  const tun = new MemoryTun({ name: `wwmesh${address.slice(-1)}`, mtu: 1420 });
+  const bind = new MeshBind(new MemoryBind(net, address));
+  const device = new Device({ tun, bind, rng: systemRng });
+  const node = new MeshNode({
+    device, bind, hubs: [hub], relay, crypto, rng: systemRng, connect: nodeWebSocket, timers: nodeTimers,
+    now: () => performance.now(), wallNow: () => Date.now(), hostAddresses: () => [address], log: { error: () => {}, verbose: () => {} },
+  });
+  node.start();
+  await device.up();
+  stops.push(async () => { node.stop(); await device.close(); });
+  const key = generatePrivateKey(systemRng);
+  return { device, tun, bind, node, key, pub: crypto.x25519PrivateKey(key).publicKey };
+}
+
+async function pair(relay: RelayPolicy, direct: boolean): Promise<[Side, Side, MemoryNetwork]> {
+  const hub = await startHubServer({ host: '127.0.0.1', port: 0, crypto, rng: systemRng });
+  servers.push(hub);
+  const net = new MemoryNetwork();
+  net.filter = () => direct;
+  const a = await side(net, '192.0.2.1', hub.url, relay);
+  const b = await side(net, '198.51.100.2', hub.url, relay);
+  await a.device.ipcSet(`private_key=${encodeHex(a.key)}\npublic_key=${encodeHex(b.pub)}\nallowed_ip=10.9.0.2/32\n`);
+  await b.device.ipcSet(`private_key=${encodeHex(b.key)}\npublic_key=${encodeHex(a.pub)}\nallowed_ip=10.9.0.1/32\n`);
+  return [a, b, net];
+}
+
+async function until<T>(what: string, f: () => T | undefined | false, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function ping(from: Side, to: Side, src: string, dst: string, seq: number): Promise<void> {
+  const payload = new Uint8Array(32).fill(seq);
+  const seen = () => to.tun.written.some((p) => { const e = parseEcho(p); return e !== null && !e.reply && e.seq === seq; });
+  // Resent while the handshake is under way (the first packet may wait for it).
+  await until(`echo ${seq} at the far side`, () => { if (!seen()) from.tun.inject(icmpEcho4(src, dst, 7, seq, payload)); return seen(); });
+}
+
+describe('mesh node: peers by public key through a hub', () => {
+  it('relays when no direct path answers, and says why', async () => {
+    const [a, b, net] = await pair('auto', false);
+    assert.equal(a.device.getState().peers[0]!.endpoint, `${RELAY_ADDRESS}:1`);
+    await ping(a, b, '10.9.0.1', '10.9.0.2', 1);
+    await ping(b, a, '10.9.0.2', '10.9.0.1', 2);
+    assert.ok(a.bind.counters.relayedOut > 0 && b.bind.counters.relayedIn > 0);
+    assert.equal(net.delivered, 0);
+    // Candidates crossed the hub (sealed); the probes went unanswered.
+    const s = await until('the reason', () => { const st = a.node.status(); return st.peers[0]?.path.kind === 'relay' && st.peers[0].path.reason.includes('no UDP answer') ? st : undefined; });
+    assert.equal(s.hub.state, 'connected');
+    assert.deepEqual(s.peers[0]!.candidates, ['198.51.100.2:' + b.device.port]);
+    assert.ok(a.node.counters.probesSent > 0);
+    assert.equal(a.node.counters.pongs, 0);
+  });
+
+  it('moves to a direct candidate that answers, and keeps the tunnel', async () => {
+    const [a, b] = await pair('auto', true);
+    await ping(a, b, '10.9.0.1', '10.9.0.2', 3);
+    await until('a direct path on A', () => a.node.status().peers[0]?.path.kind === 'direct');
+    const st = a.node.status().peers[0]!;
+    assert.deepEqual(st.path.kind === 'direct' && st.path.address, `198.51.100.2:${b.device.port}`);
+    await until('the endpoint set to it', () => a.device.getState().peers[0]!.endpoint === `198.51.100.2:${b.device.port}`);
+    const relayed = a.bind.counters.relayedOut;
+    await ping(a, b, '10.9.0.1', '10.9.0.2', 4);
+    assert.equal(a.bind.counters.relayedOut, relayed, 'a direct path is not relayed');
+  });
+
+  it('Relay = always never leaves the relay', async () => {
+    const [a, b] = await pair('always', true);
+    await ping(a, b, '10.9.0.1', '10.9.0.2', 5);
+    const s = a.node.status().peers[0]!;
+    assert.equal(s.path.kind, 'relay');
+    assert.match(s.path.kind === 'relay' ? s.path.reason : '', /relay = always/);
+    assert.equal(a.node.counters.probesSent, 0);
+  });
+});

@@ -18,11 +18,22 @@ export interface RemoteInfo {
 /** Resolves a destination host to an IP literal that is routed into the tunnel, or throws. */
 export type UdpRouter = (host: string) => string | Promise<string>;
 
+/**
+ * Datagrams to host names that may wait, per socket, for their name to resolve. Past this a send
+ * fails with ENOBUFS: a sender faster than the resolver (a SOCKS5 UDP client naming its target)
+ * must not queue datagrams without bound.
+ */
+export const MAX_WAITING_DATAGRAMS = 64;
+
 export class TunnelUdpSocket extends EventEmitter {
   private readonly socket: UdpSocket;
   private readonly driver: StackDriver;
   private readonly route: UdpRouter;
   private closed = false;
+  /** How to fail each datagram waiting for a name to resolve (close() fails them at once). */
+  private readonly waiting = new Set<(error: Error) => void>();
+  /** One lookup per name at a time, shared by its datagrams (which so keep their order). */
+  private readonly resolving = new Map<string, Promise<string>>();
 
   constructor(socket: UdpSocket, driver: StackDriver, route: UdpRouter) {
     super();
@@ -61,21 +72,43 @@ export class TunnelUdpSocket extends EventEmitter {
       callback?.(null, data.length);
     };
     // IP literals are routed synchronously, so datagrams to them keep their order.
-    let ip: string | Promise<string>;
-    try {
-      ip = this.route(address);
-    } catch (err) {
-      fail(err as Error);
+    let ip: string | Promise<string> | undefined = this.resolving.get(address);
+    if (ip === undefined) {
+      try {
+        ip = this.route(address);
+      } catch (err) {
+        fail(err as Error);
+        return;
+      }
+      if (typeof ip !== 'string') {
+        const lookup = ip;
+        this.resolving.set(address, lookup);
+        const forget = () => { if (this.resolving.get(address) === lookup) this.resolving.delete(address); };
+        lookup.then(forget, forget);
+      }
+    }
+    if (typeof ip === 'string') { deliver(ip); return; }
+    if (this.waiting.size >= MAX_WAITING_DATAGRAMS) {
+      fail(netError('ENOBUFS', `send to ${address}:${port} dropped: ${MAX_WAITING_DATAGRAMS} datagrams already wait for names to resolve`, { syscall: 'send' }));
       return;
     }
-    if (typeof ip === 'string') deliver(ip);
-    else ip.then(deliver, fail);
+    this.waiting.add(fail);
+    ip.then((a) => { if (this.waiting.delete(fail)) deliver(a); }, (err: Error) => { if (this.waiting.delete(fail)) fail(err); });
+  }
+
+  /** Datagrams waiting for their destination's name to resolve. */
+  get waitingDatagrams(): number {
+    return this.waiting.size;
   }
 
   close(callback?: () => void): void {
     if (!this.closed) {
       this.closed = true;
       this.socket.close();
+      // Nothing waits past the socket: each waiting datagram is reported as not sent.
+      const waiting = [...this.waiting];
+      this.waiting.clear();
+      for (const fail of waiting) fail(netError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'the UDP socket closed before the destination\'s name resolved'));
       queueMicrotask(() => this.emit('close'));
     }
     if (callback) queueMicrotask(callback);

@@ -7,6 +7,11 @@
  *   npm run mutate                         # src/core
  *   MUTATE_TARGET=uapi npm run mutate      # core | routing | allowedips | uapi | tcp | all
  *   npm run mutate -- --mutate src/core/cookie.ts   # narrower, within the target's tests
+ *   MUTATE_TESTS=test/core/replay.test.ts npm run mutate -- --mutate src/core/replay.ts
+ *     # fewer test files for a quick look; survivors are then a superset of the full run's
+ *   MUTATE_CONCURRENCY=2 npm run mutate     # default 1 (two shared cores)
+ *
+ * test/core/endpoint.soak.test.ts (a virtual day, seconds per run) is left out on purpose.
  */
 import process from 'node:process';
 
@@ -36,6 +41,7 @@ const name = process.env.MUTATE_TARGET ?? 'core';
 /** Report and sandbox names, so two runs (e.g. on different files) do not collide. */
 const run = process.env.MUTATE_RUN ?? name;
 const target = TARGETS[name];
+if (target && process.env.MUTATE_TESTS) target.tests = process.env.MUTATE_TESTS.split(',');
 if (!target) throw new Error(`MUTATE_TARGET must be one of ${Object.keys(TARGETS).join(', ')}; got ${name}`);
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
@@ -49,8 +55,13 @@ export default {
   mutate: target.mutate,
   coverageAnalysis: 'perTest',
   // Two shared cores: one test process at a time.
-  concurrency: 1,
-  timeoutMS: 20_000,
+  concurrency: Number(process.env.MUTATE_CONCURRENCY ?? 1),
+  // On top of 1.5 × the measured run time: a mutant that loops is cut off without waiting long.
+  timeoutMS: 5_000,
+  // Re-runs only redo mutants whose code or covering test files changed since the last run of
+  // the same MUTATE_RUN name (survivors, after new tests are added).
+  incremental: true,
+  incrementalFile: `reports/mutation/${run}.incremental.json`,
   // Only what the tests need goes into the sandbox.
   ignorePatterns: ['/*', '!/src', '!/test', '!/package.json', '!/tsconfig.json'],
   reporters: ['clear-text', 'progress-append-only', 'json', 'html'],

@@ -104,3 +104,79 @@ describe('replay protection end to end', () => {
     });
   }
 });
+
+/** mark() must do what check() said it would; returns the outcome. */
+function accept(w: ReplayWindow, lo: number, hi = 0): boolean {
+  const predicted = w.check(lo, hi);
+  const marked = w.mark(lo, hi);
+  assert.equal(marked, predicted, `check(${lo}, ${hi}) predicted ${predicted}, mark gave ${marked}`);
+  return marked;
+}
+
+describe('replay window ring: what moving the window forgets and keeps', () => {
+  it('forgets a slot reused after a whole ring, and after a one-block advance', () => {
+    // Counter 8193 lands in the ring slot (and bit) of counter 1; it is new, not a replay.
+    const w = new ReplayWindow();
+    assert.equal(accept(w, 1), true);
+    assert.equal(accept(w, 8193), true);
+    assert.equal(accept(w, 1), false, '8192 behind: outside the window');
+    // The same slot reached by a one-block step from the window's last block.
+    const v = new ReplayWindow();
+    assert.equal(accept(v, 1), true);
+    assert.equal(accept(v, 8160), true);
+    assert.equal(accept(v, 1), false, 'still inside the window: a replay');
+    assert.equal(accept(v, 8193), true);
+  });
+
+  it('keeps the oldest counters of the window when the newest advances within its block', () => {
+    const w = new ReplayWindow();
+    assert.equal(accept(w, 31), true);
+    assert.equal(accept(w, 8190), true); // 31 is now 8159 behind
+    assert.equal(accept(w, 8191), true); // same block: nothing may be cleared
+    assert.equal(accept(w, 31), false, 'exactly 8160 behind and already seen');
+    assert.equal(accept(w, 32), true, 'inside the window, never seen');
+  });
+
+  it('clears the right slots when the counter crosses 2^32', () => {
+    const w = new ReplayWindow();
+    assert.equal(accept(w, 0xffff_e020), true); // shares a slot with 2^32 + 0x20
+    assert.equal(accept(w, 0xffff_ffe0), true);
+    assert.equal(accept(w, 0x20, 1), true, '2^32 + 0x20 is new');
+    assert.equal(accept(w, 0xffff_ffe0), false, '64 behind: a replay');
+    assert.equal(accept(w, 0xffff_e020), false, '8192 behind: too old');
+    // The low bits of a counter in the same slot but the next 2^32 round are new too.
+    const v = new ReplayWindow();
+    assert.equal(accept(v, 1), true);
+    assert.equal(accept(v, 1, 1), true);
+  });
+
+  it('rejects a counter 2^32 behind even when its low half is larger', () => {
+    const w = new ReplayWindow();
+    assert.equal(accept(w, 0, 1), true);
+    assert.equal(accept(w, 100, 0), false);
+    assert.equal(accept(w, 0xffff_ffff, 0), true, 'one behind across the boundary is fine');
+  });
+
+  it('keeps replays out when the high half is not zero', () => {
+    const w = new ReplayWindow();
+    for (const lo of [0, 5, 10]) assert.equal(accept(w, lo, 1), true);
+    for (const lo of [0, 5, 10]) assert.equal(accept(w, lo, 1), false, `replay of 2^32 + ${lo}`);
+    assert.equal(accept(w, 7, 1), true);
+  });
+
+  it('applies a custom limit to both halves', () => {
+    const w = new ReplayWindow(10, 1); // limit 2^32 + 10
+    assert.equal(accept(w, 5, 2), false, 'above the limit though its low half is smaller');
+    assert.equal(accept(w, 9, 1), true);
+    assert.equal(accept(w, 10, 1), false);
+  });
+
+  it('reset() forgets every counter and the window position', () => {
+    const w = new ReplayWindow();
+    assert.equal(accept(w, 100), true);
+    assert.equal(accept(w, 0, 5), true);
+    w.reset();
+    assert.equal(accept(w, 100), true, 'seen before the reset, new after');
+    assert.equal(accept(w, 3), true, 'the window is back at the start');
+  });
+});

@@ -11,6 +11,9 @@ import { decodeHex, encodeHex } from '../../core/keys.ts';
 import { expectedHubProof, tokenProof } from '../protocol/keys.ts';
 import { ABSENT, FRAME, HUB_ERROR, KEY_LENGTH, MAX_FRAME, PROTOCOL_VERSION, decodeFrame, encodeFrame } from '../protocol/frames.ts';
 import type { ObservedAddress } from '../protocol/frames.ts';
+import type { FederationSink, HubFederation } from './federation.ts';
+
+export type { HubFederation } from './federation.ts';
 
 /** One client connection as the hub sees it (a WebSocket, or an in-memory twin). */
 export interface HubLink {
@@ -22,14 +25,6 @@ export interface HubLink {
   /** Stop and restart reading from this client: backpressure on a flooding client. */
   pause?(): void;
   resume?(): void;
-}
-
-/** Joins hubs (NATS): where a key not connected here is, and a way to send it frames. */
-export interface HubFederation {
-  present(key: Uint8Array): void;
-  absent(key: Uint8Array): void;
-  /** Deliver a Recv* frame to `recipient` on another hub; false when no hub has it. */
-  forward(recipient: Uint8Array, frame: Uint8Array): boolean;
 }
 
 export interface HubLimits {
@@ -78,7 +73,7 @@ export interface HubOptions {
   log?: (line: string) => void;
 }
 
-export const HUB_DROPS = ['malformed', 'unexpected', 'rateLimited', 'queueFull', 'notConnected', 'tooManyNetworks', 'announcementTooLarge'] as const;
+export const HUB_DROPS = ['malformed', 'unexpected', 'rateLimited', 'queueFull', 'notConnected', 'federation', 'tooManyNetworks', 'announcementTooLarge'] as const;
 export type HubDrop = (typeof HUB_DROPS)[number];
 
 export const HELLO_REFUSALS = ['badVersion', 'badProof', 'badToken', 'notAllowed', 'timeout', 'full'] as const;
@@ -135,7 +130,7 @@ export class HubClient {
   }
 }
 
-export class Hub {
+export class Hub implements FederationSink {
   readonly limits: HubLimits;
   readonly counters: HubCounters = {
     drops: Object.fromEntries(HUB_DROPS.map((d) => [d, 0])) as Record<HubDrop, number>,
@@ -155,6 +150,7 @@ export class Hub {
     this.limits = { ...DEFAULT_HUB_LIMITS, ...options.limits };
     this.log = options.log ?? (() => {});
     options.rng.fill(this.hubId);
+    options.federation?.attach(this, this.hubId);
   }
 
   get clientCount(): number {
@@ -261,6 +257,36 @@ export class Hub {
     return true;
   }
 
+  /** Another hub's client announced itself in a network a client here joined (federation). */
+  remoteAnnouncement(now: number, networkId: Uint8Array, key: Uint8Array, sealed: Uint8Array): void {
+    const network = encodeHex(networkId);
+    const entries = this.networks.get(network);
+    if (!entries || key.length !== KEY_LENGTH) return;
+    if (sealed.length > this.limits.maxAnnouncementBytes) {
+      this.counters.drops.announcementTooLarge++;
+      return;
+    }
+    const hex = encodeHex(key);
+    if (this.byKey.has(hex)) return;
+    if (!entries.has(hex) && entries.size >= this.limits.maxAnnouncementsPerNetwork) {
+      this.counters.drops.tooManyNetworks++;
+      return;
+    }
+    const a: Announcement = { key: Uint8Array.from(key), sealed: Uint8Array.from(sealed), expiresAt: now + this.limits.announcementTtlMs };
+    entries.set(hex, a);
+    this.notify(network, encodeFrame({ type: FRAME.announcement, networkId, key: a.key, sealed: a.sealed }), null);
+  }
+
+  /** `key` proved itself at another hub since: this connection is stale (federation). */
+  movedAway(key: Uint8Array): void {
+    const c = this.byKey.get(encodeHex(key));
+    if (!c) return;
+    this.log(`key ${c.keyHex.slice(0, 16)}… moved to another hub`);
+    // No Error(replaced) frame: that tells a client to stop, and this may be its live connection.
+    c.link.close(4010, 'moved to another hub');
+    this.disconnect(c);
+  }
+
   /** Hello and idle deadlines, expired announcements, paused clients. Call about once a second. */
   tick(now: number): void {
     for (const c of this.pending) {
@@ -282,6 +308,7 @@ export class Hub {
       if (entries.size === 0 && !this.subscribers.get(n)?.size) {
         this.networks.delete(n);
         this.subscribers.delete(n);
+        this.options.federation?.unwatchNetwork(decodeHex(n));
       }
     }
   }
@@ -356,9 +383,16 @@ export class Hub {
       this.counters.relayedBytes += payload.length;
       return;
     }
-    if (this.options.federation?.forward(recipient, out)) {
+    const forwarded = this.options.federation?.forward(recipient, out) ?? 'absent';
+    if (forwarded === 'sent') {
       this.counters.forwarded++;
       this.counters.relayedBytes += payload.length;
+      return;
+    }
+    if (forwarded === 'dropped') {
+      // The key is at another hub but the federation is down or its queue full.
+      this.counters.drops.federation++;
+      if (isSignal) this.absent(from, recipient, ABSENT.queueFull);
       return;
     }
     this.counters.drops.notConnected++;
@@ -383,6 +417,7 @@ export class Hub {
     const a: Announcement = { key: client.key!, sealed: Uint8Array.from(sealed), expiresAt: now + this.limits.announcementTtlMs };
     entries.set(client.keyHex, a);
     this.counters.announcements++;
+    this.options.federation?.announce(networkId, a.key, a.sealed);
     this.notify(network, encodeFrame({ type: FRAME.announcement, networkId, key: a.key, sealed: a.sealed }), client);
   }
 
@@ -408,7 +443,10 @@ export class Hub {
       return false;
     }
     client.networks.add(network);
-    if (!this.networks.has(network)) this.networks.set(network, new Map());
+    if (!this.networks.has(network)) {
+      this.networks.set(network, new Map());
+      this.options.federation?.watchNetwork(decodeHex(network));
+    }
     return true;
   }
 

@@ -39,6 +39,11 @@ export interface ProxyIo {
 /** For tests and embedders: stop on this signal instead of SIGINT/SIGTERM; netstack options. */
 export interface RunOptions {
   signal?: AbortSignal;
+  /**
+   * With `signal`: while the stop drains the connections, this one takes the tunnel down at once
+   * (as a second SIGINT/SIGTERM does without `signal`).
+   */
+  stopNowSignal?: AbortSignal;
   netstack?: NetstackOptions;
   /** Called once everything listens (with the bound addresses), for tests. */
   onReady?: (info: { tunnel: Netstack; listening: Record<string, string>; control?: string }) => void;
@@ -169,6 +174,23 @@ export function untilStopped(signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/**
+ * Calls `act` on a second stop while the first one drains: `signal` when given, else the next
+ * SIGINT or SIGTERM (a third one then gets Node's default, which ends the process). Returns a
+ * function that stops listening.
+ */
+export function onSecondStop(signal: AbortSignal | undefined, act: () => void): () => void {
+  if (signal) {
+    if (signal.aborted) { act(); return () => {}; }
+    signal.addEventListener('abort', act, { once: true });
+    return () => signal.removeEventListener('abort', act);
+  }
+  const off = () => { process.off('SIGINT', now); process.off('SIGTERM', now); };
+  const now = () => { off(); act(); };
+  process.on('SIGINT', now);
+  process.on('SIGTERM', now);
+  return off;
+}
 
 export function describeTunnel(tunnel: Netstack): string {
   const peers = tunnel.config.peers.length;
@@ -270,6 +292,7 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
   const name = parsed.name ?? nameForConfig(parsed.config) ?? 'wireweave';
   const log = (line: string) => { io.stderr.write(`wireweave: ${line}\n`); };
   let tunnel: Netstack | undefined;
+  let stopping = false;
   const servers: { close(cb?: () => void): unknown }[] = [];
   const forwards: Forward[] = [];
   let control: UapiServer | undefined;
@@ -334,17 +357,30 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
     }
     options.onReady?.({ tunnel, listening, control: control?.path });
     await untilStopped(options.signal);
+    stopping = true;
     return 0;
   } catch (err) {
     await write(io.stderr, `wireweave: ${command}: ${messageOf(err)}\n`);
     return 1;
   } finally {
     report?.stop();
+    // Closing delivers what the connections still hold (Netstack.close(), closeTimeoutMs); a
+    // second stop resets them and takes the tunnel down at once.
+    const open = tunnel;
+    const offSecond = open ? onSecondStop(options.stopNowSignal, () => {
+      log(`${command}: stopping at once: resetting the connections still open`);
+      void open.destroy();
+    }) : () => {};
+    if (open && stopping) log(`${command}: stopping: delivering what the open connections hold (signal again to stop at once)`);
     for (const s of servers) s.close();
-    for (const f of forwards) await f.close().catch(() => {});
+    // A TCP forward's close() waits for its host connections, which end only with the tunnel's:
+    // not awaited before the tunnel closes, or one open connection would hold the stop forever.
+    const forwardsClosed = Promise.all(forwards.map((f) => f.close().catch(() => {})));
     await control?.close().catch(() => {});
     await metrics?.close().catch(() => {});
     await tunnel?.close().catch((err: unknown) => log(`${command}: ${messageOf(err)}`));
+    await forwardsClosed;
+    offSecond();
     lock?.release();
   }
 }

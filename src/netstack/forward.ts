@@ -78,6 +78,8 @@ export async function forwardTcp(tunnel: Netstack, spec: ForwardSpec, log: LogLi
       relay(client, remote);
       client.resume();
     });
+    // Destroyed without an error before it connected (the tunnel went down): nothing to relay.
+    remote.once('close', () => { if (remote.connecting) client.destroy(); });
     client.once('close', () => { if (remote.connecting) remote.destroy(); });
   });
   await listenOn(server, spec.bindHost ?? '127.0.0.1', spec.bindPort);

@@ -123,7 +123,18 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       }
       if (forced || DAEMON_FLAG.test(command) || (isInterfaceName(command) && !command.startsWith('-'))) {
         const { runInterfaceCommand } = await import('../device/daemon.ts');
-        return runInterfaceCommand(argv, io);
+        // `up` of a file with [Mesh] hands the daemon its mesh options in the environment.
+        const meshEnv = process.env.WIREWEAVE_MESH;
+        if (!meshEnv) return runInterfaceCommand(argv, io);
+        const mesh = await import('../mesh/peer/daemon.ts');
+        let ext;
+        try {
+          ext = mesh.meshDaemonExtension(mesh.parseMeshEnv(meshEnv));
+        } catch (err) {
+          await write(io.stderr, `wireweave: ${(err as Error).message}\n`);
+          return 1;
+        }
+        return runInterfaceCommand(argv, io, process.env, ext);
       }
       await write(
         io.stderr,

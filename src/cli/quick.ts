@@ -15,6 +15,7 @@ import { formatIp, formatPrefix } from '../device/allowedips.ts';
 import type { Prefix, SetRequest } from '../device/config.ts';
 import { Errno, UapiError } from '../device/config.ts';
 import { runInterfaceCommand } from '../device/daemon.ts';
+import { meshEnvValue } from '../mesh/peer/daemon.ts';
 import { errnoText } from '../device/errno.ts';
 import { isInterfaceName } from '../device/ifname.ts';
 import { socketPath, uapiGet, uapiSet } from '../device/uapi-client.ts';
@@ -117,7 +118,10 @@ async function up(ctx: Ctx): Promise<void> {
   const request = await toSetRequest(cfg);
   await hooks(ctx, cfg.interface.preUp);
   say(ctx, `wireweave ${ifname}`);
-  const code = await runInterfaceCommand([ifname], ctx.io, { ...process.env, WG_PROCESS_FOREGROUND: '' });
+  const env: NodeJS.ProcessEnv = { ...process.env, WG_PROCESS_FOREGROUND: '' };
+  delete env.WIREWEAVE_MESH;
+  if (cfg.mesh) env.WIREWEAVE_MESH = meshEnvValue(cfg.mesh);
+  const code = await runInterfaceCommand([ifname], ctx.io, env);
   if (code !== 0) throw new QuickError(`could not create interface ${ifname}`);
   try {
     say(ctx, `wireweave setconf ${ifname} ${ctx.file}`);

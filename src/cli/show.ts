@@ -12,6 +12,8 @@ import type { DeviceState } from '../device/config.ts';
 import { uapiGet } from '../device/uapi-client.ts';
 import { DEFAULT_SOCKET_DIR } from '../device/uapi-server.ts';
 import { runtimeDir } from '../netstack/control.ts';
+import type { MeshStatus } from '../mesh/peer/mesh-node.ts';
+import { meshStatusPath, readStatusSocket } from '../mesh/peer/status-socket.ts';
 
 export interface ShowIo {
   stdout: Writable;
@@ -56,7 +58,23 @@ export function hideKeysFrom(env: NodeJS.ProcessEnv): boolean {
   return env.WG_HIDE_KEYS !== 'never';
 }
 
-export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now() / 1000, hideKeys = true): string {
+/** The mesh lines `show` adds: the hub connection under the interface, a path per mesh peer. */
+export function meshHubLine(mesh: MeshStatus): string {
+  const h = mesh.hub;
+  const detail = h.state === 'connected' ? `connected${h.observed ? `, seen as ${h.observed}` : ''}` : `${h.state}${h.reason ? `: ${h.reason}` : ''}`;
+  return `  hub: ${h.url} (${detail})`;
+}
+
+export function meshPathLine(p: MeshStatus['peers'][number]): string {
+  return p.path.kind === 'direct' ? `  path: direct ${p.path.address}` : `  path: relay ${p.path.hub} (${p.path.reason})`;
+}
+
+function isMeshStatus(v: unknown): v is MeshStatus {
+  const m = v as MeshStatus | null;
+  return typeof m === 'object' && m !== null && typeof m.hub?.url === 'string' && Array.isArray(m.peers);
+}
+
+export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now() / 1000, hideKeys = true, mesh: MeshStatus | null = null): string {
   const secret = (key: Uint8Array) => (hideKeys ? '(hidden)' : encodeBase64(key));
   const lines: string[] = [`interface: ${ifname}`];
   if (state.privateKey) {
@@ -65,12 +83,16 @@ export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now
   }
   if (state.listenPort) lines.push(`  listening port: ${state.listenPort}`);
   if (state.fwmark) lines.push(`  fwmark: 0x${state.fwmark.toString(16)}`);
+  if (mesh) lines.push(meshHubLine(mesh));
+  const paths = new Map(mesh?.peers.map((p) => [p.publicKey, p]) ?? []);
   // wg lists peers with the most recent handshake first.
   const peers = [...state.peers].sort((a, b) => b.lastHandshakeTimeSec - a.lastHandshakeTimeSec);
   for (const p of peers) {
     lines.push('', `peer: ${encodeBase64(p.publicKey)}`);
     if (p.presharedKey) lines.push(`  preshared key: ${secret(p.presharedKey)}`);
     if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}`);
+    const meshPeer = paths.get(encodeBase64(p.publicKey));
+    if (meshPeer) lines.push(meshPathLine(meshPeer));
     lines.push(`  allowed ips: ${p.allowedIps.length ? p.allowedIps.map(formatPrefix).join(', ') : '(none)'}`);
     if (p.lastHandshakeTimeSec) lines.push(`  latest handshake: ${formatAgo(Math.floor(nowSec - p.lastHandshakeTimeSec))}`);
     if (p.rxBytes || p.txBytes) lines.push(`  transfer: ${formatBytes(p.rxBytes)} received, ${formatBytes(p.txBytes)} sent`);
@@ -177,7 +199,9 @@ export async function show(args: string[], io: ShowIo, env = process.env, dir = 
     }
     if (!first) io.stdout.write('\n');
     first = false;
-    io.stdout.write(formatShow(name, state, Date.now() / 1000, hideKeysFrom(env)));
+    // A mesh interface (a [Mesh] section) answers on a status socket next to its UAPI socket.
+    const mesh = await readStatusSocket(meshStatusPath(name, dir));
+    io.stdout.write(formatShow(name, state, Date.now() / 1000, hideKeysFrom(env), isMeshStatus(mesh) ? mesh : null));
   }
   return 0;
 }

@@ -20,6 +20,19 @@ import { logFormatFrom, makeLogger } from './logger.ts';
 import { DeviceMetrics, parseListenAddress, startMetricsServer } from './metrics.ts';
 import type { MetricsServer } from './metrics.ts';
 import { dropPrivileges, lookupUser } from './privileges.ts';
+import type { Bind } from './bind.ts';
+import type { DeviceLogger } from './device.ts';
+
+/**
+ * What a layer above the device adds to the interface process (the mesh: a bind that relays,
+ * and the hub connection). The device knows nothing of it beyond this shape.
+ */
+export interface DaemonExtension {
+  /** Wraps the UDP bind before the device is made. */
+  wrapBind(bind: Bind): Bind;
+  /** Runs once the device is up and its UAPI socket serves, before privileges are dropped. */
+  attach(device: Device, ifname: string, logger: DeviceLogger): Promise<{ close(): Promise<void> }>;
+}
 
 export const DEFAULT_MTU = 1420;
 
@@ -39,7 +52,7 @@ const USAGE = 'Usage: wireweave [-f/--foreground] [--metrics [HOST:]PORT] [--use
  * flags win); both are checked before anything is created, and handed to the detached copy
  * through its environment.
  */
-export async function runInterfaceCommand(args: string[], io: DaemonIo, env = process.env): Promise<number> {
+export async function runInterfaceCommand(args: string[], io: DaemonIo, env = process.env, extension?: DaemonExtension): Promise<number> {
   let foreground = env.WG_PROCESS_FOREGROUND === '1';
   let metrics = env.WIREWEAVE_METRICS || undefined;
   let user = env.WIREWEAVE_USER || undefined;
@@ -71,7 +84,7 @@ export async function runInterfaceCommand(args: string[], io: DaemonIo, env = pr
   const childEnv: NodeJS.ProcessEnv = { ...env, WIREWEAVE_METRICS: metrics, WIREWEAVE_USER: user };
   for (const k of ['WIREWEAVE_METRICS', 'WIREWEAVE_USER']) if (childEnv[k] === undefined) delete childEnv[k];
   if (!foreground) return daemonize(ifname, io, childEnv);
-  return runForeground(ifname, io, childEnv, null);
+  return runForeground(ifname, io, childEnv, null, extension);
 }
 
 /** Starts a detached foreground copy and waits for its readiness line on fd 3. */
@@ -103,18 +116,22 @@ async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): 
 }
 
 /** Runs the interface in this process until it is told or made to stop. */
-export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv, signal: AbortSignal | null): Promise<number> {
+export async function runForeground(
+  ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv, signal: AbortSignal | null, extension?: DaemonExtension,
+): Promise<number> {
   const logger = makeLogger(ifname, env.LOG_LEVEL, io.stdout, logFormatFrom(env.WIREWEAVE_LOG_FORMAT));
   const readyFd = env.WIREWEAVE_READY_FD ? Number(env.WIREWEAVE_READY_FD) : null;
   const tell = (text: string) => { if (readyFd !== null) try { fs.writeSync(readyFd, text + '\n'); } catch { /* parent gone */ } };
   let device: Device;
   let uapi: Awaited<ReturnType<typeof startUapiServer>>;
   let metricsServer: MetricsServer | null = null;
+  let attached: { close(): Promise<void> } | null = null;
   try {
     // WIREWEAVE_TUN_SLOTS: packets the TUN reader may hold (a power of two; tuning and diagnosis).
     const slots = env.WIREWEAVE_TUN_SLOTS ? Number(env.WIREWEAVE_TUN_SLOTS) : undefined;
     const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots });
-    device = new Device({ tun, bind: await chooseBind(env, { error: (m) => logger.error(m), verbose: (m) => logger.verbose(m) }), logger });
+    const bind = await chooseBind(env, { error: (m) => logger.error(m), verbose: (m) => logger.verbose(m) });
+    device = new Device({ tun, bind: extension ? extension.wrapBind(bind) : bind, logger });
     try {
       uapi = await startUapiServer(tun.name, device);
     } catch (err) {
@@ -123,6 +140,7 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
     }
     await device.up();
     try {
+      if (extension) attached = await extension.attach(device, tun.name, logger);
       if (env.WIREWEAVE_METRICS) {
         metricsServer = await startMetricsServer(new DeviceMetrics(device), env.WIREWEAVE_METRICS);
         const { host, port } = metricsServer.address;
@@ -136,6 +154,7 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
       }
     } catch (err) {
       await metricsServer?.close();
+      await attached?.close();
       await uapi.close();
       await device.close('start-up failed');
       throw err;
@@ -165,6 +184,7 @@ export async function runForeground(ifname: string, io: DaemonIo, env: NodeJS.Pr
   });
   logger.verbose(`shutting down: ${reason}`);
   await metricsServer?.close();
+  await attached?.close();
   await uapi.close();
   await device.close(reason);
   return 0;

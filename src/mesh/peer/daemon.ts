@@ -1,0 +1,97 @@
+/**
+ * The mesh in the interface process (`wireweave up` with a [Mesh] section): the options come in
+ * the environment as WIREWEAVE_MESH (hub URLs and the relay policy; no secret: the private key
+ * reaches the daemon over the UAPI as always), the UDP bind is wrapped by the mesh bind, and the
+ * mesh node runs beside the device with its status socket for `wireweave show`.
+ */
+import os from 'node:os';
+import { systemRng } from '../../core/rng.ts';
+import { nodeCrypto } from '../../crypto/node.ts';
+import type { DaemonExtension } from '../../device/daemon.ts';
+import { DEFAULT_SOCKET_DIR } from '../../device/uapi-server.ts';
+import { parseHubUrl } from '../../device/wgquick-mesh.ts';
+import type { MeshRelayPolicy, WgQuickMesh } from '../../device/wgquick-mesh.ts';
+import { nodeTimers, nodeWebSocket } from '../client/node.ts';
+import { MeshBind } from './mesh-bind.ts';
+import { MeshNode } from './mesh-node.ts';
+import { meshStatusPath, startStatusSocket } from './status-socket.ts';
+import { WireweaveError } from '../../core/errors.ts';
+
+export const MESH_ENV = 'WIREWEAVE_MESH';
+
+export interface MeshDaemonOptions {
+  hubs: string[];
+  relay: MeshRelayPolicy;
+}
+
+/** The environment value `up` hands the daemon. */
+export function meshEnvValue(mesh: WgQuickMesh): string {
+  return JSON.stringify({ hubs: mesh.hubs, relay: mesh.relay });
+}
+
+export function parseMeshEnv(text: string): MeshDaemonOptions {
+  const bad = (why: string) => new WireweaveError('ERR_MESH_OPTIONS', `${MESH_ENV}: ${why}`);
+  let v: unknown;
+  try { v = JSON.parse(text); } catch { throw bad('not JSON'); }
+  const o = v as { hubs?: unknown; relay?: unknown };
+  if (!Array.isArray(o.hubs) || o.hubs.length === 0 || o.hubs.length > 8) throw bad('hubs must be a list of 1 to 8 URLs');
+  const hubs = o.hubs.map((h) => {
+    const url = typeof h === 'string' ? parseHubUrl(h) : { problem: 'is not a string' };
+    if (typeof url !== 'string') throw bad(`a hub URL ${url.problem}`);
+    return url;
+  });
+  if (o.relay !== 'auto' && o.relay !== 'always' && o.relay !== 'never') throw bad('relay must be auto, always or never');
+  return { hubs, relay: o.relay };
+}
+
+/** The host's addresses a peer might reach us on: not loopback, not the tunnel itself. */
+export function hostAddresses(tunnel: string): string[] {
+  const out: string[] = [];
+  for (const [name, list] of Object.entries(os.networkInterfaces())) {
+    if (name === tunnel || !list) continue;
+    for (const a of list) if (!a.internal && !a.address.toLowerCase().startsWith('fe80:')) out.push(a.address);
+  }
+  return out.slice(0, 12);
+}
+
+export function meshDaemonExtension(options: MeshDaemonOptions, socketDir = DEFAULT_SOCKET_DIR): DaemonExtension {
+  let bind: MeshBind | null = null;
+  return {
+    wrapBind(inner) {
+      bind = new MeshBind(inner);
+      return bind;
+    },
+    async attach(device, ifname, logger) {
+      if (!bind) throw new Error('the mesh bind was not installed');
+      const node = new MeshNode({
+        device,
+        bind,
+        hubs: options.hubs,
+        relay: options.relay,
+        crypto: nodeCrypto,
+        rng: systemRng,
+        connect: nodeWebSocket,
+        timers: nodeTimers,
+        now: () => performance.now(),
+        wallNow: () => Date.now(),
+        hostAddresses: () => hostAddresses(ifname),
+        log: logger,
+      });
+      node.start();
+      logger.verbose(`mesh: hubs ${options.hubs.join(', ')}, relay ${options.relay}`);
+      let status;
+      try {
+        status = await startStatusSocket(meshStatusPath(ifname, socketDir), () => node.status());
+      } catch (err) {
+        node.stop();
+        throw err;
+      }
+      return {
+        close: async () => {
+          node.stop();
+          await status.close();
+        },
+      };
+    },
+  };
+}

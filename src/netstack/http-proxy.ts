@@ -83,8 +83,12 @@ function tunnelConnect(tunnel: TunnelNet, req: http.IncomingMessage, client: Soc
     log(`http-proxy: CONNECT ${req.url} failed: ${messageOf(err)}`);
     if (client.writable) refuse(plainResponse(httpStatusFor(err.code), `wireweave: ${messageOf(err)}`));
   });
+  // Destroyed without an error before it connected (the tunnel closing): still a failed CONNECT.
+  const onGone = () => { if ((remote as { connecting?: boolean }).connecting && client.writable) refuse(plainResponse(502, 'wireweave: the tunnel closed')); };
+  remote.once('close', onGone);
   remote.once('connect', () => {
     remote.removeAllListeners('error');
+    remote.off('close', onGone);
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) remote.write(head);
     relay(client, remote);

@@ -163,7 +163,10 @@ function handle(tunnel: TunnelNet, client: net.Socket, options: Socks5Options): 
 function connect(tunnel: TunnelNet, client: net.Socket, target: Target, early: Buffer, log: LogLine, peer: string): void {
   client.pause();
   const remote = tunnel.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+  let failed = false;
   const onFail = (err: NodeJS.ErrnoException) => {
+    if (failed) return;
+    failed = true;
     log(`socks5 ${peer}: CONNECT ${target.host}:${target.port} failed: ${messageOf(err)}`);
     client.end(reply(socksReplyFor(err.code)));
     // Paused above: without reading on, data the client sent after its request would keep its
@@ -171,8 +174,12 @@ function connect(tunnel: TunnelNet, client: net.Socket, target: Target, early: B
     client.resume();
   };
   remote.once('error', onFail);
+  // Destroyed without an error before it connected (the tunnel closing): still a failed CONNECT.
+  const onGone = () => { if ((remote as { connecting?: boolean }).connecting && !client.destroyed) onFail(Object.assign(new Error('the tunnel closed'), { code: 'ECONNABORTED' })); };
+  remote.once('close', onGone);
   remote.once('connect', () => {
     remote.off('error', onFail);
+    remote.off('close', onGone);
     client.write(reply(REP_OK, remote.localAddress, remote.localPort ?? 0));
     if (early.length > 0) remote.write(early);
     relay(client, remote);

@@ -347,6 +347,14 @@ these [Interface] keys of wg-quick's:
                bash commands run at each step; %i is the interface name
   SaveConfig   true: write the running configuration back to the file at down
 
+and wireweave's own [Mesh] section (wg and wg-quick refuse it):
+
+  Hub          ws:// or wss:// URLs of mesh hubs, tried in order; repeatable
+  Relay        auto (default), always or never: whether a [Peer] without an
+               Endpoint may go through the hub's relay; such peers are found
+               by public key through the hub, and reached directly when a
+               direct path answers
+
 up:   runs PreUp, creates the interface (a wireweave daemon serving
       /var/run/wireguard/INTERFACE.sock, which wg also drives), sets keys and
       peers, adds the addresses, sets the MTU and the link up, sets DNS, adds a

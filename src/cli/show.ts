@@ -114,7 +114,9 @@ Shows interfaces as wg show does: with no argument or \`all', every interface;
 \`interfaces' lists their names. A FIELD prints only that, in wg's tab-separated
 form for scripts (with \`all', each line starts with the interface name); \`dump'
 prints everything, private and preshared keys included, as wg does. The full
-view hides private and preshared keys unless WG_HIDE_KEYS=never.
+view hides private and preshared keys unless WG_HIDE_KEYS=never. An interface
+brought up from a file with [Mesh] also shows its hub connection (hub:) and,
+per mesh peer, its path: \`relay HUB (why)' or \`direct ADDR:PORT'.
 `;
 
 function isShowField(word: string): word is ShowField {

@@ -7,67 +7,29 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createRig, genKeyPair, skipUnlessRig, tcpTransfer, WIREWEAVE_BIN } from '../support/netns.ts';
-import type { KeyPair, Rig, RigNode, Spawned } from '../support/netns.ts';
+import type { Rig } from '../support/netns.ts';
+import { confDir as makeConfDir, isolate, meshConf, meshPeer, startHub, until, writeConf } from './mesh-rig.ts';
+import type { MeshSide as Side } from './mesh-rig.ts';
 
 const skip = skipUnlessRig(['wireweave']);
-
-interface Side { node: RigNode; keys: KeyPair; ifname: string; file: string }
-
-function conf(self: Side, peer: Side, hub: string): string {
-  return [
-    '[Interface]',
-    `PrivateKey = ${self.keys.privateKey}`,
-    `Address = ${self.node.tun4}/24, ${self.node.tun6}/64`,
-    '',
-    '[Mesh]',
-    `Hub = ${hub}`,
-    'Relay = auto',
-    '',
-    '[Peer]                # no Endpoint: found through the hub',
-    `PublicKey = ${peer.keys.publicKey}`,
-    `AllowedIPs = ${peer.node.tun4}/32, ${peer.node.tun6}/128`,
-    '',
-  ].join('\n');
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T | undefined | false;
-  while (Date.now() < end) {
-    last = await f();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`timed out waiting for ${what} (last: ${String(last)})`);
-}
 
 describe('mesh: two peers without Endpoint, relayed by a hub they both reach', { skip }, () => {
   let rig: Rig;
   let a: Side, b: Side;
-  let hubProc: Spawned;
   let confDir = '';
   const port = 20000 + (process.pid % 20000);
 
   before(async () => {
     rig = await createRig({ name: 'mesh-relay', nodes: 3 });
-    const [nh, na, nb] = rig.nodes;
-    // Isolated bridge ports talk to the bridge (H) only, never to each other.
-    for (const p of ['pb', 'pc']) await rig.execOk(nh!, ['ip', 'link', 'set', 'dev', p, 'type', 'bridge_slave', 'isolated', 'on']);
-    confDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ww-mesh-'));
-    fs.chmodSync(confDir, 0o700);
+    const [, na, nb] = rig.nodes;
+    await isolate(rig, [na!, nb!]);
+    confDir = makeConfDir();
     a = { node: na!, keys: genKeyPair(), ifname: rig.ifname('ma'), file: '' };
     b = { node: nb!, keys: genKeyPair(), ifname: rig.ifname('mb'), file: '' };
-    const hub = `ws://${nh!.addr4}:${port}`;
-    for (const [self, peer] of [[a, b], [b, a]] as const) {
-      self.file = path.join(confDir, `${self.ifname}.conf`);
-      fs.writeFileSync(self.file, conf(self, peer, hub), { mode: 0o600 });
-    }
-    hubProc = rig.spawnIn(nh!, [WIREWEAVE_BIN, 'hub', '--listen', `0.0.0.0:${port}`]);
-    await until('the hub to listen', async () => /listening on/.test(hubProc.stderr()) || !hubProc.running(), 20_000);
-    assert.ok(hubProc.running(), `the hub exited: ${hubProc.stderr()}`);
+    const hub = await startHub(rig, port);
+    writeConf(confDir, a, meshConf(a, hub.url, [meshPeer(b)]));
+    writeConf(confDir, b, meshConf(b, hub.url, [meshPeer(a)]));
   });
 
   after(async () => {

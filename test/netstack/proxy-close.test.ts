@@ -6,6 +6,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +16,7 @@ import { startHttpProxy } from '../../src/netstack/http-proxy.ts';
 import type { TunnelSocket } from '../../src/netstack/socket.ts';
 import { startSocks5 } from '../../src/netstack/socks5.ts';
 import { makePair } from './helpers.ts';
+import { makeRig } from './halfclose-rig.ts';
 
 /** Everything `s` reads until it closes. */
 function readToClose(s: net.Socket): Promise<Buffer> {
@@ -54,6 +57,52 @@ describe('proxies: the tunnel closing under a CONNECT in progress', () => {
       http.closeAllConnections();
       http.close();
       await pair.bob.destroy();
+    }
+  });
+});
+
+describe('HTTP proxy: forwarding a body delimited by the close', () => {
+  /** GET url through the HTTP proxy on `port`: the body, and whether the response completed. */
+  function get(port: number, url: string): Promise<{ body: Buffer; complete: boolean; error?: string }> {
+    return new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: url, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        let error: string | undefined;
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (e: Error) => { error = e.message; });
+        res.on('close', () => resolve({ body: Buffer.concat(chunks), complete: res.complete, error }));
+      });
+      req.on('error', (e: Error) => resolve({ body: Buffer.alloc(0), complete: false, error: e.message }));
+    });
+  }
+
+  it('passes a multi-MB close-delimited body on whole, and a reset one on as cut', { timeout: 60_000 }, async () => {
+    const rig = await makeRig();
+    try {
+      const body = randomBytes(3 * 1024 * 1024);
+      let cutNext = false;
+      rig.pair.bob.listen(8201, undefined, { allowHalfOpen: true }).on('connection', (s: TunnelSocket) => {
+        s.once('data', () => {
+          const head = Buffer.from('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n');
+          s.on('error', () => {});
+          if (cutNext) {
+            s.write(Buffer.concat([head, body.subarray(0, 256 * 1024)]));
+            const cut = () => { if (s.bufferedAmount === 0) s.resetAndDestroy(); else setTimeout(cut, 5); };
+            setTimeout(cut, 5);
+          } else {
+            s.end(Buffer.concat([head, body]));
+          }
+        });
+      });
+      const whole = await get(rig.httpPort, 'http://10.0.0.2:8201/whole');
+      assert.equal(whole.complete, true, `complete (${whole.error ?? 'no error'})`);
+      assert.equal(createHash('sha256').update(whole.body).digest('hex'), createHash('sha256').update(body).digest('hex'), 'SHA-256 of the body');
+      cutNext = true;
+      const cut = await get(rig.httpPort, 'http://10.0.0.2:8201/cut');
+      assert.equal(cut.complete, false, 'a cut body reaches the client as a cut response');
+      assert.ok(cut.body.length < body.length, 'and short');
+    } finally {
+      await rig.close();
     }
   });
 });

@@ -1,6 +1,6 @@
 /**
  * `wireweave hub`: the mesh hub (docs/mesh.md). One process, no configuration needed to start:
- *   wireweave hub --listen [ADDR:]PORT [--allow FILE] [--network-token FILE] [--log-format json] [-v]
+ *   wireweave hub --listen [ADDR:]PORT [--nats URL[,URL…]] [--allow FILE] [--network-token FILE] [--log-format json] [-v]
  *   wireweave hub token < network-secret     (prints the token a hub admits members with)
  */
 import { readFileSync } from 'node:fs';
@@ -10,10 +10,13 @@ import { systemRng } from '../core/rng.ts';
 import { decodeBase64, encodeBase64, encodeHex, parseKeyBase64 } from '../core/keys.ts';
 import { networkKeys } from '../mesh/protocol/keys.ts';
 import { startHubServer } from '../mesh/hub/ws-server.ts';
+import { NatsFederation, parseNatsServers } from '../mesh/hub/nats.ts';
+import { systemClock } from '../device/clock.ts';
+import { WireweaveError } from '../core/errors.ts';
 import type { CliIo } from './main.ts';
 
-export const HUB_USAGE = `Usage: wireweave hub --listen [ADDR:]PORT [--allow FILE] [--network-token FILE]
-                     [--log-format text|json] [-v]
+export const HUB_USAGE = `Usage: wireweave hub --listen [ADDR:]PORT [--nats URL[,URL...]] [--allow FILE]
+                     [--network-token FILE] [--log-format text|json] [-v]
        wireweave hub token < SECRET-FILE
 
 Runs a mesh hub: peers connect to ws://ADDR:PORT/mesh by WebSocket, prove their
@@ -21,6 +24,8 @@ WireGuard key, and exchange end-to-end sealed signaling and relayed WireGuard
 datagrams (the hub reads neither). Prometheus metrics at /metrics.
 
   --listen [ADDR:]PORT    where to listen (ADDR defaults to 0.0.0.0; [::]:PORT for IPv6)
+  --nats URL[,URL...]     join a fleet: hubs on one NATS cluster (JetStream on) are one hub;
+                          without it the hub stands alone
   --allow FILE            admit only the public keys listed in FILE (base64, one per line, # comments)
   --network-token FILE    admit only members of the network whose token is in FILE
   --log-format text|json  one line per event (default text)
@@ -95,6 +100,7 @@ export async function hub(args: string[], io: CliIo, signal?: AbortSignal): Prom
       return 0;
     }
     let listen: { host: string; port: number } | null = null;
+    let nats: string[] | null = null;
     let allow: Set<string> | undefined;
     let networkToken: Uint8Array | undefined;
     let json = false;
@@ -111,6 +117,14 @@ export async function hub(args: string[], io: CliIo, signal?: AbortSignal): Prom
           await write(io.stdout, HUB_USAGE);
           return 0;
         case '--listen': listen = parseListen(value()); break;
+        case '--nats':
+          try {
+            nats = parseNatsServers(value());
+          } catch (e) {
+            if (WireweaveError.is(e)) throw new HubArgError(e.message);
+            throw e;
+          }
+          break;
         case '--allow': { const f = value(); allow = parseAllowFile(readFile(f, '--allow'), f); break; }
         case '--network-token': {
           const f = value();
@@ -138,18 +152,21 @@ export async function hub(args: string[], io: CliIo, signal?: AbortSignal): Prom
     const log = (line: string) => {
       io.stderr.write(json ? JSON.stringify({ time: new Date().toISOString(), msg: line }) + '\n' : `${new Date().toISOString()} hub: ${line}\n`);
     };
+    const fleet = nats ? new NatsFederation({ servers: nats, now: systemClock.now, log }) : null;
     let server;
     try {
       server = await startHubServer({
-        host: listen.host, port: listen.port, crypto: nodeCrypto, rng: systemRng, log,
+        host: listen.host, port: listen.port, crypto: nodeCrypto, rng: systemRng, log, clock: systemClock,
         ...(allow ? { allow } : {}), ...(networkToken ? { networkToken } : {}),
+        ...(fleet ? { federation: fleet.federation } : {}),
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (e as Error).message;
       throw new HubArgError(`cannot listen on ${listen.host}:${listen.port}: ${why}`);
     }
-    log(`listening on ${server.url}${allow ? `, ${allow.size} allowed keys` : ''}${networkToken ? ', network token required' : ''}`);
+    log(`listening on ${server.url}${allow ? `, ${allow.size} allowed keys` : ''}${networkToken ? ', network token required' : ''}${nats ? `, fleet through NATS ${nats.join(',')}` : ''}`);
+    fleet?.start();
     let lastClients = -1;
     const status = verbose ? setInterval(() => {
       if (server.hub.clientCount !== lastClients) log(`${(lastClients = server.hub.clientCount)} clients`);
@@ -163,6 +180,7 @@ export async function hub(args: string[], io: CliIo, signal?: AbortSignal): Prom
     if (status) clearInterval(status);
     log('shutting down: telling clients to move to another hub');
     await server.close(2000);
+    await fleet?.close();
     return 0;
   } catch (e) {
     if (e instanceof HubArgError) {

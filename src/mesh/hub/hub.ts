@@ -153,6 +153,11 @@ export class Hub implements FederationSink {
     options.federation?.attach(this, this.hubId);
   }
 
+  /** The fleet this hub is part of, if any (for metrics). */
+  get federation(): HubFederation | null {
+    return this.options.federation ?? null;
+  }
+
   get clientCount(): number {
     return this.byKey.size;
   }

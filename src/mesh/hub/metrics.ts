@@ -3,6 +3,7 @@
  * traffic. Aggregates only: no per-key label, so a scrape reveals no client's identity.
  */
 import type { Hub } from './hub.ts';
+import { Federation } from './federation.ts';
 
 export function renderHubMetrics(hub: Hub, uptimeSeconds: number): string {
   const c = hub.counters;
@@ -23,6 +24,16 @@ export function renderHubMetrics(hub: Hub, uptimeSeconds: number): string {
   metric('wireweave_hub_relayed_bytes_total', 'counter', 'Payload bytes delivered to a client here or forwarded to another hub.', [['', c.relayedBytes]]);
   metric('wireweave_hub_forwarded_total', 'counter', 'Frames forwarded to another hub.', [['', c.forwarded]]);
   metric('wireweave_hub_announcements_total', 'counter', 'Discovery announcements accepted.', [['', c.announcements]]);
+  const f = hub.federation;
+  if (f instanceof Federation) {
+    metric('wireweave_hub_federation_up', 'gauge', '1 while the hub reaches the fleet (NATS); 0 while it serves local clients only.', [['', f.up ? 1 : 0]]);
+    metric('wireweave_hub_federation_remote_keys', 'gauge', 'Keys known to be connected at other hubs.', [['', f.presenceCount]]);
+    metric('wireweave_hub_federation_queued_frames', 'gauge', 'Frames waiting to be published to other hubs.', [['', f.queuedFrames]]);
+    metric('wireweave_hub_federation_frames_total', 'counter', 'Frames sent to and received from other hubs.',
+      [['direction="out"', f.counters.sent], ['direction="in"', f.counters.received]]);
+    metric('wireweave_hub_federation_dropped_total', 'counter', 'Frames or registry entries the federation dropped, by reason.',
+      Object.entries(f.counters.drops).map(([reason, n]) => [`reason="${reason}"`, n]));
+  }
   metric('wireweave_hub_uptime_seconds', 'gauge', 'Seconds since the hub started.', [['', Math.round(uptimeSeconds)]]);
   return out.join('\n') + '\n';
 }

@@ -1,0 +1,79 @@
+/**
+ * The NATS edge without a NATS server: `--nats` URLs are checked, and a hub whose NATS cluster
+ * does not answer still serves its own clients, says so in its log and its metrics, and stops
+ * promptly. (With a real cluster: test/mesh/nats.interop.test.ts.)
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { nodeCrypto as crypto } from '../../../src/crypto/node.ts';
+import { systemRng } from '../../../src/core/rng.ts';
+import { generatePrivateKey } from '../../../src/core/keys.ts';
+import { systemClock } from '../../../src/device/clock.ts';
+import { startHubServer } from '../../../src/mesh/hub/ws-server.ts';
+import type { HubServer } from '../../../src/mesh/hub/ws-server.ts';
+import { NatsFederation, parseNatsServers } from '../../../src/mesh/hub/nats.ts';
+import { MeshHubClient } from '../../../src/mesh/client/hub-client.ts';
+import { nodeTimers, nodeWebSocket } from '../../../src/mesh/client/node.ts';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const c of cleanup.reverse()) await c();
+});
+
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('hub on NATS, without NATS', () => {
+  it('checks --nats URLs', () => {
+    assert.deepEqual(parseNatsServers('nats://10.0.0.1:4222, nats://h2:4222'), ['nats://10.0.0.1:4222', 'nats://h2:4222']);
+    assert.deepEqual(parseNatsServers('nats://localhost'), ['nats://localhost']);
+    for (const bad of ['', ',', 'http://h:4222', 'nats://h:4222/x', 'h:4222']) {
+      assert.throws(() => parseNatsServers(bad), { code: 'MESH_NATS_URL' }, bad);
+    }
+  });
+
+  it('a hub whose NATS cluster is unreachable serves its own clients and reports it', async () => {
+    // A port that refuses: bound, then closed.
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as { port: number }).port;
+    await new Promise((r) => s.close(r));
+
+    const logs: string[] = [];
+    const fleet = new NatsFederation({ servers: [`nats://127.0.0.1:${port}`], now: systemClock.now, log: (l) => logs.push(l) });
+    const server: HubServer = await startHubServer({ host: '127.0.0.1', port: 0, crypto, rng: systemRng, clock: systemClock, federation: fleet.federation });
+    fleet.start();
+    cleanup.push(() => server.close(100), () => fleet.close());
+    await until('the log to say so', () => logs.some((l) => /cannot reach .*serving local clients only/.test(l)));
+
+    let got = 0;
+    const keyB = crypto.x25519PrivateKey(generatePrivateKey(systemRng));
+    const mk = (privateKey = crypto.x25519PrivateKey(generatePrivateKey(systemRng)), packet?: () => void) => {
+      const c = new MeshHubClient({
+        crypto, rng: systemRng, privateKey, hubs: [server.url],
+        connect: nodeWebSocket, timers: nodeTimers, now: Date.now, events: packet ? { packet } : {},
+      });
+      c.start();
+      cleanup.push(() => c.stop());
+      return c;
+    };
+    const a = mk(), b = mk(keyB, () => { got++; });
+    await until('both connected', () => a.connected && b.connected);
+    a.sendPacket(keyB.publicKey, Uint8Array.of(1));
+    await until('a local datagram', () => got === 1);
+    const metrics = await (await fetch(`http://127.0.0.1:${server.address.port}/metrics`)).text();
+    assert.match(metrics, /^wireweave_hub_federation_up 0$/m);
+    assert.match(metrics, /^wireweave_hub_clients 2$/m);
+    assert.equal(fleet.connectedServer, null);
+
+    const t0 = Date.now();
+    await fleet.close();
+    assert.ok(Date.now() - t0 < 3000, 'close ends the retry loop');
+  });
+});

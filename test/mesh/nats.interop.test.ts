@@ -1,0 +1,213 @@
+/**
+ * A fleet on a real NATS cluster (issue 14, must-show 6, with hub clients in this process while
+ * the device's mesh bind is not wired yet): three `nats-server`s with JetStream on loopback, two
+ * `wireweave hub --nats` processes, client A on hub 1 and B on hub 2. Sealed signals and relayed
+ * datagrams cross the hubs; stopping the NATS server hub 2 uses loses no registration and
+ * frames flow again; SIGKILL of hub 1 moves A to hub 2 and frames flow again (times reported).
+ *
+ * Skips (with a reason) when nats-server is missing, unless CI is set: then it fails.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { nodeCrypto as crypto } from '../../src/crypto/node.ts';
+import { systemRng } from '../../src/core/rng.ts';
+import { encodeHex, generatePrivateKey } from '../../src/core/keys.ts';
+import type { X25519PrivateKey } from '../../src/core/crypto.ts';
+import { MeshHubClient } from '../../src/mesh/client/hub-client.ts';
+import { nodeTimers, nodeWebSocket } from '../../src/mesh/client/node.ts';
+import { signalKeys } from '../../src/mesh/protocol/keys.ts';
+import { SignalChannel } from '../../src/mesh/protocol/envelope.ts';
+import { PRESENCE_BUCKET } from '../../src/mesh/hub/federation.ts';
+
+const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
+const natsMissing = spawnSync('nats-server', ['--version']).error ? 'nats-server not found on PATH (apt-get install nats-server)' : undefined;
+const skip: string | false = process.env.CI ? false : (natsMissing ?? false);
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+}
+
+const procs: ChildProcess[] = [];
+
+function start(cmd: string, args: string[]): Proc {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  return { child, output: () => out };
+}
+
+async function stop(p: Proc, signal: NodeJS.Signals): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill(signal);
+  await exited;
+}
+
+function client(privateKey: X25519PrivateKey, hubs: string[], got: { signals: Uint8Array[]; packets: Uint8Array[] }): MeshHubClient {
+  const c = new MeshHubClient({
+    crypto, rng: systemRng, privateKey, hubs, connect: nodeWebSocket, timers: nodeTimers, now: Date.now,
+    pingIntervalMs: 1000, deadAfterMs: 3000,
+    events: {
+      signal: (_from, e) => got.signals.push(Uint8Array.from(e)),
+      packet: (_from, d) => got.packets.push(Uint8Array.from(d)),
+    },
+  });
+  c.start();
+  return c;
+}
+
+test('two hubs on a three-server NATS cluster: signaling and relay across, failover, a NATS server lost', { skip, timeout: 120_000 }, async (t) => {
+  assert.equal(natsMissing, undefined, `CI is set but ${natsMissing}`);
+  const dir = mkdtempSync(join(tmpdir(), `ww-nats-${process.pid}-`));
+  const clients: MeshHubClient[] = [];
+  const nats: Proc[] = [];
+  try {
+    // ---- the cluster ----
+    const ports = await Promise.all(Array.from({ length: 6 }, freePort));
+    const clientPorts = ports.slice(0, 3), routePorts = ports.slice(3);
+    for (let i = 0; i < 3; i++) {
+      nats.push(start('nats-server', [
+        '-a', '127.0.0.1', '-p', String(clientPorts[i]), '-n', `ww${process.pid}-${i}`, '-js', '-sd', join(dir, `s${i}`),
+        '--cluster_name', `ww${process.pid}`, '--cluster', `nats://127.0.0.1:${routePorts[i]}`,
+        '--routes', routePorts.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`).join(','),
+      ]));
+    }
+    const urls = clientPorts.map((p) => `nats://127.0.0.1:${p}`);
+
+    // ---- two hubs ----
+    const startHub = async (): Promise<Proc & { url: string }> => {
+      const p = start(process.execPath, [BIN, 'hub', '--listen', '127.0.0.1:0', '--nats', urls.join(',')]);
+      await until('the hub to listen', () => /listening on ws:\/\//.test(p.output()));
+      await until('the hub to open the NATS registry', () => /registry open/.test(p.output()), 30_000);
+      const url = /listening on (ws:\/\/\S+?),? /.exec(p.output())![1]!;
+      return { ...p, url };
+    };
+    const hub1 = await startHub();
+    const hub2 = await startHub();
+    t.diagnostic(`cluster ${urls.join(' ')}; ${/registry open \([^)]*\)/.exec(hub1.output())![0]}`);
+
+    // ---- A on hub 1, B on hub 2 ----
+    const keyA = crypto.x25519PrivateKey(generatePrivateKey(systemRng));
+    const keyB = crypto.x25519PrivateKey(generatePrivateKey(systemRng));
+    const atA = { signals: [] as Uint8Array[], packets: [] as Uint8Array[] };
+    const atB = { signals: [] as Uint8Array[], packets: [] as Uint8Array[] };
+    const a = client(keyA, [hub1.url, hub2.url], atA);
+    const b = client(keyB, [hub2.url, hub1.url], atB);
+    clients.push(a, b);
+    await until('A on hub 1 and B on hub 2', () => a.state.kind === 'connected' && a.state.hub === hub1.url && b.state.kind === 'connected' && b.state.hub === hub2.url);
+
+    const now = Date.now();
+    const ab = new SignalChannel(crypto, systemRng, signalKeys(crypto, keyA, keyB.publicKey)!, keyA.publicKey, keyB.publicKey, now);
+    const ba = new SignalChannel(crypto, systemRng, signalKeys(crypto, keyB, keyA.publicKey)!, keyB.publicKey, keyA.publicKey, now);
+    const text = (s: string) => new TextEncoder().encode(s);
+
+    /** Sends a datagram from `from` every 50 ms until `to` gets one; the time it took. */
+    const flows = async (what: string, from: MeshHubClient, toKey: X25519PrivateKey, at: { packets: Uint8Array[] }, ms = 30_000): Promise<number> => {
+      const start = Date.now(), before = at.packets.length;
+      await until(what, () => {
+        from.sendPacket(toKey.publicKey, new Uint8Array(1200).fill(0x5a));
+        return at.packets.length > before;
+      }, ms);
+      return Date.now() - start;
+    };
+
+    // Registration is asynchronous: wait until hub 1 routes to B.
+    await flows('a datagram A→B across the hubs', a, keyB, atB);
+    await flows('a datagram B→A across the hubs', b, keyA, atA);
+    assert.equal(atB.packets.at(-1)!.length, 1200);
+
+    // Sealed signaling across, both ways: opened, in order, none lost.
+    const sendSignals = async (n: number, tag: string) => {
+      const s0 = atB.signals.length, r0 = atA.signals.length;
+      for (let i = 0; i < n; i++) {
+        assert.ok(a.sendSignal(keyB.publicKey, ab.seal(Date.now(), text(`${tag} ${i}`))));
+        assert.ok(b.sendSignal(keyA.publicKey, ba.seal(Date.now(), text(`${tag} back ${i}`))));
+        if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+      }
+      await until(`${n} signals each way (${tag})`, () => atB.signals.length - s0 >= n && atA.signals.length - r0 >= n, 10_000);
+      const opened = atB.signals.slice(s0).map((e) => ba.open(Date.now(), e));
+      assert.ok(opened.every((o) => o.ok), 'every envelope opens under the pairwise key');
+      assert.deepEqual(opened.map((o) => o.ok && new TextDecoder().decode(o.body)), Array.from({ length: n }, (_, i) => `${tag} ${i}`));
+      const back = atA.signals.slice(r0).map((e) => ab.open(Date.now(), e));
+      assert.ok(back.every((o) => o.ok));
+    };
+    await sendSignals(200, 'across');
+    // A replayed envelope crosses the hubs too, and is refused by B.
+    const replayed = ba.open(Date.now(), atB.signals[0]!);
+    assert.ok(!replayed.ok && replayed.reason === 'replay');
+
+    // The registry: A at one hub, B at the other.
+    const probe = await connect({ servers: urls, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    const presence = await new Kvm(probe).open(PRESENCE_BUCKET);
+    const hubOf = async (k: X25519PrivateKey) => {
+      const e = await presence.get(encodeHex(k.publicKey));
+      return e && e.operation === 'PUT' ? e.string() : null;
+    };
+    const [hubOfA, hubOfB] = [await hubOf(keyA), await hubOf(keyB)];
+    assert.ok(hubOfA && hubOfB && hubOfA !== hubOfB, 'A and B registered at two different hubs');
+    const status = await presence.status();
+    assert.equal(status.replicas, 3, 'the registry is replicated on all three servers');
+
+    // ---- stop the NATS server hub 2 is connected to ----
+    const servedBy = [...hub2.output().matchAll(/(?:connected to|reconnected to) (?:nats:\/\/)?(127\.0\.0\.1:\d+)/g)].at(-1)![1]!;
+    const victim = clientPorts.findIndex((p) => servedBy.endsWith(`:${p}`));
+    assert.ok(victim >= 0, `hub 2 names its NATS server (${servedBy})`);
+    await stop(nats[victim]!, 'SIGKILL');
+    const natsLostAt = Date.now();
+    await until('hub 2 to notice', () => /federation down/.test(hub2.output()), 15_000);
+    await until('hub 2 back on the fleet', () => /federation up \(reconnected/.test(hub2.output()), 15_000);
+    const afterNats = await flows('datagrams across after losing a NATS server', a, keyB, atB);
+    await flows('and back', b, keyA, atA);
+    t.diagnostic(`NATS server ${servedBy} killed: frames across again after ${Date.now() - natsLostAt} ms (${afterNats} ms after hub 2 reconnected)`);
+    assert.equal(await hubOf(keyA), hubOfA, "A's registration survived");
+    assert.equal(await hubOf(keyB), hubOfB, "B's registration survived");
+    await sendSignals(200, 'after nats loss');
+
+    // ---- SIGKILL hub 1: A fails over to hub 2 ----
+    await stop(hub1, 'SIGKILL');
+    const killedAt = Date.now();
+    await until('A on hub 2', () => a.state.kind === 'connected' && a.state.hub === hub2.url, 15_000);
+    const reconnectMs = Date.now() - killedAt;
+    await flows('datagrams A→B after the failover', a, keyB, atB);
+    await flows('datagrams B→A after the failover', b, keyA, atA);
+    const resumeMs = Date.now() - killedAt;
+    t.diagnostic(`hub 1 SIGKILLed: A reconnected to hub 2 in ${reconnectMs} ms, datagrams both ways again ${resumeMs} ms after the kill`);
+    assert.ok(a.counters.failovers >= 1);
+    await until("A's registration moved to hub 2", async () => (await hubOf(keyA)) === hubOfB, 10_000);
+    await sendSignals(50, 'after failover');
+    await probe.close();
+  } finally {
+    for (const c of clients) c.stop();
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await Promise.all(procs.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : null)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -23,8 +23,9 @@ const TARGETS = {
       'test/core/@(cookie|endpoint|keys|noise|ratelimiter|recv.property|replay).test.ts', 'test/fuzz/zeroize.test.ts',
     ],
   },
-  // The cryptokey-routing checks of the device (inbound source, outbound destination).
-  routing: { mutate: ['src/device/device.ts:170-206'], tests: ['test/device/device.test.ts'] },
+  // The cryptokey-routing checks of the device (onTunPacket: outbound destination; deliver:
+  // inbound source). Line range: re-check it when device.ts changes above line 216.
+  routing: { mutate: ['src/device/device.ts:184-216'], tests: ['test/device/device.test.ts', 'test/device/cryptokey-routing.test.ts'] },
   allowedips: { mutate: ['src/device/allowedips.ts'], tests: ['test/device/allowedips.test.ts'] },
   uapi: { mutate: ['src/device/uapi.ts'], tests: ['test/device/uapi.test.ts'] },
   tcp: {

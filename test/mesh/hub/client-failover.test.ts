@@ -62,22 +62,22 @@ class MemoryNet {
 
   connect = (url: string): WebSocketLike => {
     this.attempts.push(url);
-    const net = this, timers = this.timers;
+    const hubs = this.hubs, sockets = this.sockets, timers = this.timers;
     let hubClient: HubClient | null = null;
     const link = new MemoryHubLink({ address: '192.0.2.1', port: 1 });
     const ws: WebSocketLike & { readyState: number } = {
       binaryType: 'arraybuffer', bufferedAmount: 0, readyState: 0,
       onopen: null, onmessage: null, onclose: null, onerror: null,
       send(data) {
-        const hub = net.hubs.get(url);
+        const hub = hubs.get(url);
         if (hub && hubClient && ws.readyState === 1) hub.receive(timers.t, hubClient, Uint8Array.from(data));
       },
       close(code = 1000, reason = '') {
         if (ws.readyState === 3) return;
         ws.readyState = 3;
-        const hub = net.hubs.get(url);
+        const hub = hubs.get(url);
         if (hub && hubClient) hub.disconnect(hubClient);
-        net.sockets.delete(entry);
+        sockets.delete(entry);
         timers.setTimeout(() => ws.onclose?.({ code, reason }), 0);
       },
     };

@@ -1,11 +1,14 @@
 /**
- * A fleet on a real NATS cluster (issue 14, must-show 6, with hub clients in this process while
- * the device's mesh bind is not wired yet): three `nats-server`s with JetStream on loopback, two
- * `wireweave hub --nats` processes, client A on hub 1 and B on hub 2. Sealed signals and relayed
- * datagrams cross the hubs; stopping the NATS server hub 2 uses loses no registration and
- * frames flow again; SIGKILL of hub 1 moves A to hub 2 and frames flow again (times reported).
+ * A fleet on a real NATS cluster (issue 14, must-show 6): three `nats-server`s with JetStream on
+ * loopback and two `wireweave hub --nats` processes.
+ * 1. Hub clients in this process, A on hub 1 and B on hub 2: sealed signals and relayed
+ *    datagrams cross the hubs; killing the NATS server hub 2 uses loses no registration and
+ *    frames flow again; SIGKILL of hub 1 moves A to hub 2 and frames flow again (times reported).
+ * 2. The same with `wireweave up` TUN daemons in namespaces A and B that reach only H (hubs and
+ *    NATS in H): ping both ways across the hubs, a TCP transfer that spans the loss of a NATS
+ *    server arrives whole, and after SIGKILL of hub 1 the tunnel resumes through hub 2.
  *
- * Skips (with a reason) when nats-server is missing, unless CI is set: then it fails.
+ * Skips (with a reason) when nats-server (or, for 2, the rig) is missing, unless CI is set.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +30,10 @@ import { nodeTimers, nodeWebSocket } from '../../src/mesh/client/node.ts';
 import { signalKeys } from '../../src/mesh/protocol/keys.ts';
 import { SignalChannel } from '../../src/mesh/protocol/envelope.ts';
 import { PRESENCE_BUCKET } from '../../src/mesh/hub/federation.ts';
+import { createRig, genKeyPair, skipUnlessRig, tcpTransfer, WIREWEAVE_BIN } from '../support/netns.ts';
+import type { Rig, Spawned } from '../support/netns.ts';
+import { confDir as makeConfDir, isolate, meshConf, meshPeer, writeConf } from './mesh-rig.ts';
+import type { MeshSide } from './mesh-rig.ts';
 
 const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 const natsMissing = spawnSync('nats-server', ['--version']).error ? 'nats-server not found on PATH (apt-get install nats-server)' : undefined;
@@ -209,5 +216,89 @@ test('two hubs on a three-server NATS cluster: signaling and relay across, failo
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await Promise.all(procs.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : null)));
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const rigSkip: string | false = skip || skipUnlessRig(['wireweave']);
+
+test('wireweave up through two hubs on NATS: the tunnel crosses, survives a NATS server and a hub SIGKILL', { skip: rigSkip, timeout: 240_000 }, async (t) => {
+  let rig: Rig | undefined;
+  let a: MeshSide | undefined, b: MeshSide | undefined;
+  const dir = mkdtempSync(join(tmpdir(), `ww-nats-rig-${process.pid}-`));
+  const confDir = makeConfDir();
+  try {
+    rig = await createRig({ name: 'mesh-nats', nodes: 3 });
+    const [h, na, nb] = rig.nodes as [typeof rig.nodes[0], typeof rig.nodes[0], typeof rig.nodes[0]];
+    await isolate(rig, [na, nb]);
+    // Ports inside H's namespace: nothing else listens there.
+    const base = 21000 + (process.pid % 10000);
+    const clientPorts = [base, base + 1, base + 2], routePorts = [base + 3, base + 4, base + 5];
+    const nats: Spawned[] = clientPorts.map((p, i) => rig!.spawnIn(h, [
+      'nats-server', '-a', '127.0.0.1', '-p', String(p), '-n', `wwr${process.pid}-${i}`, '-js', '-sd', join(dir, `s${i}`),
+      '--cluster_name', `wwr${process.pid}`, '--cluster', `nats://127.0.0.1:${routePorts[i]}`,
+      '--routes', routePorts.filter((_, j) => j !== i).map((r) => `nats://127.0.0.1:${r}`).join(','),
+    ]));
+    const urls = clientPorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
+    const startHub = async (port: number) => {
+      const proc = rig!.spawnIn(h, [WIREWEAVE_BIN, 'hub', '--listen', `0.0.0.0:${port}`, '--nats', urls]);
+      await until('the hub to open the NATS registry', () => /registry open/.test(proc.stderr()) || !proc.running(), 30_000);
+      assert.ok(proc.running(), `the hub exited: ${proc.stderr()}`);
+      return { proc, url: `ws://${h.addr4}:${port}` };
+    };
+    const hub1 = await startHub(base + 6);
+    const hub2 = await startHub(base + 7);
+
+    a = { node: na, keys: genKeyPair(), ifname: rig.ifname('na'), file: '' };
+    b = { node: nb, keys: genKeyPair(), ifname: rig.ifname('nb'), file: '' };
+    writeConf(confDir, a, meshConf(a, `${hub1.url}, ${hub2.url}`, [meshPeer(b)]));
+    writeConf(confDir, b, meshConf(b, `${hub2.url}, ${hub1.url}`, [meshPeer(a)]));
+    for (const s of [a, b]) {
+      const up = await rig.exec(s.node, [WIREWEAVE_BIN, 'up', s.file], { timeoutMs: 30_000 });
+      assert.equal(up.code, 0, up.stderr);
+    }
+    const show = async (s: MeshSide) => (await rig!.exec(s.node, [WIREWEAVE_BIN, 'show', s.ifname])).stdout;
+    const hubLine = (out: string) => /^ {2}hub: (\S+)/m.exec(out)?.[1] ?? '';
+    await until('A on hub 1 and B on hub 2', async () => hubLine(await show(a!)).startsWith(hub1.url) && hubLine(await show(b!)).startsWith(hub2.url), 30_000);
+
+    const started = Date.now();
+    await until('the first ping A -> B across the hubs', async () => (await rig!.ping(a!.node, b!.node.tun4, { count: 1, wait: 1 })).received === 1, 30_000);
+    t.diagnostic(`first ping A -> B across hub 1, NATS, hub 2 after ${Date.now() - started} ms`);
+    for (const [from, to] of [[a, b], [b, a]] as const) {
+      for (const target of [to.node.tun4, to.node.tun6]) {
+        const r = await rig.ping(from.node, target, { count: 5, interval: 0.2 });
+        assert.equal(r.received, 5, `${from.node.label} -> ${target}: ${r.output}`);
+      }
+    }
+
+    // A transfer across the hubs while the NATS server hub 2 uses is killed: TCP inside the
+    // tunnel retransmits what NATS lost in the switch, so every byte arrives.
+    const servedBy = [...hub2.proc.stderr().matchAll(/(?:connected to|reconnected to) (?:nats:\/\/)?127\.0\.0\.1:(\d+)/g)].at(-1)?.[1];
+    const victim = clientPorts.indexOf(Number(servedBy));
+    assert.ok(victim >= 0, `hub 2 names its NATS server (${servedBy})`);
+    const transfer = tcpTransfer(rig, a.node, b.node, b.node.tun4, 20_000_000, 120_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    process.kill(nats[victim]!.pid, 'SIGKILL');
+    const tr = await transfer;
+    assert.equal(tr.receivedBytes, tr.bytes);
+    assert.equal(tr.receivedSha256, tr.sentSha256);
+    assert.ok(/federation down/.test(hub2.proc.stderr()), 'hub 2 saw its NATS server go');
+    t.diagnostic(`20 MB A -> B across the hubs, NATS server :${servedBy} killed 1.5 s in: whole (SHA-256), ${tr.mbPerS.toFixed(1)} MB/s`);
+
+    // SIGKILL hub 1: A's daemon moves to hub 2 and the tunnel resumes.
+    process.kill(hub1.proc.pid, 'SIGKILL');
+    const killedAt = Date.now();
+    await until('ping A -> B after hub 1 died', async () => (await rig!.ping(a!.node, b!.node.tun4, { count: 1, wait: 1 })).received === 1, 30_000);
+    const resumed = Date.now() - killedAt;
+    assert.ok(hubLine(await show(a)).startsWith(hub2.url), 'A is on hub 2');
+    for (const target of [b.node.tun4, b.node.tun6]) {
+      const r = await rig.ping(a.node, target, { count: 5, interval: 0.2 });
+      assert.equal(r.received, 5, `A -> ${target} after the failover: ${r.output}`);
+    }
+    t.diagnostic(`hub 1 SIGKILLed: the tunnel A -> B answered again ${resumed} ms later, through hub 2`);
+  } finally {
+    for (const s of [a, b]) if (s && rig) await rig.exec(s.node, ['ip', 'link', 'del', s.ifname]);
+    await rig?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(confDir, { recursive: true, force: true });
   }
 });

@@ -9,6 +9,7 @@
  * and a warning when another process runs a tunnel with the same key.
  */
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { encodeBase64 } from '../core/keys.ts';
 import { nodeCrypto } from '../crypto/node.ts';
@@ -16,7 +17,12 @@ import { makeLogger } from '../device/logger.ts';
 import { DeviceMetrics, parseListenAddress as parseMetricsAddress, startMetricsServer } from '../device/metrics.ts';
 import type { MetricsServer } from '../device/metrics.ts';
 import type { UapiServer } from '../device/uapi-server.ts';
-import { checkConfigFilePermissions } from '../device/wgquick.ts';
+import { checkConfigFilePermissions, parseWgQuickConfig } from '../device/wgquick.ts';
+import type { WgQuickMesh } from '../device/wgquick.ts';
+import { chooseBind } from '../device/bind-choose.ts';
+import { MeshBind } from '../mesh/peer/mesh-bind.ts';
+import { runMesh } from '../mesh/peer/daemon.ts';
+import { meshStatusPath } from '../mesh/peer/status-socket.ts';
 import { netstack } from '../netstack/api.ts';
 import type { Netstack, NetstackOptions } from '../netstack/api.ts';
 import { formatHostPort, splitHostPort, parsePort } from '../netstack/addr.ts';
@@ -299,7 +305,11 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
   let metrics: MetricsServer | undefined;
   let report: HandshakeReport | undefined;
   let lock: KeyLock | undefined;
+  let mesh: { close(): Promise<void> } | undefined;
   try {
+    // [Mesh]: the tunnel's UDP goes through the mesh bind, and the mesh runs beside it.
+    const meshOptions = meshOf(parsed.config);
+    const meshBind = meshOptions ? new MeshBind(await chooseBind()) : undefined;
     const netstackOptions: NetstackOptions = {
       name,
       // The device's own lines (errors; handshakes and events with --verbose), on stderr.
@@ -307,6 +317,7 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
       connectTimeoutMs: parsed.connectTimeoutMs,
       ...options.netstack,
     };
+    if (meshBind) netstackOptions.bind = meshBind;
     tunnel = await openTunnel(parsed.config, netstackOptions, (line) => io.stderr.write(`${line}\n`));
     await write(io.stderr, `wireweave: ${describeTunnel(tunnel)}\n`);
     const dir = runtimeDir(env, uid);
@@ -320,6 +331,13 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
         // The tunnel works without it: say why `show` will not find it, and go on.
         log(`warning: no control socket for ${name}: ${messageOf(err)}`);
       }
+    }
+    if (meshOptions && meshBind) {
+      mesh = await runMesh({
+        device: tunnel.device, bind: meshBind, options: meshOptions, tunnel: '', logger: netstackOptions.logger!,
+        statusPath: control ? meshStatusPath(name, dirname(control.path)) : null,
+      });
+      await write(io.stderr, `wireweave: mesh through ${meshOptions.hubs.join(', ')} (relay ${meshOptions.relay})\n`);
     }
     if (parsed.metrics) {
       metrics = await startMetricsServer(new DeviceMetrics(tunnel.device, { clock: tunnel.tun.clock }), parsed.metrics)
@@ -376,12 +394,22 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
     // A TCP forward's close() waits for its host connections, which end only with the tunnel's:
     // not awaited before the tunnel closes, or one open connection would hold the stop forever.
     const forwardsClosed = Promise.all(forwards.map((f) => f.close().catch(() => {})));
+    await mesh?.close().catch(() => {});
     await control?.close().catch(() => {});
     await metrics?.close().catch(() => {});
     await tunnel?.close().catch((err: unknown) => log(`${command}: ${messageOf(err)}`));
     await forwardsClosed;
     offSecond();
     lock?.release();
+  }
+}
+
+/** The [Mesh] options of the config file, or undefined (none, or a file netstack() will refuse in its own words). */
+function meshOf(config: string): WgQuickMesh | undefined {
+  try {
+    return parseWgQuickConfig(readFileSync(config, 'utf8'), config).mesh;
+  } catch {
+    return undefined;
   }
 }
 

@@ -181,11 +181,13 @@ export async function show(args: string[], io: ShowIo, env = process.env, dir = 
   let first = true;
   for (const name of names) {
     let state: DeviceState;
+    let answered = dir;
     try {
       state = await uapiGet(name, dir).catch((err: NodeJS.ErrnoException) => {
         // A rootless tunnel (`proxy`/`forward`) keeps its control socket in the user's runtime directory.
         if (err.code !== 'ENOENT' || all) throw err;
-        return uapiGet(name, runtimeDir(env, process.getuid?.() ?? -1)).catch(() => { throw err; });
+        answered = runtimeDir(env, process.getuid?.() ?? -1);
+        return uapiGet(name, answered).catch(() => { throw err; });
       });
     } catch (err) {
       const errno = (err as NodeJS.ErrnoException).code;
@@ -202,7 +204,7 @@ export async function show(args: string[], io: ShowIo, env = process.env, dir = 
     if (!first) io.stdout.write('\n');
     first = false;
     // A mesh interface (a [Mesh] section) answers on a status socket next to its UAPI socket.
-    const mesh = await readStatusSocket(meshStatusPath(name, dir));
+    const mesh = await readStatusSocket(meshStatusPath(name, answered));
     io.stdout.write(formatShow(name, state, Date.now() / 1000, hideKeysFrom(env), isMeshStatus(mesh) ? mesh : null));
   }
   return 0;

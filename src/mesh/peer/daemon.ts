@@ -14,7 +14,9 @@ import type { MeshRelayPolicy, WgQuickMesh } from '../../device/wgquick-mesh.ts'
 import { nodeTimers, nodeWebSocket } from '../client/node.ts';
 import { MeshBind } from './mesh-bind.ts';
 import { MeshNode } from './mesh-node.ts';
+import type { MeshDevice, MeshLog } from './mesh-node.ts';
 import { meshStatusPath, startStatusSocket } from './status-socket.ts';
+import type { StatusSocket } from './status-socket.ts';
 import { WireweaveError } from '../../core/errors.ts';
 
 export const MESH_ENV = 'WIREWEAVE_MESH';
@@ -54,6 +56,51 @@ export function hostAddresses(tunnel: string): string[] {
   return out.slice(0, 12);
 }
 
+export interface RunMeshOptions {
+  device: MeshDevice;
+  bind: MeshBind;
+  options: MeshDaemonOptions;
+  /** The TUN interface (its addresses are no candidates); '' for a rootless tunnel. */
+  tunnel: string;
+  logger: MeshLog;
+  /** Where `show` finds the status (null: no status socket). */
+  statusPath: string | null;
+}
+
+/** Runs the mesh beside a device whose bind is `bind`: the TUN daemon and the rootless tunnels alike. */
+export async function runMesh(o: RunMeshOptions): Promise<{ node: MeshNode; close(): Promise<void> }> {
+  const node = new MeshNode({
+    device: o.device,
+    bind: o.bind,
+    hubs: o.options.hubs,
+    relay: o.options.relay,
+    crypto: nodeCrypto,
+    rng: systemRng,
+    connect: nodeWebSocket,
+    timers: nodeTimers,
+    now: () => performance.now(),
+    wallNow: () => Date.now(),
+    hostAddresses: () => hostAddresses(o.tunnel),
+    log: o.logger,
+  });
+  node.start();
+  o.logger.verbose(`mesh: hubs ${o.options.hubs.join(', ')}, relay ${o.options.relay}`);
+  let status: StatusSocket | null = null;
+  try {
+    if (o.statusPath) status = await startStatusSocket(o.statusPath, () => node.status());
+  } catch (err) {
+    node.stop();
+    throw err;
+  }
+  return {
+    node,
+    close: async () => {
+      node.stop();
+      await status?.close();
+    },
+  };
+}
+
 export function meshDaemonExtension(options: MeshDaemonOptions, socketDir = DEFAULT_SOCKET_DIR): DaemonExtension {
   let bind: MeshBind | null = null;
   return {
@@ -63,35 +110,7 @@ export function meshDaemonExtension(options: MeshDaemonOptions, socketDir = DEFA
     },
     async attach(device, ifname, logger) {
       if (!bind) throw new Error('the mesh bind was not installed');
-      const node = new MeshNode({
-        device,
-        bind,
-        hubs: options.hubs,
-        relay: options.relay,
-        crypto: nodeCrypto,
-        rng: systemRng,
-        connect: nodeWebSocket,
-        timers: nodeTimers,
-        now: () => performance.now(),
-        wallNow: () => Date.now(),
-        hostAddresses: () => hostAddresses(ifname),
-        log: logger,
-      });
-      node.start();
-      logger.verbose(`mesh: hubs ${options.hubs.join(', ')}, relay ${options.relay}`);
-      let status;
-      try {
-        status = await startStatusSocket(meshStatusPath(ifname, socketDir), () => node.status());
-      } catch (err) {
-        node.stop();
-        throw err;
-      }
-      return {
-        close: async () => {
-          node.stop();
-          await status.close();
-        },
-      };
+      return runMesh({ device, bind, options, tunnel: ifname, logger, statusPath: meshStatusPath(ifname, socketDir) });
     },
   };
 }

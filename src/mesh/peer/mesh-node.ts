@@ -56,12 +56,16 @@ export interface MeshNodeOptions {
   /** This host's addresses to offer as host candidates (the tunnel's own excluded). */
   hostAddresses(): string[];
   log: MeshLog;
+  /** How often our addresses are looked at again; default 30 s. */
+  candidateRefreshMs?: number;
 }
 
 /** At most this many mesh peers per interface (relay slots are 16 bits). */
 export const MAX_MESH_PEERS = 4096;
 const MAX_PENDING_PINGS = 32;
 const PRIORITY = { host: 100, hubObserved: 50 } as const;
+/** Our addresses are looked at again this often (a laptop changes networks without telling us). */
+const CANDIDATE_REFRESH_MS = 30_000;
 
 interface PendingPing {
   candidate: string;
@@ -120,6 +124,7 @@ export class MeshNode {
   private timer: unknown = null;
   private timerAt = Infinity;
   private stopped = false;
+  private refreshAt = 0;
 
   constructor(options: MeshNodeOptions) {
     this.o = options;
@@ -243,7 +248,9 @@ export class MeshNode {
   private onHubState(s: HubConnectionState): void {
     if (s.kind === 'connected') {
       this.o.log.verbose(`mesh: connected to ${s.hub}${s.observed ? `, seen as ${s.observed.address}` : ''}`);
+      this.refreshAt = this.o.now() + (this.o.candidateRefreshMs ?? CANDIDATE_REFRESH_MS);
       this.refreshCandidates(true);
+      this.arm();
     } else if (s.kind === 'disconnected') {
       this.o.log.verbose(`mesh: hub ${s.hub} lost (${s.reason}); retrying in ${s.retryInMs} ms`);
     }
@@ -388,6 +395,7 @@ export class MeshNode {
     for (const p of this.peers.values()) at = Math.min(at, p.path.nextDeadline());
     // While direct, the traffic check needs a look now and then even with no deadline due.
     if ([...this.peers.values()].some((p) => p.path.state.kind === 'direct')) at = Math.min(at, this.o.now() + 1000);
+    if (this.client?.connected && this.peers.size > 0) at = Math.min(at, this.refreshAt);
     if (at >= this.timerAt) return;
     this.o.timers.clearTimeout(this.timer);
     this.timerAt = at;
@@ -399,6 +407,10 @@ export class MeshNode {
     this.timerAt = Infinity;
     if (this.stopped) return;
     const now = this.o.now();
+    if (now >= this.refreshAt) {
+      this.refreshAt = now + (this.o.candidateRefreshMs ?? CANDIDATE_REFRESH_MS);
+      if (this.client?.connected) this.refreshCandidates(false);
+    }
     const bytes = new Map(this.o.device.getState().peers.map((p) => [encodeHex(p.publicKey), p.rxBytes + p.txBytes]));
     for (const [hex, peer] of this.peers) {
       const b = bytes.get(hex) ?? 0;

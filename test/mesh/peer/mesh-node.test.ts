@@ -36,13 +36,14 @@ interface Side {
   pub: Uint8Array;
 }
 
-async function side(net: MemoryNetwork, address: string, hub: string, relay: RelayPolicy): Promise<Side> {
+async function side(net: MemoryNetwork, address: string, hub: string, relay: RelayPolicy, addresses = () => [address]): Promise<Side> {
   const tun = new MemoryTun({ name: `wwmesh${address.slice(-1)}`, mtu: 1420 });
   const bind = new MeshBind(new MemoryBind(net, address));
   const device = new Device({ tun, bind, rng: systemRng });
   const node = new MeshNode({
     device, bind, hubs: [hub], relay, crypto, rng: systemRng, connect: nodeWebSocket, timers: nodeTimers,
-    now: () => performance.now(), wallNow: () => Date.now(), hostAddresses: () => [address], log: { error: () => {}, verbose: () => {} },
+    now: () => performance.now(), wallNow: () => Date.now(), hostAddresses: addresses, log: { error: () => {}, verbose: () => {} },
+    candidateRefreshMs: 300,
   });
   node.start();
   await device.up();
@@ -51,12 +52,12 @@ async function side(net: MemoryNetwork, address: string, hub: string, relay: Rel
   return { device, tun, bind, node, key, pub: crypto.x25519PrivateKey(key).publicKey };
 }
 
-async function pair(relay: RelayPolicy, direct: boolean): Promise<[Side, Side, MemoryNetwork]> {
+async function pair(relay: RelayPolicy, direct: boolean, addressesA?: () => string[]): Promise<[Side, Side, MemoryNetwork]> {
   const hub = await startHubServer({ host: '127.0.0.1', port: 0, crypto, rng: systemRng });
   servers.push(hub);
   const net = new MemoryNetwork();
   net.filter = () => direct;
-  const a = await side(net, '192.0.2.1', hub.url, relay);
+  const a = await side(net, '192.0.2.1', hub.url, relay, addressesA);
   const b = await side(net, '198.51.100.2', hub.url, relay);
   await a.device.ipcSet(`private_key=${encodeHex(a.key)}\npublic_key=${encodeHex(b.pub)}\nallowed_ip=10.9.0.2/32\n`);
   await b.device.ipcSet(`private_key=${encodeHex(b.key)}\npublic_key=${encodeHex(a.pub)}\nallowed_ip=10.9.0.1/32\n`);
@@ -106,6 +107,19 @@ describe('mesh node: peers by public key through a hub', () => {
     const relayed = a.bind.counters.relayedOut;
     await ping(a, b, '10.9.0.1', '10.9.0.2', 4);
     assert.equal(a.bind.counters.relayedOut, relayed, 'a direct path is not relayed');
+  });
+
+  it('tells the peer a new generation of candidates when its addresses change', async () => {
+    let addresses = ['192.0.2.1'];
+    const [a, b] = await pair('auto', false, () => addresses);
+    await ping(a, b, '10.9.0.1', '10.9.0.2', 6);
+    await until('B to know A at 192.0.2.1', () => b.node.status().peers[0]?.candidates.includes(`192.0.2.1:${a.device.port}`));
+    addresses = ['203.0.113.9'];
+    const seen = await until('B to learn the new address', () => {
+      const c = b.node.status().peers[0]?.candidates;
+      return c?.includes(`203.0.113.9:${a.device.port}`) ? c : undefined;
+    });
+    assert.ok(!seen.includes(`192.0.2.1:${a.device.port}`), 'only the newest generation is kept');
   });
 
   it('Relay = always never leaves the relay', async () => {

@@ -116,7 +116,8 @@ form for scripts (with \`all', each line starts with the interface name); \`dump
 prints everything, private and preshared keys included, as wg does. The full
 view hides private and preshared keys unless WG_HIDE_KEYS=never. An interface
 brought up from a file with [Mesh] also shows its hub connection (hub:) and,
-per mesh peer, its path: \`relay HUB (why)' or \`direct ADDR:PORT'.
+per mesh peer, its path: \`relay HUB (why)' or \`direct ADDR:PORT'. --json prints
+the same (without private or preshared keys) as JSON, with the mesh's counters.
 `;
 
 function isShowField(word: string): word is ShowField {
@@ -158,8 +159,42 @@ export function formatShowField(ifname: string, state: DeviceState, field: ShowF
   }
 }
 
+/**
+ * `show --json`: one interface as JSON, keys as base64 (private and preshared keys never: the
+ * JSON is for scripts and dashboards), times in Unix seconds, the mesh (hub, each peer's path
+ * and reason, refused-signal counters) when the interface has one.
+ */
+export function formatShowJson(ifname: string, state: DeviceState, mesh: MeshStatus | null): Record<string, unknown> {
+  const paths = new Map(mesh?.peers.map((p) => [p.publicKey, p]) ?? []);
+  return {
+    interface: ifname,
+    publicKey: state.privateKey ? encodeBase64(nodeCrypto.x25519PrivateKey(state.privateKey).publicKey) : null,
+    listenPort: state.listenPort,
+    fwmark: state.fwmark,
+    ...(mesh ? { mesh: { hub: mesh.hub, relay: mesh.relay, counters: mesh.counters } } : {}),
+    peers: state.peers.map((p) => {
+      const m = paths.get(encodeBase64(p.publicKey));
+      return {
+        publicKey: encodeBase64(p.publicKey),
+        presharedKey: p.presharedKey !== null,
+        endpoint: p.endpoint,
+        allowedIps: p.allowedIps.map(formatPrefix),
+        latestHandshake: p.lastHandshakeTimeSec,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+        persistentKeepalive: p.persistentKeepalive,
+        ...(m ? { path: m.path, candidates: m.candidates, signalDrops: m.drops } : {}),
+      };
+    }),
+  };
+}
+
 export async function show(args: string[], io: ShowIo, env = process.env, dir = DEFAULT_SOCKET_DIR): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) { io.stdout.write(SHOW_USAGE); return 0; }
+  const json = args.includes('--json');
+  if (json) args = args.filter((a) => a !== '--json');
+  if (json && args[1] !== undefined) { io.stderr.write('wireweave: --json shows whole interfaces, not a FIELD\n'); return 1; }
+  const jsonOut: Record<string, unknown>[] = [];
   const target = args[0] ?? 'all';
   const field = args[1];
   if (args.length > 2 || (target === 'interfaces' && field !== undefined)) { io.stderr.write(SHOW_USAGE); return 1; }
@@ -201,11 +236,15 @@ export async function show(args: string[], io: ShowIo, env = process.env, dir = 
       io.stdout.write(formatShowField(name, state, field, all));
       continue;
     }
+    // A mesh interface (a [Mesh] section) answers on a status socket next to its UAPI socket.
+    const status = await readStatusSocket(meshStatusPath(name, answered));
+    const mesh = isMeshStatus(status) ? status : null;
+    if (json) { jsonOut.push(formatShowJson(name, state, mesh)); continue; }
     if (!first) io.stdout.write('\n');
     first = false;
-    // A mesh interface (a [Mesh] section) answers on a status socket next to its UAPI socket.
-    const mesh = await readStatusSocket(meshStatusPath(name, answered));
-    io.stdout.write(formatShow(name, state, Date.now() / 1000, hideKeysFrom(env), isMeshStatus(mesh) ? mesh : null));
+    io.stdout.write(formatShow(name, state, Date.now() / 1000, hideKeysFrom(env), mesh));
   }
+  // One interface: its object; `all`: a list.
+  if (json) io.stdout.write(JSON.stringify(all ? jsonOut : jsonOut[0], null, 2) + '\n');
   return 0;
 }

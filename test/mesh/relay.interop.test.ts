@@ -87,6 +87,12 @@ describe('mesh: two peers without Endpoint, relayed by a hub they both reach', {
       assert.match(out, /^ {2}hub: ws:\/\/\S+\/mesh \(connected, seen as /m);
       assert.match(out, /^ {2}path: relay ws:\/\/\S+\/mesh \(no UDP answer from any candidate\)$/m);
       assert.match(out, /^ {2}endpoint: 127\.3\.3\.40:\d+$/m);
+      const j = JSON.parse((await rig.exec(s.node, [WIREWEAVE_BIN, 'show', s.ifname, '--json'])).stdout) as
+        { mesh: { hub: { state: string } }; peers: { path: { kind: string; reason: string }; signalDrops: Record<string, number> }[] };
+      assert.equal(j.mesh.hub.state, 'connected');
+      assert.equal(j.peers[0]!.path.kind, 'relay');
+      assert.equal(j.peers[0]!.path.reason, 'no UDP answer from any candidate');
+      assert.equal(Object.values(j.peers[0]!.signalDrops).reduce((x, y) => x + y, 0), 0, 'no signal refused');
       // wg show keeps working on the same interface.
       const wg = await rig.wgOk(['show', s.ifname]);
       assert.match(wg, /endpoint: 127\.3\.3\.40:\d+/);

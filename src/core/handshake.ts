@@ -172,9 +172,10 @@ export function beginSession(ctx: HandshakeContext, peer: Peer, now: number, isI
   const gone: Session[] = [];
   if (isInitiator) {
     if (peer.next) {
-      // An unconfirmed responder session becomes the fallback for in-flight packets.
+      // An unconfirmed responder session becomes the fallback for in-flight packets. No
+      // previous to drop: taking `next` as responder (below) emptied it, and only this branch
+      // or confirming `next` (which empties `next`) fills it again.
       if (peer.current) gone.push(peer.current);
-      if (peer.previous) gone.push(peer.previous);
       peer.previous = peer.next;
       peer.next = null;
     } else {

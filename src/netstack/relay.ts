@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { TunnelUdpSocket } from './udp.ts';
 
 export interface TunnelNet {
-  connect(options: { host: string; port: number; allowHalfOpen?: boolean }): Duplex & { localAddress?: string; localPort?: number };
+  connect(options: { host: string; port: number; allowHalfOpen?: boolean }): Duplex & { localAddress?: string | undefined; localPort?: number | undefined };
   udp(): TunnelUdpSocket;
 }
 

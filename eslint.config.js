@@ -7,9 +7,15 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    // The extensionless launcher is plain ESM JavaScript.
-    files: ['bin/wireweave'],
-    languageOptions: { sourceType: 'module', globals: { console: 'readonly' } },
+    // Plain ESM JavaScript for Node: the launchers (bin/wireweave, the tests' source launcher),
+    // the examples and the package test's consumer.
+    files: ['bin/wireweave', 'test/support/wireweave.js', 'examples/**/*.mjs', 'test/package/fixture/*.mjs'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['console', 'URL', 'TextEncoder', 'TextDecoder', 'setTimeout', 'clearTimeout'].map((name) => [name, 'readonly']),
+      ),
+    },
   },
   {
     rules: {

@@ -89,10 +89,13 @@ export async function runInterfaceCommand(args: string[], io: DaemonIo, env = pr
 
 /** Starts a detached foreground copy and waits for its readiness line on fd 3. */
 async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): Promise<number> {
-  const bin = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+  // Re-run this process's own script and Node flags, as wireguard-go re-runs its executable: a
+  // daemon started from bin/wireweave runs dist/ again, one started from the sources (the tests'
+  // launcher) runs the sources again.
+  const script = process.argv[1] ?? fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
   const logFd = env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? 'inherit' : 'ignore';
   // `--`: the name is an interface name even if it looks like a command (main.ts).
-  const child = spawn(process.execPath, [bin, '--foreground', '--', ifname], {
+  const child = spawn(process.execPath, [...process.execArgv, script, '--foreground', '--', ifname], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
     env: { ...env, WG_PROCESS_FOREGROUND: '1', WIREWEAVE_READY_FD: '3' },

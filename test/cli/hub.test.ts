@@ -19,7 +19,7 @@ import { networkKeys } from '../../src/mesh/protocol/keys.ts';
 import { MeshHubClient } from '../../src/mesh/client/hub-client.ts';
 import { nodeTimers, nodeWebSocket } from '../../src/mesh/client/node.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 
 async function run(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
   const out = new PassThrough(), err = new PassThrough();

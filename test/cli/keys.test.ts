@@ -16,7 +16,7 @@ import { decodeBase64, decodeHex, encodeBase64 } from '../../src/core/keys.ts';
 import { main } from '../../src/cli/main.ts';
 import { readKeyFromStream } from '../../src/cli/keys.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const KEY_LINE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\n$/;
 

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultRouteFirewall, quick } from '../../src/cli/quick.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 
 function sink(): { stream: Writable; text(): string } {
   let text = '';

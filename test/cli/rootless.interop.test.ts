@@ -29,7 +29,7 @@ const check = canRunWireguardGo();
 if (process.env.CI && !check.ok) throw new Error(`interop prerequisites missing in CI: ${check.reason}`);
 const skip = check.ok ? false : `needs root, wireguard-go and wg: ${check.reason}`;
 
-const BIN = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 const n = 10 + (process.pid % 200);
 
 function keyPair(): { priv: string; pub: string } {

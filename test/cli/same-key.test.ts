@@ -16,7 +16,7 @@ import { netstack } from '../../src/netstack/api.ts';
 import type { Netstack } from '../../src/netstack/api.ts';
 import { keyPair } from '../netstack/helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 
 function start(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; waitFor: (re: RegExp) => Promise<string> } {
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env });

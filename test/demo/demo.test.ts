@@ -15,7 +15,7 @@ import type { CliIo } from '../../src/cli/main.ts';
 import { runDemo } from '../../src/demo/main.ts';
 import type { DemoOptions } from '../../src/demo/main.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function sink(chunks: string[]): Writable {

@@ -75,7 +75,7 @@ describe('wireweave keeps working after its TUN moves to another namespace', { s
       await ok(WIREWEAVE_BIN, [name]);
       const sock = `/var/run/wireguard/${name}.sock`;
       assert.ok(fs.existsSync(sock), 'socket created');
-      const pid = Number((await ok('pgrep', ['-f', `wireweave --foreground (-- )?${name}$`])).trim().split('\n')[0]);
+      const pid = Number((await ok('pgrep', ['-f', `wireweave(\\.js)? --foreground (-- )?${name}$`])).trim().split('\n')[0]);
       assert.ok(pid > 0, 'daemon found');
       if (how === 'socket') fs.rmSync(sock);
       else process.kill(pid, 'SIGTERM');

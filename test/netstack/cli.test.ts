@@ -18,7 +18,7 @@ import type { Netstack } from '../../src/netstack/api.ts';
 import { encodeAddress } from '../../src/netstack/socks5.ts';
 import { keyPair } from './helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 
 function start(args: string[]): { child: ChildProcess; stderr: () => string; waitFor: (re: RegExp) => Promise<RegExpMatchArray> } {
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });

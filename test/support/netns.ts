@@ -40,7 +40,7 @@ import type { RunOptions, RunResult, WgDump } from './wggo.ts';
 
 export type Impl = 'wireweave' | 'wireguard-go';
 
-export const WIREWEAVE_BIN = fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
+export const WIREWEAVE_BIN = fileURLToPath(new URL('./wireweave.js', import.meta.url));
 const RUN_DIR = '/var/run/wireguard';
 const CMD_TIMEOUT_MS = 15_000;
 const OUTPUT_LIMIT = 1 << 20;

@@ -8,7 +8,7 @@ import type { CryptoProvider, X25519PrivateKey } from './crypto.ts';
 import { zeroize } from './crypto.ts';
 import type { IndexTable } from './indexes.ts';
 import {
-  Initiation, KEY_SIZE, MESSAGE_INITIATION, MESSAGE_RESPONSE, Response, TIMESTAMP_SIZE, writeType,
+  Initiation, KEY_SIZE, MESSAGE_INITIATION, MESSAGE_RESPONSE, Response, writeType,
 } from './messages.ts';
 import type { NoiseStart } from './noise.ts';
 import { readMessage1, readMessage2, split, writeMessage1, writeMessage2 } from './noise.ts';
@@ -89,10 +89,9 @@ export function consumeInitiation(
     return peer?.staticStatic ?? null;
   });
   if (unknown) return 'unknownPeer';
-  if (!state || !peer || state.payload.length !== TIMESTAMP_SIZE) {
-    if (state) zeroize(state.chainKey, state.hash);
-    return 'decrypt';
-  }
+  // A state means the peer was found and the message decrypted (so no derived value to zero
+  // here), and its timestamp is TIMESTAMP_SIZE bytes: recv admits only Initiation.size messages.
+  if (!state || !peer) return 'decrypt';
   const hs = peer.handshake;
   if (compareBytes(state.payload, hs.lastTimestamp) <= 0) { zeroize(state.chainKey, state.hash); return 'replayedTimestamp'; }
   if (now - hs.lastInitiationConsumed < HANDSHAKE_INITIATION_RATE) { zeroize(state.chainKey, state.hash); return 'floodedInitiation'; }

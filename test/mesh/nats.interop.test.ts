@@ -174,9 +174,17 @@ test('two hubs on a three-server NATS cluster: signaling and relay across, failo
     // The registry: A at one hub, B at the other.
     const probe = await connect({ servers: urls, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
     const presence = await new Kvm(probe).open(PRESENCE_BUCKET);
+    /** The registry's entry for a key; reads are retried while a stream elects a new leader. */
     const hubOf = async (k: X25519PrivateKey) => {
-      const e = await presence.get(encodeHex(k.publicKey));
-      return e && e.operation === 'PUT' ? e.string() : null;
+      for (let i = 0; ; i++) {
+        try {
+          const e = await presence.get(encodeHex(k.publicKey));
+          return e && e.operation === 'PUT' ? e.string() : null;
+        } catch (err) {
+          if (i >= 10) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
     };
     const [hubOfA, hubOfB] = [await hubOf(keyA), await hubOf(keyB)];
     assert.ok(hubOfA && hubOfB && hubOfA !== hubOfB, 'A and B registered at two different hubs');

@@ -27,6 +27,12 @@ export interface NatsFederationOptions {
 const BATCH_BYTES = 256 << 10;
 const MAX_KV_INFLIGHT = 32;
 const MAX_KV_PENDING = 100_000;
+const KV_RETRIES = 10;
+
+interface PendingKv {
+  op: () => Promise<unknown>;
+  attempt: number;
+}
 
 interface QueuedIterator<T> extends AsyncIterable<T> {
   stop(): void;
@@ -54,7 +60,9 @@ export class NatsFederation implements FederationTransport {
   private presence: KV | null = null;
   private announcements: KV | null = null;
   private readonly watches = new Map<string, QueuedIterator<KvWatchEntry> | null>();
-  private readonly kvPending = new Map<string, () => Promise<unknown>>();
+  private readonly kvPending = new Map<string, PendingKv>();
+  /** The newest write per id until it is done: an older failed write is not retried over it. */
+  private readonly kvLatest = new Map<string, () => Promise<unknown>>();
   private kvInflight = 0;
   private pumping = false;
   private closed = false;
@@ -204,14 +212,18 @@ export class NatsFederation implements FederationTransport {
     }
   }
 
+  /** The presence cache's feed; restarted if it ever ends while the hub runs. */
   private async watchPresence(kv: KV): Promise<void> {
-    try {
-      const it = await kv.watch();
-      for await (const e of it) {
-        this.federation.onPresence(e.key, e.operation === 'PUT' ? new TextDecoder().decode(e.value) : null);
+    while (!this.closed) {
+      try {
+        const it = await kv.watch();
+        for await (const e of it) {
+          this.federation.onPresence(e.key, e.operation === 'PUT' ? new TextDecoder().decode(e.value) : null);
+        }
+      } catch (e) {
+        if (!this.closed) this.log(`nats: presence watch ended (${(e as Error).message}); restarting`);
       }
-    } catch (e) {
-      if (!this.closed) this.log(`nats: presence watch ended: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 1000).unref());
     }
   }
 
@@ -250,25 +262,36 @@ export class NatsFederation implements FederationTransport {
   }
 
   /** One registry write per id (a newer intent replaces a pending one), at most 32 in flight. */
-  private kv(id: string, op: () => Promise<unknown>): void {
+  private kv(id: string, op: () => Promise<unknown>, attempt = 0): void {
     if (!this.kvPending.has(id) && this.kvPending.size >= MAX_KV_PENDING) {
       this.kvDropped++;
       return;
     }
     this.kvPending.delete(id);
-    this.kvPending.set(id, op);
+    this.kvPending.set(id, { op, attempt });
+    this.kvLatest.set(id, op);
     this.drainKv();
   }
 
   private drainKv(): void {
     while (this.kvInflight < MAX_KV_INFLIGHT && this.kvPending.size > 0 && this.presence && this.federation.up) {
-      const [id, op] = this.kvPending.entries().next().value as [string, () => Promise<unknown>];
+      const [id, { op, attempt }] = this.kvPending.entries().next().value as [string, PendingKv];
       this.kvPending.delete(id);
       this.kvInflight++;
-      op().then(() => { this.loggedKvFailure = false; }, (e: unknown) => {
+      op().then(() => {
+        this.loggedKvFailure = false;
+        if (this.kvLatest.get(id) === op) this.kvLatest.delete(id);
+      }, (e: unknown) => {
         this.kvFailures++;
-        if (!this.loggedKvFailure && !this.closed) this.log(`nats: registry write failed: ${(e as Error).message}`);
+        if (!this.loggedKvFailure && !this.closed) this.log(`nats: registry write failed (${(e as Error).message}); retrying`);
         this.loggedKvFailure = true;
+        // A stream electing a new leader (a NATS server lost) refuses writes for a few seconds.
+        // Retried only while it is still the newest intent for its key.
+        if (attempt < KV_RETRIES && !this.closed) {
+          setTimeout(() => { if (this.kvLatest.get(id) === op && !this.kvPending.has(id)) this.kv(id, op, attempt + 1); }, 1000).unref();
+        } else if (this.kvLatest.get(id) === op) {
+          this.kvLatest.delete(id);
+        }
       }).finally(() => {
         this.kvInflight--;
         this.drainKv();

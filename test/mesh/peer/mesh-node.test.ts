@@ -15,12 +15,21 @@ import { nodeCrypto as crypto } from '../../../src/crypto/node.ts';
 import { startHubServer } from '../../../src/mesh/hub/ws-server.ts';
 import type { HubServer } from '../../../src/mesh/hub/ws-server.ts';
 import { nodeTimers, nodeWebSocket } from '../../../src/mesh/client/node.ts';
+import type { WebSocketFactory } from '../../../src/mesh/client/hub-client.ts';
 import { MeshBind, RELAY_ADDRESS } from '../../../src/mesh/peer/mesh-bind.ts';
 import { MeshNode } from '../../../src/mesh/peer/mesh-node.ts';
 import type { RelayPolicy } from '../../../src/mesh/protocol/path.ts';
 import { icmpEcho4, parseEcho } from '../../support/ip.ts';
 
 const servers: HubServer[] = [];
+/** Every frame the peers sent the hub: what a recording hub would keep. */
+const toHub: Uint8Array[] = [];
+const recording: WebSocketFactory = (url, protocol) => {
+  const ws = nodeWebSocket(url, protocol);
+  const send = ws.send.bind(ws);
+  ws.send = (data: Uint8Array) => { toHub.push(data.slice()); send(data); };
+  return ws;
+};
 const stops: (() => Promise<void>)[] = [];
 after(async () => {
   for (const s of stops) await s();
@@ -41,7 +50,7 @@ async function side(net: MemoryNetwork, address: string, hub: string, relay: Rel
   const bind = new MeshBind(new MemoryBind(net, address));
   const device = new Device({ tun, bind, rng: systemRng });
   const node = new MeshNode({
-    device, bind, hubs: [hub], relay, crypto, rng: systemRng, connect: nodeWebSocket, timers: nodeTimers,
+    device, bind, hubs: [hub], relay, crypto, rng: systemRng, connect: recording, timers: nodeTimers,
     now: () => performance.now(), wallNow: () => Date.now(), hostAddresses: addresses, log: { error: () => {}, verbose: () => {} },
     candidateRefreshMs: 300,
   });
@@ -62,6 +71,14 @@ async function pair(relay: RelayPolicy, direct: boolean, addressesA?: () => stri
   await a.device.ipcSet(`private_key=${encodeHex(a.key)}\npublic_key=${encodeHex(b.pub)}\nallowed_ip=10.9.0.2/32\n`);
   await b.device.ipcSet(`private_key=${encodeHex(b.key)}\npublic_key=${encodeHex(a.pub)}\nallowed_ip=10.9.0.1/32\n`);
   return [a, b, net];
+}
+
+function hasBytes(hay: Uint8Array, needle: number[]): boolean {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
 }
 
 async function until<T>(what: string, f: () => T | undefined | false, ms = 15_000): Promise<T> {
@@ -95,6 +112,16 @@ describe('mesh node: peers by public key through a hub', () => {
     assert.deepEqual(s.peers[0]!.candidates, ['198.51.100.2:' + b.device.port]);
     assert.ok(a.node.counters.probesSent > 0);
     assert.equal(a.node.counters.pongs, 0);
+    // The hub carried the candidates but never saw an address in them (nor a tunnel address).
+    const text = new TextDecoder('latin1');
+    const sealedFrames = toHub.filter((f) => f[0] === 0x10);
+    assert.ok(sealedFrames.length >= 2, 'signals went through the hub');
+    for (const f of toHub) {
+      for (const ip of [[192, 0, 2, 1], [198, 51, 100, 2], [10, 9, 0, 1], [10, 9, 0, 2]]) {
+        assert.ok(!hasBytes(f, ip), `an address in clear in a frame of type ${f[0]}`);
+      }
+      assert.doesNotMatch(text.decode(f), /192\.0\.2\.1|198\.51\.100\.2/);
+    }
   });
 
   it('moves to a direct candidate that answers, and keeps the tunnel', async () => {

@@ -109,7 +109,7 @@ const ABSENT_TEXT: Record<number, string> = { 1: 'the peer is not connected to t
 
 export class MeshNode {
   readonly counters = {
-    unknownSender: 0, badBody: 0, signalsSent: 0, signalsReceived: 0, probesSent: 0, pongs: 0, pathChanges: 0, unknownRelaySlot: 0,
+    unknownSender: 0, badBody: 0, signalsSent: 0, signalsReceived: 0, probesSent: 0, pongs: 0, pathChanges: 0, relayFromUnknown: 0,
   };
   private readonly o: MeshNodeOptions;
   private readonly peers = new Map<string, MeshPeer>();
@@ -329,7 +329,7 @@ export class MeshNode {
 
   private onRelayed(from: Uint8Array, datagram: Uint8Array): void {
     const peer = this.peers.get(encodeHex(from));
-    if (!peer || !peer.path.relayAllowed) { this.counters.unknownRelaySlot++; return; }
+    if (!peer || !peer.path.relayAllowed) { this.counters.relayFromUnknown++; return; }
     this.o.bind.deliverRelayed(peer.slot, datagram);
   }
 

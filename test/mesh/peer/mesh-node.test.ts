@@ -149,6 +149,20 @@ describe('mesh node: peers by public key through a hub', () => {
     assert.ok(!seen.includes(`192.0.2.1:${a.device.port}`), 'only the newest generation is kept');
   });
 
+  it('Relay = never: nothing through the hub; direct once a candidate answers', async () => {
+    const [a0, b0] = await pair('never', false);
+    assert.equal(a0.device.getState().peers[0]!.endpoint, null, 'no relay endpoint');
+    const s = await until('the reason', () => { const p = a0.node.status().peers[0]; return p?.path.kind === 'relay' && p.candidates.length > 0 ? p : undefined; });
+    assert.match(s.path.kind === 'relay' ? s.path.reason : '', /relay = never/);
+    b0.tun.inject(icmpEcho4('10.9.0.2', '10.9.0.1', 7, 9, new Uint8Array(8)));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(a0.bind.counters.relayedOut + b0.bind.counters.relayedOut, 0);
+    const [a, b] = await pair('never', true);
+    await until('a direct path', () => a.node.status().peers[0]?.path.kind === 'direct');
+    await ping(a, b, '10.9.0.1', '10.9.0.2', 8);
+    assert.equal(a.bind.counters.relayedOut + b.bind.counters.relayedOut, 0, 'never relayed');
+  });
+
   it('Relay = always never leaves the relay', async () => {
     const [a, b] = await pair('always', true);
     await ping(a, b, '10.9.0.1', '10.9.0.2', 5);

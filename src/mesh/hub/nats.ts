@@ -43,6 +43,8 @@ export function parseNatsServers(text: string): string[] {
   const servers = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (servers.length === 0) throw new WireweaveError('MESH_NATS_URL', '--nats needs at least one nats://HOST:PORT');
   for (const s of servers) {
+    // No user:password@ (it would end up in logs and process lists); not supported yet.
+    if (s.includes('@')) throw new WireweaveError('MESH_NATS_URL', '--nats: credentials in the URL are not supported');
     if (!/^(nats|tls):\/\/[^\s/,]+(:\d{1,5})?\/?$/.test(s)) throw new WireweaveError('MESH_NATS_URL', `--nats ${JSON.stringify(s)}: expected nats://HOST:PORT`);
   }
   return servers;

@@ -6,6 +6,8 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { PassThrough, Readable } from 'node:stream';
+import { main } from '../../../src/cli/main.ts';
 import { nodeCrypto as crypto } from '../../../src/crypto/node.ts';
 import { systemRng } from '../../../src/core/rng.ts';
 import { generatePrivateKey } from '../../../src/core/keys.ts';
@@ -33,9 +35,18 @@ describe('hub on NATS, without NATS', () => {
   it('checks --nats URLs', () => {
     assert.deepEqual(parseNatsServers('nats://10.0.0.1:4222, nats://h2:4222'), ['nats://10.0.0.1:4222', 'nats://h2:4222']);
     assert.deepEqual(parseNatsServers('nats://localhost'), ['nats://localhost']);
-    for (const bad of ['', ',', 'http://h:4222', 'nats://h:4222/x', 'h:4222']) {
+    for (const bad of ['', ',', 'http://h:4222', 'nats://h:4222/x', 'h:4222', 'nats://user:secret@h:4222']) {
       assert.throws(() => parseNatsServers(bad), { code: 'MESH_NATS_URL' }, bad);
     }
+  });
+
+  it('wireweave hub --nats with a bad URL is a one-line error that does not echo credentials', async () => {
+    const out = new PassThrough(), err = new PassThrough();
+    let e = '';
+    err.on('data', (d) => { e += d; });
+    const code = await main(['hub', '--listen', '127.0.0.1:0', '--nats', 'nats://u:hunter2@h:4222'], { stdin: Readable.from(['']), stdout: out, stderr: err });
+    assert.equal(code, 1);
+    assert.equal(e, 'wireweave: hub: --nats: credentials in the URL are not supported\n');
   });
 
   it('a hub whose NATS cluster is unreachable serves its own clients and reports it', async () => {

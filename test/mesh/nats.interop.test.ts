@@ -2,7 +2,8 @@
  * A fleet on a real NATS cluster (issue 14, must-show 6): three `nats-server`s with JetStream on
  * loopback and two `wireweave hub --nats` processes.
  * 1. Hub clients in this process, A on hub 1 and B on hub 2: sealed signals and relayed
- *    datagrams cross the hubs; killing the NATS server hub 2 uses loses no registration and
+ *    datagrams cross the hubs, so does a discovery announcement (through the KV bucket);
+ *    killing the NATS server hub 2 uses loses no registration and
  *    frames flow again; SIGKILL of hub 1 moves A to hub 2 and frames flow again (times reported).
  * 2. The same with `wireweave up` TUN daemons in namespaces A and B that reach only H (hubs and
  *    NATS in H): ping both ways across the hubs, a TCP transfer that spans the loss of a NATS
@@ -78,13 +79,15 @@ async function stop(p: Proc, signal: NodeJS.Signals): Promise<void> {
   await exited;
 }
 
-function client(privateKey: X25519PrivateKey, hubs: string[], got: { signals: Uint8Array[]; packets: Uint8Array[] }): MeshHubClient {
+function client(privateKey: X25519PrivateKey, hubs: string[], got: { signals: Uint8Array[]; packets: Uint8Array[] },
+  announcement?: (key: Uint8Array, sealed: Uint8Array) => void): MeshHubClient {
   const c = new MeshHubClient({
     crypto, rng: systemRng, privateKey, hubs, connect: nodeWebSocket, timers: nodeTimers, now: Date.now,
     pingIntervalMs: 1000, deadAfterMs: 3000,
     events: {
       signal: (_from, e) => got.signals.push(Uint8Array.from(e)),
       packet: (_from, d) => got.packets.push(Uint8Array.from(d)),
+      ...(announcement ? { announcement: (_n: Uint8Array, key: Uint8Array, s: Uint8Array) => announcement(key, s) } : {}),
     },
   });
   c.start();
@@ -126,7 +129,8 @@ test('two hubs on a three-server NATS cluster: signaling and relay across, failo
     const keyB = crypto.x25519PrivateKey(generatePrivateKey(systemRng));
     const atA = { signals: [] as Uint8Array[], packets: [] as Uint8Array[] };
     const atB = { signals: [] as Uint8Array[], packets: [] as Uint8Array[] };
-    const a = client(keyA, [hub1.url, hub2.url], atA);
+    const heard: string[] = [];
+    const a = client(keyA, [hub1.url, hub2.url], atA, (key, body) => { if (body.length === 96 && body[0] === 0x17) heard.push(encodeHex(key)); });
     const b = client(keyB, [hub2.url, hub1.url], atB);
     clients.push(a, b);
     await until('A on hub 1 and B on hub 2', () => a.state.kind === 'connected' && a.state.hub === hub1.url && b.state.kind === 'connected' && b.state.hub === hub2.url);
@@ -170,6 +174,15 @@ test('two hubs on a three-server NATS cluster: signaling and relay across, failo
     // A replayed envelope crosses the hubs too, and is refused by B.
     const replayed = ba.open(Date.now(), atB.signals[0]!);
     assert.ok(!replayed.ok && replayed.reason === 'replay');
+
+    // Discovery across hubs: B announces on hub 2, A subscribed on hub 1 hears it through the
+    // announcement bucket (the sealed bytes as B sent them).
+    const network = new Uint8Array(16).fill(0x42);
+    const sealed = new Uint8Array(96).fill(0x17);
+    a.subscribe(network);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(b.announce(network, sealed));
+    await until('the announcement at A', () => heard.some((h) => h === encodeHex(keyB.publicKey)), 10_000);
 
     // The registry: A at one hub, B at the other.
     const probe = await connect({ servers: urls, maxReconnectAttempts: -1, reconnectTimeWait: 200 });

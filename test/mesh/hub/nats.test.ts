@@ -83,8 +83,8 @@ describe('hub on NATS, without NATS', () => {
     assert.match(metrics, /^wireweave_hub_clients 2$/m);
     assert.equal(fleet.connectedServer, null);
 
-    const t0 = Date.now();
+    // close() ends the retry loop (else this file's process would not exit).
     await fleet.close();
-    assert.ok(Date.now() - t0 < 3000, 'close ends the retry loop');
+    assert.equal(fleet.federation.up, false);
   });
 });

@@ -13,7 +13,7 @@ export const PATH_TIMING = {
   /** …then this often while relayed (Tailscale tries to upgrade once a minute). */
   idleIntervalMs: 60_000,
   /** While traffic flows on a direct path, ping it this often… */
-  heartbeatMs: 1_000,
+  heartbeatMs: 500,
   /** …and give it up when a ping has gone unanswered this long. */
   pongTimeoutMs: 2_500,
   /** Traffic within this long counts as flowing. */

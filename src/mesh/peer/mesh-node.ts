@@ -78,7 +78,7 @@ interface MeshPeer {
   readonly slot: number;
   readonly path: PathMachine;
   channel: SignalChannel | null;
-  pskHex: string;
+  pskId: string;
   remoteEpoch: number;
   remoteGeneration: number;
   /** Candidate text (`ip:port`, as BindEndpoint.text) → its endpoint, of the peer's newest generation. */
@@ -115,7 +115,8 @@ export class MeshNode {
   private readonly peers = new Map<string, MeshPeer>();
   private readonly bySlot = new Map<number, MeshPeer>();
   private nextSlot = 1;
-  private privateHex = '';
+  /** Hex of our public key ('' without a private key). */
+  private identity = '';
   private selfPublic: Uint8Array | null = null;
   private client: MeshHubClient | null = null;
   private epoch = 0;
@@ -152,10 +153,12 @@ export class MeshNode {
   /** Reads keys and peers from the device: (re)starts the hub client, adds and forgets mesh peers. */
   private sync(): void {
     const state = this.o.device.getState();
-    const privateHex = state.privateKey ? encodeHex(state.privateKey) : '';
-    if (privateHex !== this.privateHex) {
-      this.privateHex = privateHex;
-      this.selfPublic = state.privateKey ? this.o.crypto.x25519PrivateKey(state.privateKey).publicKey : null;
+    // Compared by public key: no copy of the private key is kept here.
+    const selfPublic = state.privateKey ? this.o.crypto.x25519PrivateKey(state.privateKey).publicKey : null;
+    const identity = selfPublic ? encodeHex(selfPublic) : '';
+    if (identity !== this.identity) {
+      this.identity = identity;
+      this.selfPublic = selfPublic;
       this.client?.stop();
       this.client = null;
       for (const p of this.peers.values()) p.channel = null;
@@ -173,18 +176,20 @@ export class MeshNode {
         if (slot === null) { this.o.log.error(`more than ${MAX_MESH_PEERS} mesh peers; peer ${encodeBase64(ps.publicKey)} is not meshed`); continue; }
         peer = {
           key: ps.publicKey.slice(), base64: encodeBase64(ps.publicKey), slot, path: new PathMachine(this.o.now(), this.o.relay),
-          channel: null, pskHex: '', remoteEpoch: -1, remoteGeneration: -1, candidates: new Map(), pings: new Map(), bytes: 0, absent: null,
+          channel: null, pskId: '', remoteEpoch: -1, remoteGeneration: -1, candidates: new Map(), pings: new Map(), bytes: 0, absent: null,
         };
         this.peers.set(hex, peer);
         this.bySlot.set(slot, peer);
         this.o.log.verbose(`mesh peer ${peer.base64.slice(0, 4)}… relay slot ${slot}`);
-        if (this.client?.connected) this.sendCandidates(peer);
       }
       present.add(hex);
-      const pskHex = ps.presharedKey ? encodeHex(ps.presharedKey) : '';
-      if (!peer.channel || pskHex !== peer.pskHex) {
-        peer.pskHex = pskHex;
+      // A hash tells a changed preshared key without keeping a copy of it.
+      const pskId = ps.presharedKey ? encodeHex(this.o.crypto.hash([ps.presharedKey])) : '';
+      if (!peer.channel || pskId !== peer.pskId) {
+        peer.pskId = pskId;
         peer.channel = this.makeChannel(state.privateKey, ps.publicKey, ps.presharedKey);
+        // A new peer (or new keys) while connected: it learns our candidates now, not at the next change.
+        if (peer.channel && this.client?.connected) this.sendCandidates(peer);
       }
       if (ps.endpoint === null && this.o.relay !== 'never') endpoints.push(this.endpointChange(peer, RELAY_ADDRESS, peer.slot));
     }

@@ -149,6 +149,18 @@ describe('mesh node: peers by public key through a hub', () => {
     assert.ok(!seen.includes(`192.0.2.1:${a.device.port}`), 'only the newest generation is kept');
   });
 
+  it('a peer added while connected learns our candidates at once', async () => {
+    const [a, b] = await pair('auto', false);
+    await until('A connected', () => a.node.status().hub.state === 'connected' && b.node.status().hub.state === 'connected');
+    const c = await side(new MemoryNetwork(), '203.0.113.3', a.node.status().hub.url, 'auto');
+    await c.device.ipcSet(`private_key=${encodeHex(c.key)}\n`);
+    await until('C connected', () => c.node.status().hub.state === 'connected');
+    // Only now does A add C (and C add A): both are connected, neither's addresses change again.
+    await a.device.ipcSet(`public_key=${encodeHex(c.pub)}\nallowed_ip=10.9.0.3/32\n`);
+    await c.device.ipcSet(`public_key=${encodeHex(a.pub)}\nallowed_ip=10.9.0.1/32\n`);
+    await until('C to know A\'s candidates', () => c.node.status().peers[0]?.candidates.includes(`192.0.2.1:${a.device.port}`));
+  });
+
   it('Relay = never: nothing through the hub; direct once a candidate answers', async () => {
     const [a0, b0] = await pair('never', false);
     assert.equal(a0.device.getState().peers[0]!.endpoint, null, 'no relay endpoint');

@@ -16,6 +16,7 @@ import type { Prefix, SetRequest } from '../device/config.ts';
 import { Errno, UapiError } from '../device/config.ts';
 import { runInterfaceCommand } from '../device/daemon.ts';
 import { meshEnvValue } from '../mesh/peer/daemon.ts';
+import { meshStatusPath } from '../mesh/peer/status-socket.ts';
 import { errnoText } from '../device/errno.ts';
 import { isInterfaceName } from '../device/ifname.ts';
 import { socketPath, uapiGet, uapiSet } from '../device/uapi-client.ts';
@@ -297,7 +298,11 @@ async function down(ctx: Ctx): Promise<void> {
  */
 async function clearSocket(ctx: Ctx): Promise<void> {
   const found = await removeStaleSocket(ctx.ifname).catch(() => 'none' as const);
-  if (found === 'removed') say(ctx, `rm ${socketPath(ctx.ifname)} (left by the daemon, which ran without root)`);
+  if (found === 'removed') {
+    say(ctx, `rm ${socketPath(ctx.ifname)} (left by the daemon, which ran without root)`);
+    // Its mesh status socket, if it had one, was left for the same reason.
+    fs.rmSync(meshStatusPath(ctx.ifname, path.dirname(socketPath(ctx.ifname))), { force: true });
+  }
   else if (found === 'live') ctx.io.stderr.write(`Warning: something still answers on ${socketPath(ctx.ifname)}; it was left in place\n`);
 }
 

@@ -184,11 +184,16 @@ export class MeshHubClient {
       this.lastFrameAt = this.o.now();
       this.onFrame(hub, s, frame);
     };
+    // An error (connection refused, TLS, HTTP status) comes just before the close: it says why.
+    let error = '';
     s.onclose = (ev) => {
       if (this.socket !== s) return;
-      this.fail(hub, ev.reason ? `closed: ${ev.reason}` : `closed (${ev.code})`);
+      this.fail(hub, ev.reason ? `closed: ${ev.reason}` : error ? `cannot connect: ${error}` : `closed (${ev.code})`);
     };
-    s.onerror = () => {};
+    s.onerror = (ev) => {
+      const m = (ev as { message?: unknown } | null)?.message;
+      if (typeof m === 'string') error = m.slice(0, 200);
+    };
   }
 
   private onFrame(hub: string, s: WebSocketLike, frame: Frame): void {

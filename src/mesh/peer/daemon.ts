@@ -109,7 +109,7 @@ export function meshDaemonExtension(options: MeshDaemonOptions, socketDir = DEFA
       return bind;
     },
     async attach(device, ifname, logger) {
-      if (!bind) throw new Error('the mesh bind was not installed');
+      if (!bind) throw new WireweaveError('ERR_MESH_NO_BIND', 'the mesh bind was not installed (wrapBind was not called)');
       return runMesh({ device, bind, options, tunnel: ifname, logger, statusPath: meshStatusPath(ifname, socketDir) });
     },
   };

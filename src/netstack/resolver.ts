@@ -111,11 +111,16 @@ export class TunnelResolver {
       const id = randomInt(0, 65536);
       const socket = this.openSocket();
       let done = false;
-      const finish = (error: Error | null, value?: string[]) => {
-        if (done) return;
+      /** Ends the UDP attempt once; false when it had already ended. */
+      const stop = (): boolean => {
+        if (done) return false;
         done = true;
         clearTimeout(timer);
         socket.close();
+        return true;
+      };
+      const finish = (error: Error | null, value?: string[]) => {
+        if (!stop()) return;
         if (error) reject(error); else resolve(value!);
       };
       const timer = setTimeout(() => finish(netError('ETIMEDOUT', `DNS server ${server} did not answer for ${name} within ${this.timeoutMs} ms`, { hostname: name })), this.timeoutMs);
@@ -127,10 +132,7 @@ export class TunnelResolver {
         // Only the answer to this question counts; anything else is ignored (spoofing, strays).
         if (!m || !answers(m, id, name, type)) return;
         if (m.truncated && this.openTcp) {
-          done = true;
-          clearTimeout(timer);
-          socket.close();
-          this.askTcp(server, name, type).then(resolve, reject);
+          if (stop()) this.askTcp(server, name, type).then(resolve, reject);
           return;
         }
         const result = interpret(m, server, name, type);

@@ -95,14 +95,7 @@ describe('UDP relays: bounded queues, nothing dropped silently, lifetimes', () =
   it('SOCKS5 UDP ASSOCIATE: a client faster than the resolver is dropped with a log line, not queued without bound', { timeout: 30_000 }, async () => {
     const logs: string[] = [];
     const server = await startSocks5(pair.alice, '127.0.0.1', 0, { log: (l) => logs.push(l) });
-    const s = net.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port });
-    await once(s, 'connect');
-    s.write(Buffer.from([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
-    const reply = await new Promise<Buffer>((resolve) => {
-      let b = Buffer.alloc(0);
-      s.on('data', (c: Buffer) => { b = Buffer.concat([b, c]); if (b.length >= 12) resolve(b); });
-    });
-    const relayPort = reply.readUInt16BE(10);
+    const { s, relayPort } = await associate(server);
     const u = await udpClient();
     const total = MAX_WAITING_DATAGRAMS + 36;
     for (let i = 0; i < total; i++) {
@@ -125,14 +118,7 @@ describe('UDP relays: bounded queues, nothing dropped silently, lifetimes', () =
       udp: () => { const t = pair.alice.udp(); opened.push(t); return t; },
     };
     const server = await startSocks5(spy, '127.0.0.1', 0);
-    const s = net.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port });
-    await once(s, 'connect');
-    s.write(Buffer.from([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
-    const reply = await new Promise<Buffer>((resolve) => {
-      let b = Buffer.alloc(0);
-      s.on('data', (c: Buffer) => { b = Buffer.concat([b, c]); if (b.length >= 12) resolve(b); });
-    });
-    const relayPort = reply.readUInt16BE(10);
+    const { s, relayPort } = await associate(server);
     const u = await udpClient();
     const got = once(u, 'message');
     u.send(Buffer.concat([Buffer.from([0, 0, 0]), encodeAddress('10.0.0.2', 7), Buffer.from('alive')]), relayPort, '127.0.0.1');
@@ -184,3 +170,15 @@ describe('UDP relays: bounded queues, nothing dropped silently, lifetimes', () =
     await f.close();
   });
 });
+
+/** A SOCKS5 UDP ASSOCIATE on `server`: the control connection and the relay's UDP port. */
+async function associate(server: net.Server): Promise<{ s: net.Socket; relayPort: number }> {
+  const s = net.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port });
+  await once(s, 'connect');
+  s.write(Buffer.from([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
+  const reply = await new Promise<Buffer>((resolve) => {
+    let b = Buffer.alloc(0);
+    s.on('data', (c: Buffer) => { b = Buffer.concat([b, c]); if (b.length >= 12) resolve(b); });
+  });
+  return { s, relayPort: reply.readUInt16BE(10) };
+}

@@ -68,7 +68,7 @@ function nameForMessage(arg: string): string {
 }
 
 async function runDemoCommand(args: string[], io: CliIo): Promise<number> {
-  const { runDemo } = await import('../demo/main.ts');
+  const { runDemo } = await import('./demo.ts');
   const code = await runDemo(args, io);
   return typeof code === 'number' ? code : 0;
 }

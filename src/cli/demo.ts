@@ -17,7 +17,7 @@ import { createSocket } from 'node:dgram';
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
-import type { CliIo } from '../cli/main.ts';
+import type { CliIo } from './main.ts';
 import { KEEPALIVE_TIMEOUT, REKEY_AFTER_TIME, REKEY_TIMEOUT } from '../core/constants.ts';
 import type { CryptoProvider } from '../core/crypto.ts';
 import { Endpoint, DROP_REASONS } from '../core/endpoint.ts';
@@ -29,7 +29,7 @@ import type { Rng } from '../core/rng.ts';
 import { systemRng } from '../core/rng.ts';
 import { defaultCrypto } from '../crypto/index.ts';
 import type { StackFactory } from '../netstack/api.ts';
-import { runNetstackDemo } from './netstack.ts';
+import { runNetstackDemo } from './demo-netstack.ts';
 
 export const DEMO_USAGE = `Usage: wireweave demo [--seconds N] [--speed N] [--rate N] [--quiet] [--no-netstack]
 

@@ -1,5 +1,5 @@
 /**
- * The netstack part of `wireweave demo` (src/demo/netstack.ts): two rootless netstacks on real
+ * The netstack part of `wireweave demo` (src/cli/demo-netstack.ts): two rootless netstacks on real
  * loopback UDP, HTTP served through `listen`, fetched, uploaded, pinged; and no secret printed.
  * WIREWEAVE_FAKE_STACK=1 runs it on the test stand-in stack instead of the real one.
  */
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { encodeBase64, encodeHex, generatePrivateKey } from '../../src/core/keys.ts';
 import { systemRng } from '../../src/core/rng.ts';
-import { runNetstackDemo } from '../../src/demo/netstack.ts';
+import { runNetstackDemo } from '../../src/cli/demo-netstack.ts';
 import type { StackFactory } from '../../src/netstack/api.ts';
 import { FakeStack } from '../netstack/fake-stack.ts';
 

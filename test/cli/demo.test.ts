@@ -12,8 +12,8 @@ import { encodeBase64, encodeHex, generatePresharedKey, generatePrivateKey } fro
 import { systemRng } from '../../src/core/rng.ts';
 import { defaultCrypto } from '../../src/crypto/index.ts';
 import type { CliIo } from '../../src/cli/main.ts';
-import { runDemo } from '../../src/demo/main.ts';
-import type { DemoOptions } from '../../src/demo/main.ts';
+import { runDemo } from '../../src/cli/demo.ts';
+import type { DemoOptions } from '../../src/cli/demo.ts';
 
 const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

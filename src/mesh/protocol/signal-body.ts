@@ -31,7 +31,8 @@ export interface TunnelAddress {
 
 export type SignalBody =
   | { type: typeof SIGNAL.candidates | typeof SIGNAL.callMeMaybe; generation: number; candidates: Candidate[] }
-  | { type: typeof SIGNAL.hello; addresses: TunnelAddress[]; name: string }
+  /** `generation`: increases with every change of the sender's addresses or name (discovery, §4). */
+  | { type: typeof SIGNAL.hello; addresses: TunnelAddress[]; name: string; generation?: number }
   | { type: typeof SIGNAL.helloRequest | typeof SIGNAL.bye }
   | { type: typeof SIGNAL.ping; txid: Uint8Array }
   /** `observed`: the ping's source as the responder saw it (a STUN answer from the peer itself). */
@@ -73,6 +74,8 @@ export function encodeSignalBody(body: SignalBody): Uint8Array {
       parts.push(field(FIELD.candidate, v));
     }
   } else if (body.type === SIGNAL.hello) {
+    const g = body.generation;
+    if (g !== undefined) parts.push(field(FIELD.generation, Uint8Array.of(g >>> 24, g >>> 16, g >>> 8, g)));
     for (const a of body.addresses.slice(0, MAX_ADDRESSES)) parts.push(field(FIELD.address, Uint8Array.of(...parseIp(a.address), a.bits)));
     if (body.name) parts.push(field(FIELD.name, new TextEncoder().encode(body.name)));
   } else if (body.type === SIGNAL.ping || body.type === SIGNAL.pong) {
@@ -149,7 +152,7 @@ export function decodeSignalBody(b: Uint8Array): SignalBody | null {
     case SIGNAL.callMeMaybe:
       return generation < 0 ? null : { type, generation, candidates };
     case SIGNAL.hello:
-      return { type, addresses, name };
+      return generation < 0 ? { type, addresses, name } : { type, addresses, name, generation };
     case SIGNAL.helloRequest:
     case SIGNAL.bye:
       return { type };

@@ -12,6 +12,8 @@ step "typecheck (tsc $(npx tsc --version | cut -d' ' -f2))"
 npx tsc --noEmit -p .
 step "lint"
 npx eslint .
+step "layers: imports go down core < crypto < device < netstack < mesh < cli, no cycles"
+node --import tsx scripts/check-imports.ts
 step "core bundles for a browser (no node:* imports)"
 npx esbuild src/core/index.ts src/crypto/portable.ts --bundle --platform=browser --format=esm --outdir="$(mktemp -d)" --log-level=warning
 

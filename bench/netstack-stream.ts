@@ -3,7 +3,7 @@
  * windows and buffers (no root, no namespaces):
  *   - tunnel: two netstack() tunnels in one process over a MemoryNetwork, connect() → listen(),
  *     N MiB with a SHA-256 over both ends (wall-clock MB/s; includes WireGuard crypto);
- *   - wire: two bare NetStacks on the virtual wire (5 ms one-way), N MiB: virtual-time MB/s,
+ *   - wire: two bare TcpIpStacks on the virtual wire (5 ms one-way), N MiB: virtual-time MB/s,
  *     which is window/RTT-bound and so shows what the receive window lets through.
  *
  *   node --import tsx bench/netstack-stream.ts [--mib N] [--repeat N]

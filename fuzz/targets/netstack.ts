@@ -1,5 +1,5 @@
 /**
- * Target `netstack`: IP packets out of the tunnel into the userspace stack (`NetStack.input`):
+ * Target `netstack`: IP packets out of the tunnel into the userspace stack (`TcpIpStack.input`):
  * what a peer can send to a rootless `wireweave proxy`. Stack A is fuzzed; B is an honest
  * stack with a TCP connection to A's port 80 and a UDP socket. A program mixes raw bytes,
  * B's genuine packets with bits flipped or cut short (checksums optionally repaired so they get
@@ -14,7 +14,7 @@
 import { parseIp } from '../../src/device/allowedips.ts';
 import { seededRng } from '../../src/core/rng.ts';
 import { finish, pseudoHeaderSum, sum16 } from '../../src/netstack/stack/checksum.ts';
-import { NetStack } from '../../src/netstack/stack/stack.ts';
+import { TcpIpStack } from '../../src/netstack/stack/stack.ts';
 import type { TcpConnection, UdpSocket } from '../../src/netstack/stack/types.ts';
 import type { FuzzTarget } from '../harness.ts';
 import { invariant } from '../harness.ts';
@@ -31,8 +31,8 @@ const A4 = parseIp('10.0.0.1'), B4 = parseIp('10.0.0.2');
 
 export interface StackCtx {
   now: number;
-  a: NetStack;
-  b: NetStack;
+  a: TcpIpStack;
+  b: TcpIpStack;
   queue: { to: 'a' | 'b'; data: Uint8Array }[];
   /** Genuine packets B sent to A (a ring). */
   pool: Uint8Array[];
@@ -93,8 +93,8 @@ function connect(ctx: StackCtx): void {
 
 export function setupStack(): StackCtx {
   const ctx = { now: 0, queue: [], pool: [], poolNext: 0, lastTcp: null, client: null, server: null, gotAtA: '', gotAtB: '', udpAtA: 0, checks: 0 } as unknown as StackCtx;
-  ctx.a = new NetStack({ addresses: ['10.0.0.1', 'fd00::1'], rng: seededRng(21) }, { output: (p) => ctx.queue.push({ to: 'b', data: p.slice() }) });
-  ctx.b = new NetStack({ addresses: ['10.0.0.2', 'fd00::2'], rng: seededRng(22) }, {
+  ctx.a = new TcpIpStack({ addresses: ['10.0.0.1', 'fd00::1'], rng: seededRng(21) }, { output: (p) => ctx.queue.push({ to: 'b', data: p.slice() }) });
+  ctx.b = new TcpIpStack({ addresses: ['10.0.0.2', 'fd00::2'], rng: seededRng(22) }, {
     output: (p) => {
       const copy = p.slice();
       if (ctx.pool.length < POOL) ctx.pool.push(copy);
@@ -327,7 +327,7 @@ function seeds(): Uint8Array[] {
 
 export const netstackTarget: FuzzTarget<StackCtx> = {
   name: 'netstack',
-  description: 'IP packets into the userspace TCP/IP stack (NetStack.input) with a live TCP connection',
+  description: 'IP packets into the userspace TCP/IP stack (TcpIpStack.input) with a live TCP connection',
   batchSize: 300,
   setup: setupStack,
   seeds,

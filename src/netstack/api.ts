@@ -33,12 +33,12 @@ import type { ResolveOptions } from './resolver.ts';
 import { TunnelServer } from './server.ts';
 import { sendSettled, TunnelSocket } from './socket.ts';
 import type { StackDriver, TunnelSocketOptions } from './socket.ts';
-import { NetStack } from './stack/stack.ts';
-import type { NetStackApi, StackConfig, StackIO, TcpConnection } from './stack/types.ts';
+import { TcpIpStack } from './stack/stack.ts';
+import type { TcpIpStackApi, StackConfig, StackIO, TcpConnection } from './stack/types.ts';
 import { NetstackTun } from './tun.ts';
 import { TunnelUdpSocket } from './udp.ts';
 
-export type StackFactory = (config: StackConfig, io: StackIO) => NetStackApi;
+export type StackFactory = (config: StackConfig, io: StackIO) => TcpIpStackApi;
 
 export interface NetstackOptions {
   /**
@@ -48,7 +48,7 @@ export interface NetstackOptions {
   bind?: Bind;
   clock?: Clock;
   logger?: DeviceLogger;
-  /** The TCP/IP stack; default the sans-I/O NetStack of src/netstack/stack. */
+  /** The TCP/IP stack; default the sans-I/O TcpIpStack of src/netstack/stack. */
   createStack?: StackFactory;
   /** Stack tuning beyond what the config says (buffers, backlog, connection limit). */
   stack?: Omit<StackConfig, 'addresses' | 'mtu'>;
@@ -114,7 +114,7 @@ export async function netstack(config: WgQuickConfig | string, options: Netstack
   if (cfg.interface.addresses.length === 0) {
     throw new ConfigError('ERR_CONFIG', `${file}: the [Interface] has no Address (the userspace stack needs its tunnel address)`);
   }
-  const createStack = options.createStack ?? ((c: StackConfig, io: StackIO) => new NetStack(c, io));
+  const createStack = options.createStack ?? ((c: StackConfig, io: StackIO) => new TcpIpStack(c, io));
   const request = await toSetRequest(cfg, { resolve: options.resolveEndpoint });
   const mtu = cfg.interface.mtu ?? 1420;
   const stackConfig: StackConfig = { ...options.stack, addresses: cfg.interface.addresses.map((a) => formatIp(a.bytes)), mtu };
@@ -134,7 +134,7 @@ export class Netstack {
   readonly config: WgQuickConfig;
   readonly device: Device;
   readonly tun: NetstackTun;
-  readonly stack: NetStackApi;
+  readonly stack: TcpIpStackApi;
   /** Our tunnel addresses. */
   readonly addresses: readonly string[];
   private readonly resolver: TunnelResolver;

@@ -18,11 +18,11 @@
 import type { Clock } from '../device/clock.ts';
 import { systemClock } from '../device/clock.ts';
 import type { Tun } from '../device/tun.ts';
-import type { NetStackApi, StackIO } from './stack/types.ts';
+import type { TcpIpStackApi, StackIO } from './stack/types.ts';
 
 export interface NetstackTunOptions {
   /** Builds the stack around the output callback this TUN gives it. */
-  createStack: (io: StackIO) => NetStackApi;
+  createStack: (io: StackIO) => TcpIpStackApi;
   /** Default "netstack0". */
   name?: string;
   /** Default 1420. */
@@ -48,7 +48,7 @@ export interface NetstackTunCounters {
 export class NetstackTun implements Tun {
   readonly name: string;
   readonly mtu: number;
-  readonly stack: NetStackApi;
+  readonly stack: TcpIpStackApi;
   readonly clock: Clock;
   readonly counters: NetstackTunCounters = { input: 0, output: 0, inputDropped: 0, outputDropped: 0, stackErrors: 0 };
 

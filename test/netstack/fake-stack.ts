@@ -1,6 +1,6 @@
 /**
  * A stand-in for the real sans-I/O stack (src/netstack/stack/), implementing its contract
- * (NetStackApi) with a toy transport so the Node-facing layer (tun, api, proxies, forwards) can be
+ * (TcpIpStackApi) with a toy transport so the Node-facing layer (tun, api, proxies, forwards) can be
  * tested while the real stack is written, and so tests can provoke edge cases on demand.
  *
  * Packets are real IPv4/IPv6 headers (the device routes them by address) around a private
@@ -10,7 +10,7 @@
  */
 import { formatIp, parseIp } from '../../src/device/allowedips.ts';
 import type {
-  EchoReply, Endpoint4or6, NetStackApi, StackConfig, StackIO, TcpConnection, TcpErrorCode, TcpEvents, TcpListener,
+  EchoReply, Endpoint4or6, TcpIpStackApi, StackConfig, StackIO, TcpConnection, TcpErrorCode, TcpEvents, TcpListener,
   TcpState, UdpSocket,
 } from '../../src/netstack/stack/types.ts';
 
@@ -19,7 +19,7 @@ const T_SYN = 1, T_SYNACK = 2, T_RST = 3, T_DATA = 4, T_FIN = 5, T_WND = 6, T_UD
 const WINDOW = 64 * 1024;
 const SEGMENT = 1200;
 
-export class FakeStack implements NetStackApi {
+export class FakeStack implements TcpIpStackApi {
   readonly counters: Record<string, number> = { input: 0, dropped: 0 };
   onEchoReply?: (reply: EchoReply) => void;
   readonly config: StackConfig;

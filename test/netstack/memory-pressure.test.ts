@@ -19,7 +19,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { encodeAddress, startSocks5 } from '../../src/netstack/socks5.ts';
-import type { NetStack } from '../../src/netstack/stack/stack.ts';
+import type { TcpIpStack } from '../../src/netstack/stack/stack.ts';
 import { makePair } from './helpers.ts';
 import type { Pair } from './helpers.ts';
 
@@ -49,8 +49,8 @@ function fillUntilBlocked(s: Duplex): void {
 class Watch {
   rssPeak = 0;
   samples = 0;
-  private readonly stacks: [string, NetStack][];
-  constructor(stacks: [string, NetStack][]) { this.stacks = stacks; }
+  private readonly stacks: [string, TcpIpStack][];
+  constructor(stacks: [string, TcpIpStack][]) { this.stacks = stacks; }
   sample(): void {
     this.samples++;
     this.rssPeak = Math.max(this.rssPeak, process.memoryUsage().rss);
@@ -102,8 +102,8 @@ function report(t: TestContext, lines: string[]): void {
 describe('memory a peer or local clients can pin', () => {
   it(`${FLOOD} connections from a peer against readers that never read stay within the budget; others flow`, async (t) => {
     const pair = await makePair();
-    const bob = pair.bob.stack as NetStack;
-    const alice = pair.alice.stack as NetStack;
+    const bob = pair.bob.stack as TcpIpStack;
+    const alice = pair.alice.stack as TcpIpStack;
     const watch = new Watch([['bob', bob], ['alice', alice]]);
     const unexpected: Error[] = [];
     let tearingDown = false;
@@ -180,8 +180,8 @@ describe('memory a peer or local clients can pin', () => {
 
   it(`the same through the SOCKS5 proxy: ${SOCKS_CLIENTS} local clients that never read`, async (t) => {
     const pair = await makePair();
-    const alice = pair.alice.stack as NetStack;
-    const bob = pair.bob.stack as NetStack;
+    const alice = pair.alice.stack as TcpIpStack;
+    const bob = pair.bob.stack as TcpIpStack;
     const watch = new Watch([['alice (proxy)', alice], ['bob', bob]]);
     const unexpected: Error[] = [];
     let tearingDown = false;

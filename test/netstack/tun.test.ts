@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/device/clock.ts';
 import { NetstackTun } from '../../src/netstack/tun.ts';
-import type { NetStackApi, StackIO } from '../../src/netstack/stack/types.ts';
+import type { TcpIpStackApi, StackIO } from '../../src/netstack/stack/types.ts';
 
 class ScriptedStack {
   readonly inputs: { packet: Uint8Array; now: number }[] = [];
@@ -25,7 +25,7 @@ class ScriptedStack {
 
 function make(clock = new ManualClock()): { tun: NetstackTun; stack: ScriptedStack; clock: ManualClock } {
   let stack!: ScriptedStack;
-  const tun = new NetstackTun({ clock, createStack: (io) => (stack = new ScriptedStack(io)) as unknown as NetStackApi });
+  const tun = new NetstackTun({ clock, createStack: (io) => (stack = new ScriptedStack(io)) as unknown as TcpIpStackApi });
   return { tun, stack, clock };
 }
 
@@ -50,7 +50,7 @@ describe('NetstackTun', () => {
 
   it('drops stack output before start and tunnel packets beyond the queue limit', async () => {
     let stack!: ScriptedStack;
-    const tun = new NetstackTun({ clock: new ManualClock(), queueLimit: 2, createStack: (io) => (stack = new ScriptedStack(io)) as unknown as NetStackApi });
+    const tun = new NetstackTun({ clock: new ManualClock(), queueLimit: 2, createStack: (io) => (stack = new ScriptedStack(io)) as unknown as TcpIpStackApi });
     stack.io.output(Uint8Array.of(1));
     assert.equal(tun.counters.outputDropped, 1, 'output before start is dropped');
     tun.start(() => {});

@@ -1,5 +1,5 @@
 /**
- * NetStack: the sans-I/O TCP/IP stack. IP packets in (`input`), IP packets out (`io.output`),
+ * TcpIpStack: the sans-I/O TCP/IP stack. IP packets in (`input`), IP packets out (`io.output`),
  * time as a parameter, timers as one deadline. This file is the IP layer: it checks headers,
  * reassembles fragments, dispatches to ICMP, UDP and TCP, and builds every outgoing datagram.
  */
@@ -19,11 +19,11 @@ import { IPV4_DF, IPV4_HEADER, IPV4_MF, parseIpv4, writeIpv4Header } from './ipv
 import { FRAGMENT_NEXT_HEADER, IPV6_FRAGMENT_HEADER, IPV6_HEADER, NO_NEXT_HEADER, parseIpv6, writeIpv6Header } from './ipv6.ts';
 import { Tcp } from './tcp/tcp.ts';
 import type {
-  EchoReply, Endpoint4or6, IpAddress, NetStackApi, StackConfig, StackIO, TcpConnection, TcpListener, UdpSocket,
+  EchoReply, Endpoint4or6, IpAddress, TcpIpStackApi, StackConfig, StackIO, TcpConnection, TcpListener, UdpSocket,
 } from './types.ts';
 import { Udp } from './udp.ts';
 
-export class NetStack implements NetStackApi, StackHost {
+export class TcpIpStack implements TcpIpStackApi, StackHost {
   readonly counters: Counters = newCounters();
   readonly config: ResolvedConfig;
   private readonly io: StackIO;

@@ -2,7 +2,7 @@
  * The contract of the sans-I/O userspace TCP/IP stack (issue 5).
  *
  * Like the protocol core, the stack never reads a clock, never touches a socket and never throws
- * out of packet processing: IP packets go in through `NetStack.input(packet, now)`, IP packets come
+ * out of packet processing: IP packets go in through `TcpIpStack.input(packet, now)`, IP packets come
  * out through `StackIO.output`, time is a parameter, and `nextDeadline()`/`tick(now)` drive timers.
  * It imports nothing from `node:*` (lint enforces it), so it runs wherever the core runs.
  *
@@ -160,7 +160,7 @@ export interface EchoReply {
 }
 
 /** The stack itself (implemented by stack.ts). */
-export interface NetStackApi {
+export interface TcpIpStackApi {
   readonly counters: StackCounters;
   /** An IP packet that came out of the tunnel. Never throws; bad packets are dropped and counted. */
   input(packet: Uint8Array, now: number): void;

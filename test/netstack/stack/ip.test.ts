@@ -10,7 +10,7 @@ import { parseIpv6, writeIpv6Header } from '../../../src/netstack/stack/ipv6.ts'
 import { Reassembler } from '../../../src/netstack/stack/fragments.ts';
 import { newCounters } from '../../../src/netstack/stack/counters.ts';
 import { DeadlineHeap } from '../../../src/netstack/stack/heap.ts';
-import { NetStack } from '../../../src/netstack/stack/stack.ts';
+import { TcpIpStack } from '../../../src/netstack/stack/stack.ts';
 import { parseIp } from '../../../src/device/allowedips.ts';
 import type { EchoReply } from '../../../src/netstack/stack/types.ts';
 import { equalBytes, ipPacket, pattern, twoHosts } from './wire.ts';
@@ -267,7 +267,7 @@ describe('UDP', () => {
   });
 
   it('refuses a taken port and frees it on close', () => {
-    const s = new NetStack({ addresses: ['10.0.0.1'] }, { output: () => {} });
+    const s = new TcpIpStack({ addresses: ['10.0.0.1'] }, { output: () => {} });
     const u = s.udpBind(5000);
     assert.throws(() => s.udpBind(5000), /taken/);
     u.close();
@@ -278,8 +278,8 @@ describe('UDP', () => {
 
 describe('configuration', () => {
   it('rejects bad addresses and values with ConfigError', () => {
-    assert.throws(() => new NetStack({ addresses: ['nope'] }, { output: () => {} }), { code: 'ERR_ADDRESS' });
-    assert.throws(() => new NetStack({ addresses: [] }, { output: () => {} }), { code: 'ERR_ADDRESS' });
-    assert.throws(() => new NetStack({ addresses: ['10.0.0.1'], mtu: 500 }, { output: () => {} }), { code: 'ERR_CONFIG' });
+    assert.throws(() => new TcpIpStack({ addresses: ['nope'] }, { output: () => {} }), { code: 'ERR_ADDRESS' });
+    assert.throws(() => new TcpIpStack({ addresses: [] }, { output: () => {} }), { code: 'ERR_ADDRESS' });
+    assert.throws(() => new TcpIpStack({ addresses: ['10.0.0.1'], mtu: 500 }, { output: () => {} }), { code: 'ERR_CONFIG' });
   });
 });

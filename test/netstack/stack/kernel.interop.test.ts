@@ -1,6 +1,6 @@
 /**
  * The stack against the Linux kernel's TCP/IP: a TUN interface in a private network namespace
- * (kernel side 10.203.0.1 / fd03::1) with a NetStack behind it (10.203.0.2 / fd03::2), driven in
+ * (kernel side 10.203.0.1 / fd03::1) with a TcpIpStack behind it (10.203.0.2 / fd03::2), driven in
  * real time. Kernel clients and servers are small Python programs. Needs root and /dev/net/tun;
  * skipped otherwise.
  */
@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { openLinuxTun } from '../../../src/device/tun-linux.ts';
 import type { LinuxTun } from '../../../src/device/tun-linux.ts';
-import { NetStack } from '../../../src/netstack/stack/stack.ts';
+import { TcpIpStack } from '../../../src/netstack/stack/stack.ts';
 import type { TcpConnection } from '../../../src/netstack/stack/types.ts';
 import { seededRng } from '../../../src/core/rng.ts';
 
@@ -43,9 +43,9 @@ function python(code: string, timeoutMs?: number, onOut?: (out: string) => void)
   return inNs(['python3', '-c', code], timeoutMs, onOut);
 }
 
-describe('NetStack against the Linux kernel', { skip, timeout: 600_000 }, () => {
+describe('TcpIpStack against the Linux kernel', { skip, timeout: 600_000 }, () => {
   let tun: LinuxTun;
-  let stack: NetStack;
+  let stack: TcpIpStack;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const t0 = performance.now();
   const now = () => performance.now() - t0;
@@ -68,7 +68,7 @@ describe('NetStack against the Linux kernel', { skip, timeout: 600_000 }, () => 
     sh('ip', '-n', NS, 'addr', 'add', '10.203.0.1/24', 'dev', tun.name);
     sh('ip', '-n', NS, '-6', 'addr', 'add', 'fd03::1/64', 'dev', tun.name, 'nodad');
     sh('ip', '-n', NS, 'link', 'set', tun.name, 'up');
-    stack = new NetStack({ addresses: ['10.203.0.2', 'fd03::2'], mtu: 1420 }, {
+    stack = new TcpIpStack({ addresses: ['10.203.0.2', 'fd03::2'], mtu: 1420 }, {
       output: (p) => {
         if (lossy === 0) { tun.write(p); return; }
         if (rng.nextUint32() / 2 ** 32 < lossy) return;

@@ -1,6 +1,6 @@
 /**
  * The TCP memory budget against the Linux kernel as the peer: a TUN in a private network
- * namespace (kernel 10.204.0.1) with a NetStack behind it (10.204.0.2), as kernel.interop.test.ts.
+ * namespace (kernel 10.204.0.1) with a TcpIpStack behind it (10.204.0.2), as kernel.interop.test.ts.
  * 1,000 kernel sockets connect to a listener whose handlers never read and write until blocked,
  * while the kernel side writes until blocked and never reads. Only our stack lives in this
  * process, so the RSS growth is the stack's own. Needs root and /dev/net/tun; skipped otherwise
@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { openLinuxTun } from '../../../src/device/tun-linux.ts';
 import type { LinuxTun } from '../../../src/device/tun-linux.ts';
-import { NetStack } from '../../../src/netstack/stack/stack.ts';
+import { TcpIpStack } from '../../../src/netstack/stack/stack.ts';
 import type { TcpConnection } from '../../../src/netstack/stack/types.ts';
 
 const skip = process.env.CI ? false : process.getuid?.() !== 0 || !existsSync('/dev/net/tun') ? 'needs root and /dev/net/tun' : false;
@@ -69,7 +69,7 @@ time.sleep(600)
 
 describe('the TCP memory budget against the Linux kernel', { skip, timeout: 300_000 }, () => {
   let tun: LinuxTun;
-  let stack: NetStack;
+  let stack: TcpIpStack;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const t0 = performance.now();
   const now = () => performance.now() - t0;
@@ -87,7 +87,7 @@ describe('the TCP memory budget against the Linux kernel', { skip, timeout: 300_
     sh('ip', '-n', NS, 'link', 'set', 'lo', 'up');
     sh('ip', '-n', NS, 'addr', 'add', '10.204.0.1/24', 'dev', tun.name);
     sh('ip', '-n', NS, 'link', 'set', tun.name, 'up');
-    stack = new NetStack({ addresses: ['10.204.0.2'], mtu: 1420 }, { output: (p) => { tun.write(p); } });
+    stack = new TcpIpStack({ addresses: ['10.204.0.2'], mtu: 1420 }, { output: (p) => { tun.write(p); } });
     tun.start((p) => { stack.input(p, now()); schedule(); });
   });
 

@@ -9,7 +9,7 @@ import { ConfigError } from '../../../src/core/errors.ts';
 import { MEMORY_FLOOR } from '../../../src/netstack/stack/tcp/memory-budget.ts';
 import type { Connection } from '../../../src/netstack/stack/tcp/connection.ts';
 import { parseTcp } from '../../../src/netstack/stack/tcp/segment.ts';
-import { NetStack } from '../../../src/netstack/stack/stack.ts';
+import { TcpIpStack } from '../../../src/netstack/stack/stack.ts';
 import type { StackConfig, TcpConnection } from '../../../src/netstack/stack/types.ts';
 import { connected, record, writeAll } from './tcp-support.ts';
 import type { Recorder } from './tcp-support.ts';
@@ -165,7 +165,7 @@ describe('TCP memory budget', () => {
   });
 
   it('rejects disordered thresholds with a ConfigError', () => {
-    const make = (c: Partial<StackConfig>) => new NetStack({ addresses: ['10.0.0.1'], ...c }, { output: () => {} });
+    const make = (c: Partial<StackConfig>) => new TcpIpStack({ addresses: ['10.0.0.1'], ...c }, { output: () => {} });
     assert.throws(() => make({ tcpMemoryLimit: 1 * MiB, tcpMemoryPressure: 2 * MiB }), (e: unknown) =>
       e instanceof ConfigError && /tcpMemoryPressure .* ≤ tcpMemoryLimit/.test(e.message));
     assert.throws(() => make({ tcpMemoryLimit: 1000 }), ConfigError);

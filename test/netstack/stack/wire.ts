@@ -1,11 +1,11 @@
 /**
- * A virtual wire and a virtual clock for NetStacks: packets between stacks are routed by their
+ * A virtual wire and a virtual clock for TcpIpStacks: packets between stacks are routed by their
  * destination address and may be lost, delayed, reordered or duplicated from a seeded generator;
  * the clock jumps to the next packet arrival or stack deadline, so minutes of TCP run in
  * milliseconds and every run is repeatable.
  */
 import { seededRng } from '../../../src/core/rng.ts';
-import { NetStack } from '../../../src/netstack/stack/stack.ts';
+import { TcpIpStack } from '../../../src/netstack/stack/stack.ts';
 import type { StackConfig } from '../../../src/netstack/stack/types.ts';
 
 export interface WireConditions {
@@ -23,7 +23,7 @@ interface InFlight { at: number; seq: number; to: Host; data: Uint8Array }
 
 export interface Host {
   readonly name: string;
-  readonly stack: NetStack;
+  readonly stack: TcpIpStack;
   readonly addresses: readonly string[];
   /** Every packet this host sent, copied. */
   readonly sent: Uint8Array[];
@@ -55,7 +55,7 @@ export class Wire {
     const sent: Uint8Array[] = [];
     const h: Host = {
       name, addresses, sent,
-      stack: new NetStack({ addresses, rng: seededRng(seed * 1000 + 7), ...config }, {
+      stack: new TcpIpStack({ addresses, rng: seededRng(seed * 1000 + 7), ...config }, {
         output: (packet) => this.transmit(h, packet),
       }),
     };

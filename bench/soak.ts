@@ -17,7 +17,7 @@
  * longest run of unanswered sequence numbers), (c) the TCP stream breaks (the sender reconnects), or
  * (d) a daemon logs a handshake failure (no answer for 90 s) or exits. The result must be 0.
  *
- * Reports (stdout and docs/soak-<UTC date>.md, or --out): throughput per sample interval,
+ * Reports (stdout and docs/soak/soak-<UTC date>.md, or --out): throughput per sample interval,
  * handshakes seen (distinct `latest handshake` values), RSS (whole and anonymous) and CPU of both
  * daemons over time, and their V8 heap size and live heap (after the latest major collection),
  * which each daemon serves through --metrics in its namespace.
@@ -56,13 +56,13 @@ const USAGE = `usage: npm run soak -- [--minutes N] [--rate MBPS] [--sample S] [
   --minutes N   how long (default 30)
   --rate MBPS   TCP stream A -> B in MB/s (default 4; 0 = unlimited)
   --sample S    seconds between samples (default 10)
-  --out FILE    report file (default docs/soak-<UTC date>.md, or -2, -3... if that exists)`;
+  --out FILE    report file (default docs/soak/soak-<UTC date>.md, or -2, -3... if that exists)`;
 
 interface Args { minutes: number; rate: number; sample: number; out: string }
 
 function parseArgs(argv: string[]): Args {
   const date = new Date().toISOString().slice(0, 10);
-  const a: Args = { minutes: 30, rate: 4, sample: 10, out: path.join(REPO, 'docs', `soak-${date}.md`) };
+  const a: Args = { minutes: 30, rate: 4, sample: 10, out: path.join(REPO, 'docs', 'soak', `soak-${date}.md`) };
   let explicitOut = false;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -81,7 +81,7 @@ function parseArgs(argv: string[]): Args {
     else throw new Error(`unknown argument ${k}\n${USAGE}`);
   }
   // Never overwrite an earlier run of the same day by default.
-  if (!explicitOut) for (let n = 2; fs.existsSync(a.out); n++) a.out = path.join(REPO, 'docs', `soak-${date}-${n}.md`);
+  if (!explicitOut) for (let n = 2; fs.existsSync(a.out); n++) a.out = path.join(REPO, 'docs', 'soak', `soak-${date}-${n}.md`);
   return a;
 }
 

@@ -58,6 +58,9 @@ export function createInitiation(ctx: HandshakeContext, peer: Peer, now: number)
   const state = writeMessage1(
     ctx.crypto, ctx.start, local.key, peer.publicKey, peer.staticStatic, eph.key, timestamp, msg, Initiation.noiseStart,
   );
+  // writeMessage1 fails only when DH(e, S_r) is zero, i.e. S_r is a low-order point, and then
+  // peer.staticStatic is null too and we returned above: kept for the type.
+  // Stryker disable next-line ConditionalExpression,BlockStatement: unreachable, see above
   if (!state) { zeroize(eph.raw); return null; }
   hs.localIndex = ctx.indexes.allocate({ peer, session: null });
   writeU32LE(msg, Initiation.sender, hs.localIndex);
@@ -110,7 +113,9 @@ export function consumeInitiation(
 /** The response to a consumed initiation, or null if none is pending or a DH fails. */
 export function createResponse(ctx: HandshakeContext, peer: Peer, now: number): Uint8Array | null {
   const hs = peer.handshake;
-  if (hs.stage !== 'initiationConsumed' || !hs.chainKey || !hs.hash || !hs.remoteEphemeral) return null;
+  if (hs.stage !== 'initiationConsumed') return null;
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: consumeInitiation sets all three with the stage; narrows types
+  if (!hs.chainKey || !hs.hash || !hs.remoteEphemeral) return null;
   const eph = newEphemeral(ctx);
   const msg = new Uint8Array(Response.size);
   writeType(msg, MESSAGE_RESPONSE);
@@ -120,6 +125,9 @@ export function createResponse(ctx: HandshakeContext, peer: Peer, now: number): 
     ctx.crypto, state, hs.remoteEphemeral, peer.publicKey, peer.presharedKey, eph.key, EMPTY, msg, Response.noiseStart,
   );
   // writeMessage2 zeroed the chaining key and hash it replaced (hs's); zero what it made.
+  // Unreachable: ee and se are zero only for a low-order e_i or S_i, and readMessage1 already
+  // failed on those (es = DH(s_r, e_i) zero; no peer has a low-order key and a staticStatic).
+  // Stryker disable next-line ConditionalExpression,BlockStatement: unreachable, see above
   if (!ok) { zeroize(eph.raw, state.chainKey, state.hash); hs.clear(); return null; }
   hs.localIndex = ctx.indexes.allocate({ peer, session: null });
   writeU32LE(msg, Response.sender, hs.localIndex);
@@ -140,7 +148,9 @@ export function consumeResponse(ctx: HandshakeContext, msg: Uint8Array): Peer | 
   if (!entry || entry.session) return null;
   const peer = entry.peer;
   const hs = peer.handshake;
-  if (hs.stage !== 'initiationCreated' || !hs.chainKey || !hs.hash || !hs.localEphemeral) return null;
+  if (hs.stage !== 'initiationCreated') return null;
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: createInitiation sets all three with the stage; narrows types
+  if (!hs.chainKey || !hs.hash || !hs.localEphemeral) return null;
   const result = readMessage2(
     ctx.crypto, { chainKey: hs.chainKey, hash: hs.hash, ephemeral: hs.localEphemeral }, local.key, peer.presharedKey,
     msg.subarray(Response.noiseStart, Response.noiseEnd),

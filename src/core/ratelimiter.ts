@@ -130,8 +130,10 @@ export class RateLimiter {
 /** IPv4 address as a number, IPv6 /64 or an opaque tag as a string. */
 function bucketKey(tag: Uint8Array): number | string {
   if (tag.length === 6) return ((tag[0]! << 24) | (tag[1]! << 16) | (tag[2]! << 8) | tag[3]!) >>> 0;
-  const n = tag.length === 18 ? 8 : tag.length;
-  let s = n === 8 ? '6' : 'x';
+  const v6 = tag.length === 18;
+  const n = v6 ? 8 : tag.length;
+  // The prefix keeps an 8-byte opaque tag out of the bucket of the IPv6 /64 with those bytes.
+  let s = v6 ? '6' : 'x';
   for (let i = 0; i < n; i++) s += String.fromCharCode(tag[i]!);
   return s;
 }

@@ -97,6 +97,84 @@ describe('RateLimiter', () => {
   });
 });
 
+describe('RateLimiter edges', () => {
+  it('takes packetsPerSecond and burst as options, and refuses nonsense', () => {
+    const rl = new RateLimiter({ packetsPerSecond: 10, burst: 2 });
+    const src = v4(192, 0, 2, 1);
+    assert.equal(burst(rl, 0, src, 10), 2, 'burst of 2');
+    assert.equal(rl.allow(99, src), false, 'one token per 100 ms: not yet');
+    assert.equal(rl.allow(100, src), true, 'one token per 100 ms');
+    assert.equal(burst(new RateLimiter({ burst: 1 }), 0, src, 10), 1, 'burst 1 is allowed');
+    assert.equal(burst(new RateLimiter({ packetsPerSecond: 1000 }), 0, src, 10), RATELIMIT_BURST, 'the default burst');
+    for (const bad of [{ packetsPerSecond: 0 }, { packetsPerSecond: -1 }, { packetsPerSecond: NaN }, { burst: 0.5 }, { burst: NaN }]) {
+      assert.throws(() => new RateLimiter(bad), RangeError, JSON.stringify(bad));
+    }
+  });
+
+  it('counts what it allowed and refused, and a bound below 1 still tracks one source', () => {
+    const rl = new RateLimiter({ maxEntries: 0 });
+    assert.equal(burst(rl, 0, v4(192, 0, 2, 1), 7), RATELIMIT_BURST);
+    assert.equal(rl.allow(0, v4(192, 0, 2, 2)), false, 'table full');
+    assert.deepEqual(rl.stats, { allowed: RATELIMIT_BURST, limited: 3, tableFull: 1, entries: 1 });
+  });
+
+  it('keys IPv4 by all four address bytes and IPv6 by exactly the first 8 bytes', () => {
+    const rl = new RateLimiter();
+    burst(rl, 0, v4(10, 20, 30, 40), RATELIMIT_BURST);
+    for (const other of [v4(11, 20, 30, 40), v4(10, 21, 30, 40), v4(10, 20, 31, 40), v4(10, 20, 30, 41)]) {
+      assert.equal(rl.allow(0, other), true, `${other.join('.')} has its own bucket`);
+    }
+    const base = '20010db8000000010000000000000001';
+    burst(rl, 0, v6(base), RATELIMIT_BURST);
+    assert.equal(rl.allow(0, v6('20010db8000000010100000000000001')), false, 'byte 8 differs: same /64');
+    assert.equal(rl.allow(0, v6('20010db8000000000000000000000001')), true, 'byte 7 differs: another /64');
+    assert.equal(rl.allow(0, v6('21010db8000000010000000000000001')), true, 'byte 0 differs: another /64');
+    // An opaque 8-byte tag made of the same bytes as that /64 is another source.
+    const opaque = v6(base).subarray(0, 8);
+    assert.equal(rl.allow(0, opaque), true, 'an opaque tag never shares an IPv6 bucket');
+    // Opaque tags count every byte: two 7-byte tags differing only in the last byte.
+    burst(rl, 0, Uint8Array.of(1, 2, 3, 4, 5, 6, 7), RATELIMIT_BURST);
+    assert.equal(rl.allow(0, Uint8Array.of(1, 2, 3, 4, 5, 6, 8)), true);
+    assert.equal(rl.allow(0, Uint8Array.of(1, 2, 3, 4, 5, 6, 7)), false);
+  });
+
+  it('sweeps sources idle for more than GC_AFTER, at most once per GC_INTERVAL', () => {
+    const rl = new RateLimiter();
+    rl.allow(0, v4(192, 0, 2, 1)); // the first call sweeps (nothing) and sets the sweep time to 0
+    rl.allow(500, v4(192, 0, 2, 2));
+    rl.allow(999, v4(192, 0, 2, 3));
+    assert.equal(rl.stats.entries, 3, 'no sweep before GC_INTERVAL');
+    rl.allow(1000, v4(192, 0, 2, 4)); // sweep at 1000: 0 is idle exactly GC_AFTER, kept
+    assert.equal(rl.stats.entries, 4, 'idle exactly GC_AFTER is kept');
+    rl.allow(1999, v4(192, 0, 2, 5));
+    assert.equal(rl.stats.entries, 5, 'no second sweep within the interval');
+    rl.allow(2000, v4(192, 0, 2, 6)); // sweep at 2000: 0 and 500 idle > 1000, 999 idle 1001
+    assert.equal(rl.stats.entries, 3, 'sources last seen at 0, 500 and 999 swept');
+    rl.gc(3000);
+    assert.equal(rl.stats.entries, 1, 'gc at 3000 forgets 1000 and 1999 (idle > 1000), keeps 2000');
+    rl.clear();
+    assert.equal(rl.stats.entries, 0, 'clear forgets every source');
+    assert.equal(burst(rl, 3000, v4(192, 0, 2, 6), 10), RATELIMIT_BURST, 'a full bucket again');
+  });
+
+  it('wouldAllow agrees with allow when the table is full and around a sweep, and on a clock gone back', () => {
+    const rl = new RateLimiter({ maxEntries: 1 });
+    rl.allow(0, v4(192, 0, 2, 1));
+    assert.equal(rl.wouldAllow(999, v4(192, 0, 2, 2)), false, 'full, no sweep due');
+    assert.equal(rl.allow(999, v4(192, 0, 2, 2)), false);
+    assert.equal(rl.wouldAllow(1000, v4(192, 0, 2, 2)), true, 'a sweep is due and may free room');
+    // One token left, then the clock goes back: still one token, none added.
+    const rl2 = new RateLimiter();
+    const src = v4(192, 0, 2, 9);
+    burst(rl2, 5000, src, RATELIMIT_BURST - 1);
+    assert.equal(rl2.wouldAllow(4000, src), true, 'the last token is still there');
+    assert.equal(rl2.allow(4000, src), true);
+    assert.equal(rl2.wouldAllow(4000, src), false);
+    assert.equal(rl2.wouldAllow(5049, src), false, 'not refilled yet');
+    assert.equal(rl2.wouldAllow(5050, src), true);
+  });
+});
+
 describe('rate limiting in the endpoint (under load)', () => {
   /** a initiates to v; v is forced under load; datagrams a → v are recorded. */
   function setup() {

@@ -104,6 +104,7 @@ export class CookieGenerator {
   private readonly lastMac1 = new Uint8Array(MAC_SIZE);
   private hasLastMac1 = false;
   private cookie: Uint8Array | null = null;
+  // Stryker disable next-line UnaryOperator: read only while `cookie` is set, and set with it
   private cookieSetAt = -Infinity;
 
   private readonly crypto: CryptoProvider;
@@ -143,6 +144,7 @@ export class CookieGenerator {
   clear(): void {
     zeroize(this.cookie);
     this.cookie = null;
+    // Stryker disable next-line UnaryOperator: read only while `cookie` is set, and set with it
     this.cookieSetAt = -Infinity;
     this.hasLastMac1 = false;
   }

@@ -19,7 +19,8 @@ export const REPLAY_WINDOW_SIZE = (RING_BLOCKS - 1) * BLOCK_BITS; // 8160 ≥ wi
 
 /** Whether a 64-bit counter is below REJECT_AFTER_MESSAGES (usable at all). */
 export function counterUsable(lo: number, hi: number): boolean {
-  return hi < REJECT_AFTER_MESSAGES_HI || (hi === REJECT_AFTER_MESSAGES_HI && lo < REJECT_AFTER_MESSAGES_LO);
+  // hi is a 32-bit half and REJECT_AFTER_MESSAGES_HI is 2^32 − 1: not below it means equal to it.
+  return hi < REJECT_AFTER_MESSAGES_HI || lo < REJECT_AFTER_MESSAGES_LO;
 }
 
 export class ReplayWindow {
@@ -58,7 +59,11 @@ export class ReplayWindow {
   /** Accept and record `counter`; false (and no change) if it is a replay, too old or too large. */
   mark(lo: number, hi: number): boolean {
     if (!this.belowLimit(lo, hi)) return false;
-    if (hi > this.lastHi || (hi === this.lastHi && lo > this.lastLo)) {
+    if (
+      hi > this.lastHi || (hi === this.lastHi &&
+        // Stryker disable next-line EqualityOperator: the greatest counter again takes either branch to the same bit test
+        lo > this.lastLo)
+    ) {
       const lastBlock = (this.lastLo >>> BLOCK_SHIFT);
       const blockAdvance = (hi - this.lastHi) * 0x800_0000 + ((lo >>> BLOCK_SHIFT) - lastBlock);
       const clear = Math.min(blockAdvance, RING_BLOCKS);

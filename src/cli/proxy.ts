@@ -18,10 +18,11 @@ import { DeviceMetrics, parseListenAddress as parseMetricsAddress, startMetricsS
 import type { MetricsServer } from '../device/metrics.ts';
 import type { UapiServer } from '../device/uapi-server.ts';
 import { checkConfigFilePermissions, parseWgQuickConfig } from '../device/wgquick.ts';
-import type { WgQuickMesh } from '../device/wgquick.ts';
+import type { WgQuickConfig, WgQuickMesh } from '../device/wgquick.ts';
 import { chooseBind } from '../device/bind-choose.ts';
 import { MeshBind } from '../mesh/peer/mesh-bind.ts';
-import { runMesh } from '../mesh/peer/daemon.ts';
+import { meshDaemonOptions, runMesh } from '../mesh/peer/daemon.ts';
+import { withMeshAddresses } from '../mesh/peer/discovery-config.ts';
 import { meshStatusPath } from '../mesh/peer/status-socket.ts';
 import { netstack } from '../netstack/api.ts';
 import type { Netstack, NetstackOptions } from '../netstack/api.ts';
@@ -152,7 +153,7 @@ export function write(stream: Writable, text: string): Promise<void> {
  * Brings the tunnel up; errors become one-line CliErrors (config errors already name file:line).
  * Like wg-quick, warns when the file (which holds a private key) is world accessible.
  */
-export async function openTunnel(config: string, options: NetstackOptions = {}, warn: (line: string) => void = () => {}): Promise<Netstack> {
+export async function openTunnel(config: string, options: NetstackOptions = {}, warn: (line: string) => void = () => {}, parsed?: WgQuickConfig): Promise<Netstack> {
   try {
     const warning = checkConfigFilePermissions(config);
     if (warning) warn(warning);
@@ -160,7 +161,7 @@ export async function openTunnel(config: string, options: NetstackOptions = {}, 
     // Unreadable or missing: netstack() below says so in its own words.
   }
   try {
-    return await netstack(config, options);
+    return await netstack(parsed ?? config, options);
   } catch (err) {
     throw new CliError(messageOf(err));
   }
@@ -308,7 +309,8 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
   let mesh: { close(): Promise<void> } | undefined;
   try {
     // [Mesh]: the tunnel's UDP goes through the mesh bind, and the mesh runs beside it.
-    const meshOptions = meshOf(parsed.config);
+    const meshConfig = meshOf(parsed.config);
+    const meshOptions = meshConfig?.mesh;
     const meshBind = meshOptions ? new MeshBind(await chooseBind()) : undefined;
     const netstackOptions: NetstackOptions = {
       name,
@@ -318,7 +320,7 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
       ...options.netstack,
     };
     if (meshBind) netstackOptions.bind = meshBind;
-    tunnel = await openTunnel(parsed.config, netstackOptions, (line) => io.stderr.write(`${line}\n`));
+    tunnel = await openTunnel(parsed.config, netstackOptions, (line) => io.stderr.write(`${line}\n`), meshConfig);
     await write(io.stderr, `wireweave: ${describeTunnel(tunnel)}\n`);
     const dir = runtimeDir(env, uid);
     lock = await takeKeyLock(tunnel, dir, uid, `${command} ${name}`, log);
@@ -333,11 +335,14 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
       }
     }
     if (meshOptions && meshBind) {
-      mesh = await runMesh({
-        device: tunnel.device, bind: meshBind, options: meshOptions, tunnel: '', logger: netstackOptions.logger!,
+      const running = await runMesh({
+        device: tunnel.device, bind: meshBind, options: meshDaemonOptions(meshOptions, meshConfig!.interface.addresses), tunnel: '', logger: netstackOptions.logger!,
         statusPath: control ? meshStatusPath(name, dirname(control.path)) : null,
       });
-      await write(io.stderr, `wireweave: mesh through ${meshOptions.hubs.join(', ')} (relay ${meshOptions.relay})\n`);
+      mesh = running;
+      // Discovered members' names resolve before the tunnel's DNS.
+      if (meshOptions.network) tunnel.setLocalNames((host) => running.node.lookupName(host));
+      await write(io.stderr, `wireweave: mesh through ${meshOptions.hubs.join(', ')} (relay ${meshOptions.relay}${meshOptions.network ? `, network ${meshOptions.network}` : ''})\n`);
     }
     if (parsed.metrics) {
       metrics = await startMetricsServer(new DeviceMetrics(tunnel.device, { clock: tunnel.tun.clock }), parsed.metrics)
@@ -404,10 +409,14 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
   }
 }
 
-/** The [Mesh] options of the config file, or undefined (none, or a file netstack() will refuse in its own words). */
-function meshOf(config: string): WgQuickMesh | undefined {
+/**
+ * The config file when it has [Mesh], with derived addresses for a discovery member without
+ * Address; undefined otherwise (none, or a file netstack() will refuse in its own words).
+ */
+function meshOf(config: string): (WgQuickConfig & { mesh: WgQuickMesh }) | undefined {
   try {
-    return parseWgQuickConfig(readFileSync(config, 'utf8'), config).mesh;
+    const cfg = parseWgQuickConfig(readFileSync(config, 'utf8'), config);
+    return cfg.mesh ? withMeshAddresses(nodeCrypto, cfg) as WgQuickConfig & { mesh: WgQuickMesh } : undefined;
   } catch {
     return undefined;
   }

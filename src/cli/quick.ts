@@ -16,6 +16,8 @@ import type { Prefix, SetRequest } from '../device/config.ts';
 import { Errno, UapiError } from '../device/config.ts';
 import { runInterfaceCommand } from '../device/daemon.ts';
 import { meshEnvValue } from '../mesh/peer/daemon.ts';
+import { meshAddresses } from '../mesh/peer/discovery-config.ts';
+import { nodeCrypto } from '../crypto/node.ts';
 import { meshStatusPath } from '../mesh/peer/status-socket.ts';
 import { errnoText } from '../device/errno.ts';
 import { isInterfaceName } from '../device/ifname.ts';
@@ -120,14 +122,16 @@ async function up(ctx: Ctx): Promise<void> {
   await hooks(ctx, cfg.interface.preUp);
   say(ctx, `wireweave ${ifname}`);
   const env: NodeJS.ProcessEnv = { ...process.env, WG_PROCESS_FOREGROUND: '' };
+  // A discovery member without Address gets addresses derived from its key (docs/mesh.md §4).
+  const addresses = meshAddresses(nodeCrypto, cfg);
   delete env.WIREWEAVE_MESH;
-  if (cfg.mesh) env.WIREWEAVE_MESH = meshEnvValue(cfg.mesh);
+  if (cfg.mesh) env.WIREWEAVE_MESH = meshEnvValue(cfg.mesh, addresses);
   const code = await runInterfaceCommand([ifname], ctx.io, env);
   if (code !== 0) throw new QuickError(`could not create interface ${ifname}`);
   try {
     say(ctx, `wireweave setconf ${ifname} ${ctx.file}`);
     await configure(ifname, request);
-    for (const a of cfg.interface.addresses) {
+    for (const a of addresses) {
       const text = `${formatIp(a.bytes)}/${a.bits}`;
       await cmd(ctx, ['ip', `-${a.family}`, 'address', 'add', text, 'dev', ifname]);
     }

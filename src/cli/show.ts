@@ -65,6 +65,12 @@ export function meshHubLine(mesh: MeshStatus): string {
   return `  hub: ${h.url} (${detail})`;
 }
 
+/** Discovery: the network, our name and addresses, how many members, what was refused. */
+export function meshNetworkLine(n: NonNullable<MeshStatus['network']>): string {
+  const refused = Object.values(n.announceDrops).reduce((a, b) => a + b, 0) + Object.values(n.helloRefused).reduce((a, b) => a + b, 0);
+  return `  network: ${n.name} as ${n.self || '(no name)'} (${n.addresses.join(', ') || 'no address'}), ${n.members} ${n.members === 1 ? 'member' : 'members'}${refused ? `, ${refused} refused` : ''}`;
+}
+
 export function meshPathLine(p: MeshStatus['peers'][number]): string {
   return p.path.kind === 'direct' ? `  path: direct ${p.path.address}` : `  path: relay ${p.path.hub} (${p.path.reason})`;
 }
@@ -84,6 +90,7 @@ export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now
   if (state.listenPort) lines.push(`  listening port: ${state.listenPort}`);
   if (state.fwmark) lines.push(`  fwmark: 0x${state.fwmark.toString(16)}`);
   if (mesh) lines.push(meshHubLine(mesh));
+  if (mesh?.network) lines.push(meshNetworkLine(mesh.network));
   const paths = new Map(mesh?.peers.map((p) => [p.publicKey, p]) ?? []);
   // wg lists peers with the most recent handshake first.
   const peers = [...state.peers].sort((a, b) => b.lastHandshakeTimeSec - a.lastHandshakeTimeSec);
@@ -92,6 +99,10 @@ export function formatShow(ifname: string, state: DeviceState, nowSec = Date.now
     if (p.presharedKey) lines.push(`  preshared key: ${secret(p.presharedKey)}`);
     if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}`);
     const meshPeer = paths.get(encodeBase64(p.publicKey));
+    if (meshPeer?.discovered) {
+      const d = meshPeer.discovered;
+      lines.push(`  name: ${d.name || '(none)'}${d.refused ? ` (its Hello was refused: ${d.refused})` : d.addresses.length ? '' : ' (no Hello yet)'}`);
+    }
     if (meshPeer) lines.push(meshPathLine(meshPeer));
     lines.push(`  allowed ips: ${p.allowedIps.length ? p.allowedIps.map(formatPrefix).join(', ') : '(none)'}`);
     if (p.lastHandshakeTimeSec) lines.push(`  latest handshake: ${formatAgo(Math.floor(nowSec - p.lastHandshakeTimeSec))}`);
@@ -116,7 +127,8 @@ form for scripts (with \`all', each line starts with the interface name); \`dump
 prints everything, private and preshared keys included, as wg does. The full
 view hides private and preshared keys unless WG_HIDE_KEYS=never. An interface
 brought up from a file with [Mesh] also shows its hub connection (hub:) and,
-per mesh peer, its path: \`relay HUB (why)' or \`direct ADDR:PORT'. --json prints
+per mesh peer, its path: \`relay HUB (why)' or \`direct ADDR:PORT'; with a
+Network, the network line and each discovered member's name. --json prints
 the same (without private or preshared keys) as JSON, with the mesh's counters.
 `;
 
@@ -171,7 +183,7 @@ export function formatShowJson(ifname: string, state: DeviceState, mesh: MeshSta
     publicKey: state.privateKey ? encodeBase64(nodeCrypto.x25519PrivateKey(state.privateKey).publicKey) : null,
     listenPort: state.listenPort,
     fwmark: state.fwmark,
-    ...(mesh ? { mesh: { hub: mesh.hub, relay: mesh.relay, counters: mesh.counters } } : {}),
+    ...(mesh ? { mesh: { hub: mesh.hub, relay: mesh.relay, counters: mesh.counters, ...(mesh.network ? { network: mesh.network } : {}) } } : {}),
     peers: state.peers.map((p) => {
       const m = paths.get(encodeBase64(p.publicKey));
       return {
@@ -184,6 +196,7 @@ export function formatShowJson(ifname: string, state: DeviceState, mesh: MeshSta
         txBytes: p.txBytes,
         persistentKeepalive: p.persistentKeepalive,
         ...(m ? { path: m.path, candidates: m.candidates, signalDrops: m.drops } : {}),
+        ...(m?.discovered ? { name: m.discovered.name, discovered: m.discovered } : {}),
       };
     }),
   };

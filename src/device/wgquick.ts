@@ -31,7 +31,7 @@ import { ConfigError } from '../core/errors.ts';
 import { KeyFormatError, encodeBase64, parseKeyBase64 } from '../core/keys.ts';
 import { formatIp, formatPrefix } from './allowedips.ts';
 import type { EndpointAddress, PeerChange, Prefix, SetRequest } from './config.ts';
-import { applyMeshKey, formatMeshSection, meshKey } from './wgquick-mesh.ts';
+import { MESH_KEY_NAMES, applyMeshKey, checkMeshSection, formatMeshSection, meshKey } from './wgquick-mesh.ts';
 import type { MeshKey, WgQuickMesh } from './wgquick-mesh.ts';
 
 export type { MeshRelayPolicy, WgQuickMesh } from './wgquick-mesh.ts';
@@ -402,8 +402,8 @@ export function parseWgQuickConfig(text: string, fileName: string, options: Pars
       const mk = meshKey(qKey);
       if (!mk) {
         fail(lineNo, /^[A-Za-z][A-Za-z0-9 _-]{0,31}$/.test(qKey) && redact(qKey) === qKey
-          ? `unknown key ${quote(qKey)} in [Mesh]: expected Hub or Relay`
-          : 'unrecognized line in [Mesh]: expected Hub = URL or Relay = auto|always|never');
+          ? `unknown key ${quote(qKey)} in [Mesh]: expected ${MESH_KEY_NAMES}`
+          : `unrecognized line in [Mesh]: expected Key = Value with Key one of ${MESH_KEY_NAMES}`);
       }
       if (eq < 0 || qValue === '') fail(lineNo, `${mk} has no value`);
       const first = meshSeen.get(mk);
@@ -474,7 +474,8 @@ export function parseWgQuickConfig(text: string, fileName: string, options: Pars
     if (!d.peer.publicKey) fail(d.line, '[Peer] section has no PublicKey');
     out.push(d.peer as WgQuickPeer);
   }
-  if (mesh && mesh.hubs.length === 0) fail(mesh.line!, '[Mesh] section has no Hub');
+  const meshProblem = mesh ? checkMeshSection(mesh) : null;
+  if (meshProblem) fail(mesh!.line!, meshProblem);
   return mesh ? { interface: iface, peers: out, mesh, fileName } : { interface: iface, peers: out, fileName };
 }
 

@@ -138,6 +138,7 @@ export class Netstack {
   /** Our tunnel addresses. */
   readonly addresses: readonly string[];
   private readonly resolver: TunnelResolver;
+  private localNames: ((name: string) => string[]) | null = null;
   private readonly pings = new Map<number, { resolve: (r: PingResult) => void; sent: number; sequence: number }>();
   private pingSequence = 0;
   private closed = false;
@@ -208,7 +209,8 @@ export class Netstack {
     this.checkOpen();
     const name = unbracket(host);
     if (ipFamily(name)) { this.checkRoute(name, port); return name; }
-    const addresses = await this.resolver.resolve(name);
+    const local = this.localNames?.(name) ?? [];
+    const addresses = local.length > 0 ? local : await this.resolver.resolve(name);
     const usable = addresses.find((a) => this.routable(a));
     if (usable === undefined) {
       throw netError('EHOSTUNREACH', `${name} resolves to ${addresses.join(', ')}, outside every peer's allowed IPs: not sent (the tunnel fails closed)`, { hostname: name, port });
@@ -225,7 +227,18 @@ export class Netstack {
   /** Resolves a name through the tunnel's DNS servers (A and AAAA). */
   resolve(name: string, options?: ResolveOptions): Promise<string[]> {
     this.checkOpen();
+    const family = options?.family ?? 0;
+    const local = (this.localNames?.(name) ?? []).filter((a) => family === 0 || ipFamily(a) === family);
+    if (local.length > 0) return Promise.resolve(local);
     return this.resolver.resolve(name, options);
+  }
+
+  /**
+   * Names answered before DNS (a layer above, such as the mesh's discovered members, sets it):
+   * `lookup` returns a name's addresses, or none to ask the DNS servers.
+   */
+  setLocalNames(lookup: ((name: string) => string[]) | null): void {
+    this.localNames = lookup;
   }
 
   /**

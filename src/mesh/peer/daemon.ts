@@ -1,15 +1,19 @@
 /**
  * The mesh in the interface process (`wireweave up` with a [Mesh] section): the options come in
- * the environment as WIREWEAVE_MESH (hub URLs and the relay policy; no secret: the private key
- * reaches the daemon over the UAPI as always), the UDP bind is wrapped by the mesh bind, and the
- * mesh node runs beside the device with its status socket for `wireweave show`.
+ * the environment as WIREWEAVE_MESH (hub URLs, the relay policy and, for discovery, the network,
+ * its secret and the interface's addresses; the private key reaches the daemon over the UAPI as
+ * always). The environment of a root daemon is readable by root only, as its config file is.
+ * The UDP bind is wrapped by the mesh bind, and the mesh node runs beside the device with its
+ * status socket for `wireweave show`.
  */
 import os from 'node:os';
 import { systemRng } from '../../core/rng.ts';
 import { nodeCrypto } from '../../crypto/node.ts';
 import type { DaemonExtension } from '../../device/daemon.ts';
 import { DEFAULT_SOCKET_DIR } from '../../device/uapi-server.ts';
-import { parseHubUrl } from '../../device/wgquick-mesh.ts';
+import { parseIp } from '../../device/allowedips.ts';
+import type { Prefix } from '../../device/config.ts';
+import { MAX_NETWORK_SECRET, MIN_NETWORK_SECRET, parseHubUrl, parseMeshPrefix } from '../../device/wgquick-mesh.ts';
 import type { MeshRelayPolicy, WgQuickMesh } from '../../device/wgquick-mesh.ts';
 import { nodeTimers, nodeWebSocket } from '../client/node.ts';
 import { MeshBind } from './mesh-bind.ts';
@@ -18,17 +22,67 @@ import type { MeshDevice, MeshLog } from './mesh-node.ts';
 import { meshStatusPath, startStatusSocket } from './status-socket.ts';
 import type { StatusSocket } from './status-socket.ts';
 import { WireweaveError } from '../../core/errors.ts';
+import { nameFromHostname } from '../protocol/discovery.ts';
+import { networkKeys } from '../protocol/keys.ts';
+import { discoveryOptions } from './discovery-config.ts';
+import type { MeshDiscoveryOptions } from './discovery-config.ts';
+import type { MeshDiscovery } from './mesh-node.ts';
 
 export const MESH_ENV = 'WIREWEAVE_MESH';
 
 export interface MeshDaemonOptions {
   hubs: string[];
   relay: MeshRelayPolicy;
+  discovery?: MeshDiscoveryOptions;
+}
+
+/** The options the mesh runs with, from the config's [Mesh] and the interface's addresses. */
+export function meshDaemonOptions(mesh: WgQuickMesh, addresses: readonly Prefix[] = []): MeshDaemonOptions {
+  const discovery = discoveryOptions(nodeCrypto, mesh, addresses);
+  return discovery ? { hubs: mesh.hubs, relay: mesh.relay, discovery } : { hubs: mesh.hubs, relay: mesh.relay };
 }
 
 /** The environment value `up` hands the daemon. */
-export function meshEnvValue(mesh: WgQuickMesh): string {
-  return JSON.stringify({ hubs: mesh.hubs, relay: mesh.relay });
+export function meshEnvValue(mesh: WgQuickMesh, addresses: readonly Prefix[] = []): string {
+  return JSON.stringify(meshDaemonOptions(mesh, addresses));
+}
+
+/** An interface address as `ip/bits` with its host bits kept, or null. */
+function parseAddress(text: unknown): Prefix | null {
+  if (typeof text !== 'string') return null;
+  const m = /^([0-9A-Fa-f:.]+)\/(\d{1,3})$/.exec(text);
+  if (!m) return null;
+  let bytes: Uint8Array;
+  try { bytes = parseIp(m[1]!); } catch { return null; }
+  const bits = Number(m[2]);
+  return bits <= bytes.length * 8 ? { family: bytes.length === 4 ? 4 : 6, bytes, bits } : null;
+}
+
+function parseDiscovery(v: unknown, bad: (why: string) => Error): MeshDiscoveryOptions {
+  const d = v as Partial<Record<keyof MeshDiscoveryOptions, unknown>> | null;
+  if (typeof d !== 'object' || d === null) throw bad('discovery must be an object');
+  if (typeof d.network !== 'string' || !/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(d.network)) throw bad('discovery.network must be a name');
+  const n = typeof d.secret === 'string' ? new TextEncoder().encode(d.secret).length : 0;
+  // Never the secret itself in the message.
+  if (n < MIN_NETWORK_SECRET || n > MAX_NETWORK_SECRET) throw bad(`discovery.secret must be ${MIN_NETWORK_SECRET} to ${MAX_NETWORK_SECRET} bytes`);
+  if (typeof d.name !== 'string' || (d.name !== '' && !/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(d.name))) throw bad('discovery.name must be a DNS label or empty');
+  const p4 = typeof d.prefix4 === 'string' ? parseMeshPrefix('Prefix4', d.prefix4) : { problem: 'discovery.prefix4 is missing' };
+  const p6 = typeof d.prefix6 === 'string' ? parseMeshPrefix('Prefix6', d.prefix6) : { problem: 'discovery.prefix6 is missing' };
+  if (typeof p4 !== 'string') throw bad(p4.problem);
+  if (typeof p6 !== 'string') throw bad(p6.problem);
+  if (!Array.isArray(d.addresses) || d.addresses.length > 16 || d.addresses.some((a) => !parseAddress(a))) throw bad('discovery.addresses must be up to 16 ADDRESS/BITS');
+  return { network: d.network, secret: d.secret as string, name: d.name, prefix4: p4, prefix6: p6, addresses: d.addresses as string[] };
+}
+
+/** What the mesh node runs discovery with (keys derived here; the secret goes no further). */
+export function meshDiscovery(d: MeshDiscoveryOptions, hostname = os.hostname()): MeshDiscovery {
+  const keys = networkKeys(nodeCrypto, d.network, new TextEncoder().encode(d.secret));
+  const prefix = (t: string) => parseAddress(t)!;
+  return {
+    network: d.network, networkId: keys.networkId, announceKey: keys.announceKey,
+    name: d.name || nameFromHostname(hostname), prefix4: prefix(d.prefix4), prefix6: prefix(d.prefix6),
+    addresses: d.addresses.map(prefix),
+  };
 }
 
 export function parseMeshEnv(text: string): MeshDaemonOptions {
@@ -43,7 +97,8 @@ export function parseMeshEnv(text: string): MeshDaemonOptions {
     return url;
   });
   if (o.relay !== 'auto' && o.relay !== 'always' && o.relay !== 'never') throw bad('relay must be auto, always or never');
-  return { hubs, relay: o.relay };
+  const d = (v as { discovery?: unknown }).discovery;
+  return d === undefined ? { hubs, relay: o.relay } : { hubs, relay: o.relay, discovery: parseDiscovery(d, bad) };
 }
 
 /** The host's addresses a peer might reach us on: not loopback, not the tunnel itself. */
@@ -82,9 +137,10 @@ export async function runMesh(o: RunMeshOptions): Promise<{ node: MeshNode; clos
     wallNow: () => Date.now(),
     hostAddresses: () => hostAddresses(o.tunnel),
     log: o.logger,
+    ...(o.options.discovery ? { discovery: meshDiscovery(o.options.discovery) } : {}),
   });
   node.start();
-  o.logger.verbose(`mesh: hubs ${o.options.hubs.join(', ')}, relay ${o.options.relay}`);
+  o.logger.verbose(`mesh: hubs ${o.options.hubs.join(', ')}, relay ${o.options.relay}${o.options.discovery ? `, network ${o.options.discovery.network}` : ''}`);
   let status: StatusSocket | null = null;
   try {
     if (o.statusPath) status = await startStatusSocket(o.statusPath, () => node.status());

@@ -14,9 +14,11 @@ import { encodeBase64, encodeHex } from '../../core/keys.ts';
 import type { Rng } from '../../core/rng.ts';
 import type { BindEndpoint } from '../../device/bind.ts';
 import type { DeviceState, PeerChange, Prefix, SetRequest } from '../../device/config.ts';
-import { parseIp } from '../../device/allowedips.ts';
+import { formatIp, parseIp } from '../../device/allowedips.ts';
 import { MeshHubClient } from '../client/hub-client.ts';
 import type { HubConnectionState, Timers, WebSocketFactory } from '../client/hub-client.ts';
+import { ANNOUNCE_INTERVAL_MS, DiscoveryBook, prefixContains, sealAnnouncement } from '../protocol/discovery.ts';
+import type { AnnounceDrop, HelloRefusal } from '../protocol/discovery.ts';
 import { SignalChannel } from '../protocol/envelope.ts';
 import type { EnvelopeDrop } from '../protocol/envelope.ts';
 import { signalKeys } from '../protocol/keys.ts';
@@ -40,6 +42,20 @@ export interface MeshLog {
   verbose(message: string): void;
 }
 
+/** Discovery (docs/mesh.md §4): what this member announces and the network's keys and ranges. */
+export interface MeshDiscovery {
+  /** The network's name, for `show` only (the hub sees `networkId`). */
+  network: string;
+  networkId: Uint8Array;
+  announceKey: Uint8Array;
+  /** This member's name in the network. */
+  name: string;
+  prefix4: Prefix;
+  prefix6: Prefix;
+  /** The interface's addresses (host bits kept); those inside the ranges are announced. */
+  addresses: Prefix[];
+}
+
 export interface MeshNodeOptions {
   device: MeshDevice;
   bind: MeshBind;
@@ -58,6 +74,8 @@ export interface MeshNodeOptions {
   log: MeshLog;
   /** How often our addresses are looked at again; default 30 s. */
   candidateRefreshMs?: number;
+  /** Network/NetworkSecret in [Mesh]: announce, and add the other members as peers. */
+  discovery?: MeshDiscovery;
 }
 
 /** At most this many mesh peers per interface (relay slots are 16 bits). */
@@ -96,6 +114,8 @@ export interface MeshPeerStatus {
   path: { kind: 'relay'; hub: string; reason: string } | { kind: 'direct'; address: string; rttMs: number };
   candidates: string[];
   drops: Record<EnvelopeDrop, number>;
+  /** A member found by discovery: its name and announced addresses (empty until its Hello). */
+  discovered?: { name: string; addresses: string[]; refused: HelloRefusal | null };
 }
 
 export interface MeshStatus {
@@ -103,6 +123,7 @@ export interface MeshStatus {
   relay: RelayPolicy;
   peers: MeshPeerStatus[];
   counters: MeshNode['counters'];
+  network?: { name: string; self: string; addresses: string[]; members: number; announceDrops: Record<AnnounceDrop, number>; helloRefused: Record<HelloRefusal, number> };
 }
 
 const ABSENT_TEXT: Record<number, string> = { 1: 'the peer is not connected to the hub', 2: 'the hub does not admit the peer', 3: 'rate limited by the hub', 4: "the hub's queue to the peer is full" };
@@ -110,6 +131,7 @@ const ABSENT_TEXT: Record<number, string> = { 1: 'the peer is not connected to t
 export class MeshNode {
   readonly counters = {
     unknownSender: 0, badBody: 0, signalsSent: 0, signalsReceived: 0, probesSent: 0, pongs: 0, pathChanges: 0, relayFromUnknown: 0,
+    announcementsSent: 0, membersAdded: 0, membersRemoved: 0,
   };
   private readonly o: MeshNodeOptions;
   private readonly peers = new Map<string, MeshPeer>();
@@ -126,6 +148,11 @@ export class MeshNode {
   private timerAt = Infinity;
   private stopped = false;
   private refreshAt = 0;
+  private book: DiscoveryBook | null = null;
+  /** Keys of peers this node added to the device for discovered members (it removes only these). */
+  private readonly discovered = new Set<string>();
+  private announceSeq = 0;
+  private announceAt = Infinity;
 
   constructor(options: MeshNodeOptions) {
     this.o = options;
@@ -162,6 +189,8 @@ export class MeshNode {
       this.client?.stop();
       this.client = null;
       for (const p of this.peers.values()) p.channel = null;
+      this.book = null;
+      if (selfPublic && this.o.discovery) this.book = this.makeBook(selfPublic, this.o.discovery);
       if (state.privateKey) this.startClient(state.privateKey);
     }
     const present = new Set<string>();
@@ -189,7 +218,10 @@ export class MeshNode {
         peer.pskId = pskId;
         peer.channel = this.makeChannel(state.privateKey, ps.publicKey, ps.presharedKey);
         // A new peer (or new keys) while connected: it learns our candidates now, not at the next change.
-        if (peer.channel && this.client?.connected) this.sendCandidates(peer);
+        if (peer.channel && this.client?.connected) {
+          this.sendCandidates(peer);
+          if (this.book?.get(hex)) this.sendHello(peer, true);
+        }
       }
       if (ps.endpoint === null && this.o.relay !== 'never') endpoints.push(this.endpointChange(peer, RELAY_ADDRESS, peer.slot));
     }
@@ -197,6 +229,7 @@ export class MeshNode {
       if (present.has(hex)) continue;
       this.peers.delete(hex);
       this.bySlot.delete(peer.slot);
+      this.discovered.delete(hex);
     }
     if (endpoints.length) this.apply(endpoints);
     this.arm();
@@ -229,6 +262,8 @@ export class MeshNode {
       now: () => this.o.wallNow(),
       events: {
         state: (s) => this.onHubState(s),
+        announcement: (id, key, sealed) => this.onAnnouncement(id, key, sealed),
+        withdrawn: (id, key) => { if (this.isOurNetwork(id) && this.book?.remove(encodeHex(key))) this.forget(encodeHex(key), 'withdrawn by the hub'); },
         signal: (from, envelope) => this.onSignal(from, envelope),
         packet: (from, datagram) => this.onRelayed(from, datagram),
         absent: (key, reason) => {
@@ -237,6 +272,7 @@ export class MeshNode {
         },
       },
     });
+    if (this.o.discovery) this.client.subscribe(this.o.discovery.networkId);
     this.client.start();
   }
 
@@ -255,6 +291,7 @@ export class MeshNode {
       this.o.log.verbose(`mesh: connected to ${s.hub}${s.observed ? `, seen as ${s.observed.address}` : ''}`);
       this.refreshAt = this.o.now() + (this.o.candidateRefreshMs ?? CANDIDATE_REFRESH_MS);
       this.refreshCandidates(true);
+      if (this.book) this.announce();
       this.arm();
     } else if (s.kind === 'disconnected') {
       this.o.log.verbose(`mesh: hub ${s.hub} lost (${s.reason}); retrying in ${s.retryInMs} ms`);
@@ -306,8 +343,103 @@ export class MeshNode {
       this.sendCandidates(peer);
     } else if (body.type === SIGNAL.bye) {
       this.setRemoteCandidates(peer, []);
+    } else if (body.type === SIGNAL.hello) {
+      this.onHello(peer, opened.epoch, body);
+    } else if (body.type === SIGNAL.helloRequest) {
+      if (this.book?.get(encodeHex(peer.key))) this.sendHello(peer, false);
     }
     this.arm();
+  }
+
+  // ------------------------------------------------------------ discovery (docs/mesh.md §4)
+
+  private makeBook(self: Uint8Array, d: MeshDiscovery): DiscoveryBook {
+    return new DiscoveryBook({
+      crypto: this.o.crypto, networkId: d.networkId, announceKey: d.announceKey, self, prefix4: d.prefix4, prefix6: d.prefix6,
+      // Nobody may claim our addresses or a configured peer's routes.
+      reserved: () => [
+        ...d.addresses.map(hostPrefix),
+        ...this.o.device.getState().peers.filter((p) => !this.discovered.has(encodeHex(p.publicKey))).flatMap((p) => p.allowedIps),
+      ],
+    });
+  }
+
+  private isOurNetwork(id: Uint8Array): boolean {
+    const own = this.o.discovery?.networkId;
+    return own !== undefined && encodeHex(id) === encodeHex(own);
+  }
+
+  private announce(): void {
+    const d = this.o.discovery;
+    if (!d || !this.client || !this.selfPublic) return;
+    this.announceAt = this.o.now() + ANNOUNCE_INTERVAL_MS;
+    const sealed = sealAnnouncement(this.o.crypto, this.o.rng, d.announceKey, d.networkId, this.selfPublic, { epoch: this.epoch, seq: this.announceSeq++, sent: this.o.wallNow() });
+    if (this.client.announce(d.networkId, sealed)) this.counters.announcementsSent++;
+  }
+
+  private onAnnouncement(id: Uint8Array, key: Uint8Array, sealed: Uint8Array): void {
+    if (!this.book || !this.isOurNetwork(id)) return;
+    const r = this.book.onAnnouncement(this.o.now(), this.o.wallNow(), key, sealed);
+    if (r.kind === 'dropped' || r.kind === 'duplicate') return; // counted by the book
+    const hex = r.member.hex;
+    const peer = this.peers.get(hex);
+    if (r.kind === 'new' && !peer) {
+      // A WireGuard peer with no allowed IPs until its own Hello says which: it can route nothing yet.
+      this.discovered.add(hex);
+      this.counters.membersAdded++;
+      this.o.log.verbose(`mesh: member ${encodeBase64(key).slice(0, 4)}… announced; adding it`);
+      this.o.device.applySet({ replacePeers: false, peers: [{ publicKey: r.member.key, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [] }] })
+        .catch((err: Error) => this.o.log.error(`mesh: cannot add a member: ${err.message}`));
+    } else if (peer && r.member.helloEpoch < 0) {
+      // Known but no Hello yet (lost, or refused before it announced): ask again.
+      this.sendHello(peer, true);
+    }
+    this.arm();
+  }
+
+  private sendHello(peer: MeshPeer, request: boolean): void {
+    const d = this.o.discovery;
+    if (!d) return;
+    const inRange = d.addresses.filter((a) => prefixContains(a.family === 4 ? d.prefix4 : d.prefix6, a.bytes));
+    const addresses = inRange.map((a) => ({ address: formatIp(a.bytes), bits: a.bytes.length * 8 }));
+    this.sendSignal(peer, { type: SIGNAL.hello, addresses, name: d.name, generation: 1 });
+    if (request) this.sendSignal(peer, { type: SIGNAL.helloRequest });
+  }
+
+  private onHello(peer: MeshPeer, epoch: number, body: Extract<SignalBody, { type: typeof SIGNAL.hello }>): void {
+    if (!this.book) return;
+    const hex = encodeHex(peer.key);
+    const r = this.book.onHello(peer.key, epoch, body);
+    if (!r.ok) {
+      this.o.log.verbose(`mesh: Hello from ${peer.base64.slice(0, 4)}… refused (${r.reason})`);
+      return;
+    }
+    // A configured peer keeps the allowed IPs its [Peer] section gave it.
+    if (!r.changed || !this.discovered.has(hex)) return;
+    this.o.log.verbose(`mesh: member ${peer.base64.slice(0, 4)}…${r.member.name ? ` (${r.member.name})` : ''} at ${r.member.addresses.map((a) => formatIp(a.bytes)).join(', ')}`);
+    const allowedIps = r.member.addresses.map((prefix) => ({ op: 'add' as const, prefix }));
+    this.o.device.applySet({ replacePeers: false, peers: [{ publicKey: peer.key, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps }] })
+      .catch((err: Error) => this.o.log.error(`mesh: cannot set a member's addresses: ${err.message}`));
+  }
+
+  /** A member left (withdrawn or expired): the peer this node added for it goes. */
+  private forget(hex: string, why: string): void {
+    if (!this.discovered.delete(hex)) return;
+    const peer = this.peers.get(hex);
+    this.counters.membersRemoved++;
+    this.o.log.verbose(`mesh: member ${peer?.base64.slice(0, 4) ?? hex.slice(0, 8)}… ${why}; removing it`);
+    if (peer) {
+      this.peers.delete(hex);
+      this.bySlot.delete(peer.slot);
+    }
+    const key = peer?.key ?? Uint8Array.from(hex.match(/../g)!.map((b) => parseInt(b, 16)));
+    this.o.device.applySet({ replacePeers: false, peers: [{ publicKey: key, remove: true, updateOnly: false, replaceAllowedIps: false, allowedIps: [] }] })
+      .catch((err: Error) => this.o.log.error(`mesh: cannot remove a member: ${err.message}`));
+  }
+
+  /** Addresses of the member called `name` (netstack's resolver asks before DNS); empty when none. */
+  lookupName(name: string): string[] {
+    return this.book?.lookup(name) ?? [];
   }
 
   private setRemoteCandidates(peer: MeshPeer, list: readonly Candidate[]): void {
@@ -401,6 +533,7 @@ export class MeshNode {
     // While direct, the traffic check needs a look now and then even with no deadline due.
     if ([...this.peers.values()].some((p) => p.path.state.kind === 'direct')) at = Math.min(at, this.o.now() + 1000);
     if (this.client?.connected && this.peers.size > 0) at = Math.min(at, this.refreshAt);
+    if (this.book) at = Math.min(at, this.book.nextDeadline(), this.client?.connected ? this.announceAt : Infinity);
     if (at >= this.timerAt) return;
     this.o.timers.clearTimeout(this.timer);
     this.timerAt = at;
@@ -415,6 +548,10 @@ export class MeshNode {
     if (now >= this.refreshAt) {
       this.refreshAt = now + (this.o.candidateRefreshMs ?? CANDIDATE_REFRESH_MS);
       if (this.client?.connected) this.refreshCandidates(false);
+    }
+    if (this.book) {
+      if (now >= this.announceAt && this.client?.connected) this.announce();
+      for (const m of this.book.expire(now)) this.forget(m.hex, 'not announced for 60 s');
     }
     const bytes = new Map(this.o.device.getState().peers.map((p) => [encodeHex(p.publicKey), p.rxBytes + p.txBytes]));
     for (const [hex, peer] of this.peers) {
@@ -450,9 +587,21 @@ export class MeshNode {
         else if (p.absent) reason += `; ${p.absent}`;
         path = { kind: 'relay', hub: hub.url, reason };
       }
-      peers.push({ publicKey: p.base64, slot: p.slot, path, candidates: [...p.candidates.keys()], drops: { ...(p.channel?.drops ?? { malformed: 0, seal: 0, stale: 0, oldEpoch: 0, replay: 0 }) } });
+      const status: MeshPeerStatus = { publicKey: p.base64, slot: p.slot, path, candidates: [...p.candidates.keys()], drops: { ...(p.channel?.drops ?? { malformed: 0, seal: 0, stale: 0, oldEpoch: 0, replay: 0 }) } };
+      const m = this.book?.get(encodeHex(p.key));
+      if (m) status.discovered = { name: m.name, addresses: m.addresses.map((a) => formatIp(a.bytes)), refused: m.refused };
+      peers.push(status);
     }
-    return { hub, relay: this.o.relay, peers, counters: { ...this.counters } };
+    const out: MeshStatus = { hub, relay: this.o.relay, peers, counters: { ...this.counters } };
+    const d = this.o.discovery;
+    if (d) {
+      out.network = {
+        name: d.network, self: d.name, addresses: d.addresses.map((a) => `${formatIp(a.bytes)}/${a.bits}`), members: this.book?.size ?? 0,
+        announceDrops: { ...(this.book?.drops ?? { malformed: 0, seal: 0, stale: 0, replay: 0, full: 0 }) },
+        helloRefused: { ...(this.book?.refused ?? { notMember: 0, old: 0, noAddress: 0, outOfRange: 0, overlap: 0 }) },
+      };
+    }
+    return out;
   }
 }
 
@@ -469,6 +618,10 @@ function usableCandidate(address: string): boolean {
   const a = address.toLowerCase();
   if (a.startsWith('127.') || a === '0.0.0.0' || a === '::' || a === '::1' || a.startsWith('fe80:') || a.startsWith('169.254.')) return false;
   return true;
+}
+
+function hostPrefix(p: Prefix): Prefix {
+  return { family: p.family, bytes: p.bytes, bits: p.bytes.length * 8 };
 }
 
 function contains(prefix: Prefix, address: string): boolean {

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { NOISE_IKPSK2_25519_CHACHAPOLY_BLAKE2S as V } from '../fixtures/vectors.ts';
-import { message1Length, message2Length, noiseStart, readMessage1, readMessage2, split, writeMessage1, writeMessage2 } from '../../src/core/noise.ts';
+import { kdf, message1Length, message2Length, noiseStart, readMessage1, readMessage2, split, writeMessage1, writeMessage2 } from '../../src/core/noise.ts';
 import { nodeCrypto } from '../../src/crypto/node.ts';
 import { portableCrypto } from '../../src/crypto/portable.ts';
 import { decodeHex, encodeHex } from '../../src/core/keys.ts';
@@ -92,3 +92,65 @@ for (const crypto of [nodeCrypto, portableCrypto]) {
     });
   });
 }
+
+describe('Noise edges', () => {
+  const crypto = nodeCrypto;
+
+  it('InitializeSymmetric: a name of at most 32 bytes is zero-padded, a longer one hashed', () => {
+    const prologue = utf8('prologue');
+    for (const name of ['Noise_short', 'N'.repeat(32)]) {
+      const s = noiseStart(crypto, name, prologue);
+      const padded = new Uint8Array(32);
+      padded.set(utf8(name));
+      assert.deepEqual(s.chainKey, padded, name);
+      assert.deepEqual(s.hash, crypto.hash([padded, prologue]), name);
+    }
+    const long = 'N'.repeat(33);
+    assert.deepEqual(noiseStart(crypto, long, prologue).chainKey, crypto.hash([utf8(long)]));
+  });
+
+  it('KDF_n gives exactly n HKDF outputs', () => {
+    const key = new Uint8Array(32).fill(1), input = new Uint8Array(32).fill(2);
+    const prk = crypto.hmac(key, input);
+    const t1 = crypto.hmac(prk, Uint8Array.of(1));
+    const t2 = crypto.hmac(prk, Uint8Array.of(...t1, 2));
+    const t3 = crypto.hmac(prk, Uint8Array.of(...t2, 3));
+    assert.deepEqual(kdf(crypto, key, input, 1), [t1]);
+    assert.deepEqual(kdf(crypto, key, input, 2), [t1, t2]);
+    assert.deepEqual(kdf(crypto, key, input, 3), [t1, t2, t3]);
+  });
+
+  it('reads messages with an empty payload, refuses anything shorter, and fails on low-order keys', () => {
+    const start = noiseStart(crypto, CONSTRUCTION, utf8(IDENTIFIER));
+    const a = crypto.x25519PrivateKey(decodeHex(V.init_static));
+    const b = crypto.x25519PrivateKey(decodeHex(V.resp_static));
+    const msg1 = new Uint8Array(message1Length(0));
+    const st = writeMessage1(crypto, start, a, b.publicKey, crypto.x25519(a, b.publicKey)!,
+      crypto.x25519PrivateKey(decodeHex(V.init_ephemeral)), new Uint8Array(0), msg1, 0)!;
+    const ss = (k: Uint8Array) => crypto.x25519(b, k);
+    assert.equal(readMessage1(crypto, start, b, msg1.subarray(0, msg1.length - 1), ss), null, 'one byte short');
+    const r = readMessage1(crypto, start, b, msg1, ss)!;
+    assert.equal(r.payload.length, 0);
+    assert.equal(readMessage1(crypto, start, b, msg1, () => null), null, 'unknown initiator');
+    const lowOrder = msg1.slice();
+    lowOrder.fill(0, 0, 32); // e = the all-zero point: DH(s_r, e) is zero
+    assert.equal(readMessage1(crypto, start, b, lowOrder, ss), null, 'low-order ephemeral');
+    assert.equal(writeMessage1(crypto, start, a, new Uint8Array(32), new Uint8Array(32),
+      crypto.x25519PrivateKey(decodeHex(V.init_ephemeral)), new Uint8Array(0), new Uint8Array(message1Length(0)), 0), null,
+    'towards a low-order static key');
+    const msg2 = new Uint8Array(message2Length(0));
+    assert.equal(writeMessage2(crypto, { chainKey: r.chainKey.slice(), hash: r.hash.slice() }, new Uint8Array(32), r.remoteStatic,
+      new Uint8Array(32), crypto.x25519PrivateKey(decodeHex(V.resp_ephemeral)), new Uint8Array(0), msg2, 0), false, 'low-order e_i');
+    assert.equal(writeMessage2(crypto, { chainKey: r.chainKey.slice(), hash: r.hash.slice() }, r.remoteEphemeral, new Uint8Array(32),
+      new Uint8Array(32), crypto.x25519PrivateKey(decodeHex(V.resp_ephemeral)), new Uint8Array(0), msg2, 0), false, 'low-order S_i');
+    assert.ok(writeMessage2(crypto, r, r.remoteEphemeral, r.remoteStatic, new Uint8Array(32),
+      crypto.x25519PrivateKey(decodeHex(V.resp_ephemeral)), new Uint8Array(0), msg2, 0));
+    assert.equal(readMessage2(crypto, st, a, new Uint8Array(32), msg2.subarray(0, msg2.length - 1)), null, 'one byte short');
+    const zeroE = msg2.slice();
+    zeroE.fill(0, 0, 32);
+    assert.equal(readMessage2(crypto, st, a, new Uint8Array(32), zeroE), null, 'low-order responder ephemeral');
+    const done = readMessage2(crypto, st, a, new Uint8Array(32), msg2)!;
+    assert.equal(done.payload.length, 0);
+    assert.deepEqual(split(crypto, done.state), split(crypto, r));
+  });
+});

@@ -29,10 +29,13 @@ export async function isolate(rig: Rig, nodes: readonly RigNode[]): Promise<void
   for (const n of nodes) await rig.execOk(h, ['ip', 'link', 'set', 'dev', `p${n.label.toLowerCase()}`, 'type', 'bridge_slave', 'isolated', 'on']);
 }
 
-/** `wireweave hub` in H on `port`, once it listens. */
+/**
+ * `wireweave hub` in H on `port`, once it listens. Started exactly as README's quick start says
+ * (`wireweave hub --listen 8443`), and dialled as its config writes the hub (`ws://HOST:PORT`).
+ */
 export async function startHub(rig: Rig, port: number): Promise<{ proc: Spawned; url: string }> {
   const h = rig.nodes[0]!;
-  const proc = rig.spawnIn(h, [WIREWEAVE_BIN, 'hub', '--listen', `0.0.0.0:${port}`]);
+  const proc = rig.spawnIn(h, [WIREWEAVE_BIN, 'hub', '--listen', String(port)]);
   await until('the hub to listen', async () => /listening on/.test(proc.stderr()) || !proc.running(), 20_000);
   assert.ok(proc.running(), `the hub exited: ${proc.stderr()}`);
   return { proc, url: `ws://${h.addr4}:${port}` };

@@ -40,7 +40,12 @@ function write(stream: Writable, text: string): Promise<void> {
 }
 
 /** One-line configuration problem. */
-class HubArgError extends Error {}
+class HubArgError extends WireweaveError {
+  constructor(message: string) {
+    super('ERR_CLI', message);
+    this.name = 'HubArgError';
+  }
+}
 
 function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):)?(\d{1,5})$/.exec(text);

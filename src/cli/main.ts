@@ -4,6 +4,7 @@
  * real process. Subcommand modules are imported lazily to keep startup short.
  */
 import { readFileSync } from 'node:fs';
+import { WireweaveError } from '../core/errors.ts';
 import { isInterfaceName } from '../device/ifname.ts';
 import { interfaceArgument, refuseAsInterfaceName } from './commands.ts';
 import type { Writable } from 'node:stream';
@@ -58,7 +59,7 @@ function write(stream: Writable, text: string): Promise<void> {
 /** The version in the package.json next to src/. */
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-  if (typeof pkg.version !== 'string') throw new Error('package.json has no version');
+  if (typeof pkg.version !== 'string') throw new WireweaveError('ERR_PACKAGE', 'package.json has no version');
   return pkg.version;
 }
 

@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
+import { WireweaveError } from '../core/errors.ts';
 import { encodeBase64 } from '../core/keys.ts';
 import { nodeCrypto } from '../crypto/node.ts';
 import { makeLogger } from '../device/logger.ts';
@@ -116,7 +117,12 @@ tunnel (reverse: by this host) and must be inside a peer's AllowedIPs.
 
 ${COMMON_USAGE}`;
 
-export class CliError extends Error {}
+export class CliError extends WireweaveError {
+  constructor(message: string) {
+    super('ERR_CLI', message);
+    this.name = 'CliError';
+  }
+}
 
 /** PORT, HOST:PORT or [v6]:PORT → host and port (host defaults to 127.0.0.1). */
 export function parseListenAddress(flag: string, text: string | undefined): { host: string; port: number } {

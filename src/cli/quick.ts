@@ -10,6 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import { WireweaveError } from '../core/errors.ts';
 import { encodeBase64 } from '../core/keys.ts';
 import { formatIp, formatPrefix } from '../device/allowedips.ts';
 import type { Prefix, SetRequest } from '../device/config.ts';
@@ -33,7 +34,13 @@ export interface QuickIo {
   stderr: Writable;
 }
 
-class QuickError extends Error {}
+/** wg-quick's failures: a bad file name, a failed ip(8) or hook, an interface that exists. */
+class QuickError extends WireweaveError {
+  constructor(message: string) {
+    super('ERR_QUICK', message);
+    this.name = 'QuickError';
+  }
+}
 
 interface Ctx {
   io: QuickIo;

@@ -8,8 +8,8 @@ export class WireweaveError extends Error {
   readonly code: string;
   readonly [BRAND] = true;
 
-  constructor(code: string, message: string) {
-    super(message);
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'WireweaveError';
     this.code = code;
   }

@@ -2,6 +2,7 @@
  * Receiver indexes: random 32-bit values naming a pending handshake or a session, never two
  * live at once (whitepaper §5.4.1). Random so they reveal nothing about peer count or order.
  */
+import { WireweaveError } from './errors.ts';
 import { randomUint32 } from './rng.ts';
 import type { Rng } from './rng.ts';
 
@@ -17,7 +18,8 @@ export class IndexTable<T> {
   /** A fresh index bound to `value`. 0 is never handed out so it can mean "none". */
   allocate(value: T): number {
     for (let tries = 0; ; tries++) {
-      if (tries > 1000) throw new Error('rng stuck ' + this.entries.size);
+      // Only a broken Rng (constant output) gets here: 2^32 indexes, bounded tables.
+      if (tries > 1000) throw new WireweaveError('ERR_RNG_STUCK', 'rng stuck ' + this.entries.size);
       const index = randomUint32(this.rng, this.scratch);
       if (index !== 0 && !this.entries.has(index)) {
         this.entries.set(index, value);

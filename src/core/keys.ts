@@ -6,6 +6,7 @@
  * private key does not leak it through cache timing as far as JavaScript allows (the engine
  * gives no guarantee). Error messages never contain the input text.
  */
+import { WireweaveError } from './errors.ts';
 import type { Rng } from './rng.ts';
 
 /** Bytes in a WireGuard key (private, public or preshared). */
@@ -16,10 +17,10 @@ export const KEY_BASE64_LENGTH = 44;
 export const KEY_HEX_LENGTH = 64;
 
 /** Malformed base64 or hex text given to `decodeBase64` / `decodeHex`. */
-export class EncodingError extends Error {
-  readonly code = 'ERR_ENCODING' as const;
+export class EncodingError extends WireweaveError {
+  declare readonly code: 'ERR_ENCODING';
   constructor(message: string) {
-    super(message);
+    super('ERR_ENCODING', message);
     this.name = 'EncodingError';
   }
 }
@@ -28,11 +29,11 @@ export class EncodingError extends Error {
 export type KeyFormatReason = 'empty' | 'length' | 'encoding';
 
 /** Text that is not a key. The message names the problem and never contains the text. */
-export class KeyFormatError extends Error {
-  readonly code = 'ERR_KEY_FORMAT' as const;
+export class KeyFormatError extends WireweaveError {
+  declare readonly code: 'ERR_KEY_FORMAT';
   readonly reason: KeyFormatReason;
   constructor(reason: KeyFormatReason, message: string) {
-    super(message);
+    super('ERR_KEY_FORMAT', message);
     this.name = 'KeyFormatError';
     this.reason = reason;
   }

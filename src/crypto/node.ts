@@ -26,6 +26,7 @@ import type { KeyObject } from 'node:crypto';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
 import { mac, xopen, xseal } from './noble-shared.ts';
 import { isAllZero } from '../core/bytes.ts';
+import { WireweaveError } from '../core/errors.ts';
 
 const KEY_LEN = 32;
 const TAG_LEN = 16;
@@ -113,7 +114,7 @@ export const nodeCrypto: CryptoProvider = {
     if (privateKey.length !== KEY_LEN) throw new RangeError('X25519 private key must be 32 bytes');
     const keyObject = importX25519Private(privateKey);
     const jwk = createPublicKey(keyObject).export({ format: 'jwk' });
-    if (typeof jwk.x !== 'string') throw new Error('nodeCrypto: could not derive the X25519 public key');
+    if (typeof jwk.x !== 'string') throw new WireweaveError('ERR_CRYPTO', 'nodeCrypto: could not derive the X25519 public key');
     const publicKey = new Uint8Array(Buffer.from(jwk.x, 'base64url'));
     return new NodeX25519PrivateKey(keyObject, publicKey);
   },

@@ -4,6 +4,7 @@
  */
 import type { Bind, BindEndpoint, BindReceiver } from './bind.ts';
 import { EndpointCache } from './endpoint-address.ts';
+import { WireweaveError } from '../core/errors.ts';
 
 export class MemoryNetwork {
   private readonly listeners = new Map<string, { bind: MemoryBind; receiver: BindReceiver }>();
@@ -16,7 +17,7 @@ export class MemoryNetwork {
   attach(address: string, port: number, bind: MemoryBind, receiver: BindReceiver): number {
     if (port === 0) while (this.listeners.has(`${address}|${(port = this.nextPort++)}`));
     const key = `${address}|${port}`;
-    if (this.listeners.has(key)) throw Object.assign(new Error(`address in use: ${address}:${port}`), { code: 'EADDRINUSE' });
+    if (this.listeners.has(key)) throw new WireweaveError('EADDRINUSE', `address in use: ${address}:${port}`);
     this.listeners.set(key, { bind, receiver });
     return port;
   }

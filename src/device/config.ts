@@ -3,6 +3,8 @@
  * wg-quick files. A `SetRequest` is a fully parsed and validated `set=1` operation: the device
  * applies it all or nothing.
  */
+import { WireweaveError } from '../core/errors.ts';
+
 
 /** An IP prefix such as 10.0.0.0/24 or fd00::/64; `bytes` has 4 or 16 bytes, host bits zeroed. */
 export interface Prefix {
@@ -80,11 +82,11 @@ export const Errno = {
   ENOENT: 2,
 } as const;
 
-export class UapiError extends Error {
+export class UapiError extends WireweaveError {
   readonly errno: number;
-  readonly code = 'ERR_UAPI';
+  declare readonly code: 'ERR_UAPI';
   constructor(errno: number, message: string) {
-    super(message);
+    super('ERR_UAPI', message);
     this.name = 'UapiError';
     this.errno = errno;
   }

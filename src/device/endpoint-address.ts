@@ -5,6 +5,7 @@
  * identity and reuse them without allocating per packet.
  */
 import { isIP } from 'node:net';
+import { ConfigError } from '../core/errors.ts';
 import { parseIp } from './allowedips.ts';
 import type { BindEndpoint } from './bind.ts';
 
@@ -41,7 +42,7 @@ export function makeEndpoint(address: string, port: number, localAddress?: strin
   // without it. (Refusing here threw out of a UAPI set that its parser had accepted: found by
   // fuzz/targets/uapi-set.ts, first with '@', then with a '\r' that /%.*$/ did not reach.)
   let family = isIP(withoutZone(address));
-  if (family === 0) throw new Error(`not an IP address: ${address}`);
+  if (family === 0) throw new ConfigError('ERR_ADDRESS', `not an IP address: ${address}`);
   // Fold IPv4-mapped IPv6 (::ffff:1.2.3.4) to IPv4, as wireguard-go does.
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) { address = mapped[1]!; family = 4; }
@@ -55,7 +56,7 @@ export function makeEndpoint(address: string, port: number, localAddress?: strin
   if (localAddress === undefined) return { address, port, family: family as 4 | 6, tag, text };
   const localMapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(localAddress);
   if (localMapped) localAddress = localMapped[1]!;
-  if (isIP(localAddress) !== family) throw new Error(`local address ${localAddress} is not of the family of ${address}`);
+  if (isIP(localAddress) !== family) throw new ConfigError('ERR_ADDRESS', `local address ${localAddress} is not of the family of ${address}`);
   return { address, port, family: family as 4 | 6, tag, text, localAddress };
 }
 

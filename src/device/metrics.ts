@@ -12,6 +12,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import v8 from 'node:v8';
+import { ConfigError, WireweaveError } from '../core/errors.ts';
 import { DROP_REASONS } from '../core/endpoint.ts';
 import { encodeBase64 } from '../core/keys.ts';
 import type { Clock } from './clock.ts';
@@ -148,7 +149,7 @@ function formatValue(v: number): string {
 export function parseListenAddress(text: string): { host: string; port: number } {
   const m = /^(?:(?:\[([0-9A-Fa-f:.%\w-]+)\]|([^:[\]\s]+)):)?(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`invalid metrics address ${JSON.stringify(text)}: expected [HOST:]PORT, e.g. 127.0.0.1:9586`);
+  if (!m || port > 65535) throw new ConfigError('ERR_METRICS_ADDRESS', `invalid metrics address ${JSON.stringify(text)}: expected [HOST:]PORT, e.g. 127.0.0.1:9586`);
   return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
 }
 
@@ -183,7 +184,7 @@ export async function startMetricsServer(metrics: DeviceMetrics, listen: string)
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new Error(`cannot serve metrics on ${listen}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.code === 'EACCES' ? 'permission denied' : err.message}`));
+      reject(new WireweaveError('ERR_METRICS_LISTEN', `cannot serve metrics on ${listen}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.code === 'EACCES' ? 'permission denied' : err.message}`));
     });
     server.listen(port, host, () => resolve());
   });

@@ -9,6 +9,7 @@
  * clears the stale socket, as with a crashed wireguard-go).
  */
 import { execFileSync } from 'node:child_process';
+import { ConfigError, WireweaveError } from '../core/errors.ts';
 
 export interface Account {
   name: string;
@@ -18,16 +19,16 @@ export interface Account {
 
 /** The uid and primary gid of `name` (a user name or a numeric uid), through id(1) so NSS applies. */
 export function lookupUser(name: string): Account {
-  if (!/^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\$?$/.test(name)) throw new Error(`invalid user name ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}\$?$/.test(name)) throw new ConfigError('ERR_USER', `invalid user name ${JSON.stringify(name)}`);
   const id = (flag: string): number => {
     try {
       return Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
     } catch {
-      throw new Error(`no such user: ${name}`);
+      throw new ConfigError('ERR_USER', `no such user: ${name}`);
     }
   };
   const uid = id('-u'), gid = id('-g');
-  if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error(`cannot look up user ${name}`);
+  if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new ConfigError('ERR_USER', `cannot look up user ${name}`);
   return { name, uid, gid };
 }
 
@@ -47,8 +48,8 @@ export interface ProcessIds {
  * Error when not root or when any step fails.
  */
 export function dropPrivileges(account: Account, proc: ProcessIds = process as unknown as ProcessIds): void {
-  if (proc.geteuid() !== 0) throw new Error(`cannot switch to user ${account.name}: not running as root`);
-  if (account.uid === 0) throw new Error('refusing to "drop" privileges to root');
+  if (proc.geteuid() !== 0) throw new WireweaveError('ERR_PRIVILEGES', `cannot switch to user ${account.name}: not running as root`);
+  if (account.uid === 0) throw new WireweaveError('ERR_PRIVILEGES', 'refusing to "drop" privileges to root');
   try {
     // A numeric name has no group database entry of its own: keep only the primary group.
     if (/^\d+$/.test(account.name)) proc.setgroups([account.gid]);
@@ -56,7 +57,7 @@ export function dropPrivileges(account: Account, proc: ProcessIds = process as u
     proc.setgid(account.gid);
     proc.setuid(account.uid);
   } catch (err) {
-    throw new Error(`cannot switch to user ${account.name}: ${(err as Error).message}`, { cause: err });
+    throw new WireweaveError('ERR_PRIVILEGES', `cannot switch to user ${account.name}: ${(err as Error).message}`, { cause: err });
   }
   let regained = false;
   try {
@@ -66,6 +67,6 @@ export function dropPrivileges(account: Account, proc: ProcessIds = process as u
     // expected: root is gone for good
   }
   if (regained || proc.getuid() !== account.uid || proc.geteuid() !== account.uid) {
-    throw new Error(`switching to user ${account.name} did not drop root`);
+    throw new WireweaveError('ERR_PRIVILEGES', `switching to user ${account.name} did not drop root`);
   }
 }

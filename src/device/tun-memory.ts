@@ -9,6 +9,7 @@
  * injected before start() wait in a queue bounded like the kernel's (txqueuelen 500).
  */
 import type { Tun } from './tun.ts';
+import { WireweaveError } from '../core/errors.ts';
 
 export interface MemoryTunOptions {
   /** Default "memtun0". */
@@ -57,8 +58,8 @@ export class MemoryTun implements Tun {
   }
 
   start(onPacket: (packet: Uint8Array) => void): void {
-    if (this.handler) throw new Error(`${this.name}: already started`);
-    if (this.state !== 'open') throw new Error(`${this.name}: closed`);
+    if (this.handler) throw new WireweaveError('ERR_STARTED', `${this.name}: already started`);
+    if (this.state !== 'open') throw new WireweaveError('ERR_CLOSED', `${this.name}: closed`);
     this.handler = onPacket;
     while (this.queued.length > 0 && this.handler) this.deliver(this.queued.shift()!);
   }

@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import path from 'node:path';
+import { WireweaveError } from '../core/errors.ts';
 import type { DeviceState, SetRequest } from './config.ts';
 import { Errno, UapiError } from './config.ts';
 import { DEFAULT_SOCKET_DIR } from './uapi-server.ts';
@@ -18,7 +19,7 @@ export function uapiRequest(ifname: string, request: string, dir?: string, timeo
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath(ifname, dir));
     let answer = '';
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no answer from ${ifname} within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => { socket.destroy(); reject(new WireweaveError('ERR_UAPI_TIMEOUT', `no answer from ${ifname} within ${timeoutMs} ms`)); }, timeoutMs);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(request));
     socket.on('data', (chunk: string) => {
@@ -28,7 +29,7 @@ export function uapiRequest(ifname: string, request: string, dir?: string, timeo
       if (/(^|\n)errno=-?\d+\n\n$/.test(answer.slice(-40))) { clearTimeout(timer); socket.end(); resolve(answer); }
     });
     socket.on('error', (err) => { clearTimeout(timer); reject(err); });
-    socket.on('close', () => { clearTimeout(timer); reject(new Error(`${ifname}: connection closed before an answer`)); });
+    socket.on('close', () => { clearTimeout(timer); reject(new WireweaveError('ERR_UAPI_CLOSED', `${ifname}: connection closed before an answer`)); });
   });
 }
 

@@ -18,6 +18,7 @@ import { basename, join } from 'node:path';
 import type { UapiTarget } from './config.ts';
 import type { UapiConnectionOptions } from './uapi.ts';
 import { handleUapiConnection } from './uapi.ts';
+import { WireweaveError } from '../core/errors.ts';
 
 export const DEFAULT_SOCKET_DIR = '/var/run/wireguard';
 
@@ -54,10 +55,9 @@ function codeOf(err: unknown): string | undefined {
   return (err as ErrnoError | null)?.code;
 }
 
-function errnoError(code: string, message: string): ErrnoError {
-  const err: ErrnoError = new Error(message);
-  err.code = code;
-  return err;
+/** Node-style codes (EADDRINUSE, EEXIST, EINVAL, ENAMETOOLONG), as net.Server.listen gives. */
+function errnoError(code: string, message: string): WireweaveError {
+  return new WireweaveError(code, message);
 }
 
 type Occupant = 'none' | 'live' | 'stale' | 'not-socket';

@@ -24,6 +24,7 @@ import { isAllZero } from '../core/bytes.ts';
 import { formatIp, formatPrefix, parseIp, parsePrefix, PrefixError } from './allowedips.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
+import { WireweaveError } from '../core/errors.ts';
 
 /** wireguard-go's IpcErrorUnknown: the errno sent when applying fails without a UapiError. */
 export const ERRNO_UNKNOWN = 55; // ENOANO
@@ -33,7 +34,11 @@ export const ERRNO_REQUEST_TOO_LARGE = 90; // EMSGSIZE
 // ---------------------------------------------------------------------------------------------
 // Addresses, as Go's net/netip parses and prints them
 
-class AddrSyntaxError extends Error {}
+class AddrSyntaxError extends WireweaveError {
+  constructor(message: string) {
+    super('ERR_ADDRESS', message);
+  }
+}
 
 function fail(msg: string): never {
   throw new AddrSyntaxError(msg);

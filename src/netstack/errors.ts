@@ -3,6 +3,7 @@
  * (`err.code`, `err.syscall`, `err.address`, `err.port`) so code written for node:net handles
  * them unchanged.
  */
+import { WireweaveError } from '../core/errors.ts';
 
 export interface NetError extends Error {
   code: string;
@@ -12,8 +13,9 @@ export interface NetError extends Error {
   hostname?: string;
 }
 
-export function netError(code: string, message: string, extra: Partial<Omit<NetError, 'message' | 'name'>> = {}): NetError {
-  return Object.assign(new Error(message), { code }, extra) as NetError;
+/** A WireweaveError whose code is Node's (ECONNREFUSED, ETIMEDOUT, ...), with Node's fields. */
+export function netError(code: string, message: string, extra: Partial<Omit<NetError, 'message' | 'name' | 'code'>> = {}): NetError {
+  return Object.assign(new WireweaveError(code, message), extra);
 }
 
 /** Message of a thrown value, for one-line reports. */

@@ -4,6 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { TunnelUdpSocket } from './udp.ts';
+import { netError } from './errors.ts';
 
 export interface TunnelNet {
   connect(options: { host: string; port: number; allowHalfOpen?: boolean }): Duplex & { localAddress?: string | undefined; localPort?: number | undefined };
@@ -43,7 +44,7 @@ function reset(s: Duplex): void {
   if (s.destroyed) return;
   const r = (s as { resetAndDestroy?: () => unknown }).resetAndDestroy;
   if (typeof r === 'function') r.call(s);
-  else s.destroy(new Error('the other side of the relay was cut'));
+  else s.destroy(netError('ECONNRESET', 'the other side of the relay was cut'));
 }
 
 /**

@@ -14,7 +14,7 @@ import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { formatIp, parseIp } from '../device/allowedips.ts';
 import { ipFamily } from './addr.ts';
-import { messageOf } from './errors.ts';
+import { messageOf, netError } from './errors.ts';
 import { relay, socksReplyFor } from './relay.ts';
 import type { LogLine, TunnelNet } from './relay.ts';
 
@@ -175,7 +175,7 @@ function connect(tunnel: TunnelNet, client: net.Socket, target: Target, early: B
   };
   remote.once('error', onFail);
   // Destroyed without an error before it connected (the tunnel closing): still a failed CONNECT.
-  const onGone = () => { if ((remote as { connecting?: boolean }).connecting && !client.destroyed) onFail(Object.assign(new Error('the tunnel closed'), { code: 'ECONNABORTED' })); };
+  const onGone = () => { if ((remote as { connecting?: boolean }).connecting && !client.destroyed) onFail(netError('ECONNABORTED', 'the tunnel closed')); };
   remote.once('close', onGone);
   remote.once('connect', () => {
     remote.off('error', onFail);

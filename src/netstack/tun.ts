@@ -17,6 +17,7 @@
  */
 import type { Clock } from '../device/clock.ts';
 import { systemClock } from '../device/clock.ts';
+import { WireweaveError } from '../core/errors.ts';
 import type { Tun } from '../device/tun.ts';
 import type { TcpIpStackApi, StackIO } from './stack/types.ts';
 
@@ -75,8 +76,8 @@ export class NetstackTun implements Tun {
   }
 
   start(onPacket: (packet: Uint8Array) => void): void {
-    if (this.onPacket) throw new Error(`${this.name}: already started`);
-    if (this.closed) throw new Error(`${this.name}: closed`);
+    if (this.onPacket) throw new WireweaveError('ERR_STARTED', `${this.name}: already started`);
+    if (this.closed) throw new WireweaveError('ERR_CLOSED', `${this.name}: closed`);
     this.onPacket = onPacket;
     this.poke();
   }

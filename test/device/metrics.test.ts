@@ -195,7 +195,7 @@ describe('metrics endpoint', () => {
     assert.deepEqual(parseListenAddress('9586'), { host: '127.0.0.1', port: 9586 });
     assert.deepEqual(parseListenAddress('[::]:9586'), { host: '::', port: 9586 });
     for (const bad of [':9586', '127.0.0.1', '127.0.0.1:', '127.0.0.1:70000', '::1:9586', 'a b:1', '']) {
-      assert.throws(() => parseListenAddress(bad), /^Error: invalid metrics address .*: expected \[HOST:\]PORT, e\.g\. 127\.0\.0\.1:9586$/, bad);
+      assert.throws(() => parseListenAddress(bad), /^ConfigError: invalid metrics address .*: expected \[HOST:\]PORT, e\.g\. 127\.0\.0\.1:9586$/, bad);
     }
   });
 });

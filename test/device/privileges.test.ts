@@ -44,16 +44,16 @@ describe('dropping privileges', () => {
   });
 
   it('refuses, in one line, when not root, when the target is root, or when root comes back', () => {
-    assert.throws(() => dropPrivileges({ name: 'nobody', uid: 65534, gid: 65534 }, fakeProcess({ root: false })), /^Error: cannot switch to user nobody: not running as root$/);
+    assert.throws(() => dropPrivileges({ name: 'nobody', uid: 65534, gid: 65534 }, fakeProcess({ root: false })), /^WireweaveError: cannot switch to user nobody: not running as root$/);
     assert.throws(() => dropPrivileges({ name: 'root', uid: 0, gid: 0 }, fakeProcess()), /refusing/);
-    assert.throws(() => dropPrivileges({ name: 'nobody', uid: 65534, gid: 65534 }, fakeProcess({ sticky: true })), /^Error: switching to user nobody did not drop root$/);
+    assert.throws(() => dropPrivileges({ name: 'nobody', uid: 65534, gid: 65534 }, fakeProcess({ sticky: true })), /^WireweaveError: switching to user nobody did not drop root$/);
   });
 
   it('looks users up by name, and says so when there is none', () => {
     const nobody = lookupUser('nobody');
     assert.ok(nobody.uid > 0 && Number.isInteger(nobody.gid), 'nobody has a uid and a gid');
-    assert.throws(() => lookupUser('no-such-user-wireweave'), /^Error: no such user: no-such-user-wireweave$/);
-    assert.throws(() => lookupUser('-rf'), /^Error: invalid user name "-rf"$/);
+    assert.throws(() => lookupUser('no-such-user-wireweave'), /^ConfigError: no such user: no-such-user-wireweave$/);
+    assert.throws(() => lookupUser('-rf'), /^ConfigError: invalid user name "-rf"$/);
   });
 
   // Skipped without root, except under CI, where it fails instead.

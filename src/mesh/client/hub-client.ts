@@ -6,6 +6,7 @@
  */
 import type { CryptoProvider, X25519PrivateKey } from '../../core/crypto.ts';
 import type { Rng } from '../../core/rng.ts';
+import { ConfigError } from '../../core/errors.ts';
 import { decodeHex, encodeHex } from '../../core/keys.ts';
 import { hubProof, tokenProof } from '../protocol/keys.ts';
 import { FRAME, PROTOCOL_VERSION, decodeFrame, encodeFrame, HUB_ERROR } from '../protocol/frames.ts';
@@ -91,7 +92,7 @@ export class MeshHubClient {
   readonly counters = { connects: 0, failovers: 0, droppedWhileDown: 0, droppedBuffered: 0, malformed: 0 };
 
   constructor(options: HubClientOptions) {
-    if (options.hubs.length === 0) throw new Error('no hub configured');
+    if (options.hubs.length === 0) throw new ConfigError('ERR_MESH_OPTIONS', 'no hub configured');
     this.o = options;
     this.events = options.events ?? {};
     this.current = { kind: 'connecting', hub: options.hubs[0]!, attempt: 0 };

@@ -214,6 +214,7 @@ export class Endpoint<S = unknown> {
 
   addPeer(config: PeerConfig, now: number): PeerId {
     const key = checkKey(config.publicKey, 'public key');
+    checkPeerChanges(config); // before the peer exists: a refused config adds nothing
     const hex = encodeHex(key);
     if (this.peersByKey.has(hex)) throw new ConfigError('ERR_PEER_EXISTS', 'a peer with this public key already exists');
     if (this.local && equalConstantTime(key, this.local.publicKey)) {
@@ -231,16 +232,10 @@ export class Endpoint<S = unknown> {
   /** Changes a peer's preshared key or persistent keepalive while traffic flows. */
   updatePeer(id: PeerId, changes: Partial<Omit<PeerConfig, 'publicKey'>>, now: number): void {
     const peer = this.mustPeer(id);
-    if (changes.presharedKey !== undefined) {
-      const psk = changes.presharedKey ?? new Uint8Array(32);
-      checkKey(psk, 'preshared key');
-      peer.presharedKey.set(psk);
-    }
+    checkPeerChanges(changes); // all or nothing: no change is made when one is refused
+    if (changes.presharedKey !== undefined) peer.presharedKey.set(changes.presharedKey ?? new Uint8Array(32));
     if (changes.persistentKeepalive !== undefined) {
       const interval = changes.persistentKeepalive;
-      if (!Number.isInteger(interval) || interval < 0 || interval > 65535) {
-        throw new ConfigError('ERR_KEEPALIVE', 'persistent keepalive must be an integer from 0 to 65535 seconds');
-      }
       const was = peer.persistentKeepalive;
       peer.persistentKeepalive = interval;
       if (interval === 0) peer.persistentKeepaliveAt = Infinity;
@@ -794,6 +789,15 @@ export class Endpoint<S = unknown> {
 
 const EMPTY_AD = new Uint8Array(0);
 const EMPTY_PACKET = new Uint8Array(0);
+
+/** Throws a ConfigError for a preshared key or keepalive interval `updatePeer` must refuse. */
+function checkPeerChanges(changes: Partial<Omit<PeerConfig, 'publicKey'>>): void {
+  if (changes.presharedKey !== undefined && changes.presharedKey !== null) checkKey(changes.presharedKey, 'preshared key');
+  const interval = changes.persistentKeepalive;
+  if (interval !== undefined && (!Number.isInteger(interval) || interval < 0 || interval > 65535)) {
+    throw new ConfigError('ERR_KEEPALIVE', 'persistent keepalive must be an integer from 0 to 65535 seconds');
+  }
+}
 
 function checkKey(key: Uint8Array | null | undefined, what: string): Uint8Array {
   if (!(key instanceof Uint8Array) || key.length !== 32) throw new ConfigError('ERR_KEY_LENGTH', `${what} must be 32 bytes`);

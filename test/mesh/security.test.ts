@@ -465,6 +465,24 @@ describe('mesh security: a hostile hub, a hostile client, a flood (must-show 7)'
     assert.match(pa.kind === 'relay' ? pa.reason : '', /not connected to the hub/);
   });
 
+  it('a client paused by its rate limit is read again as soon as its bucket refills, not at the next tick', () => {
+    const hub = new Hub({ crypto, rng: seededRng(6), limits: { rateBytesPerSecond: 100_000, burstBytes: 10_000, framesPerSecond: 1000 } });
+    const link = new MemoryHubLink();
+    const client = hub.connect(0, link);
+    const sh = decodeFrame(link.take()[0]!);
+    assert.ok(sh && sh.type === FRAME.serverHello);
+    const key = identity();
+    hub.receive(0, client, encodeFrame({ type: FRAME.clientHello, version: 1, publicKey: key.publicKey, proof: hubProof(crypto, key, sh.hubEphemeral, sh.challenge)!, tokenProof: new Uint8Array(16) }));
+    const other = identity().publicKey;
+    for (let i = 0; i < 20; i++) hub.receive(0, client, encodeFrame({ type: FRAME.sendPacket, key: other, payload: new Uint8Array(1000) }));
+    assert.ok(link.paused, 'past its 10 kB burst: paused');
+    assert.equal(hub.refill(0, client), true, 'no time has passed: still paused');
+    assert.equal(hub.refill(20, client), true, 'after 20 ms its bucket holds less than the largest frame: still paused');
+    assert.equal(hub.refill(100, client), false, 'after 100 ms the bucket is full again: read again, with no tick');
+    assert.equal(link.paused, false);
+    assert.equal(hub.refill(120, client), false, 'nothing to do for a client that is not paused');
+  });
+
   it('a flood from one client does not starve another: every signal arrives within a bounded number of steps', () => {
     // One step is 1 ms of virtual time. The victim reads 32 KiB per step (a slow reader); the
     // flooder sends 40 datagrams of 1,400 bytes per step (56 MB/s) to the victim, and a friend

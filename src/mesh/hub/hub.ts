@@ -292,6 +292,17 @@ export class Hub implements FederationSink {
     this.disconnect(c);
   }
 
+  /**
+   * Resumes `client` if it was paused by its rate limit and its buckets have refilled since;
+   * true while it stays paused. The socket edge calls it soon after a pause, so a client over its
+   * burst waits for its bucket, not for the next tick.
+   */
+  refill(now: number, client: HubClient): boolean {
+    if (client.closed || !client.paused) return false;
+    this.withinRate(now, client, 0);
+    return client.paused;
+  }
+
   /** Hello and idle deadlines, expired announcements, paused clients. Call about once a second. */
   tick(now: number): void {
     for (const c of this.pending) {
@@ -469,7 +480,8 @@ export class Hub implements FederationSink {
     c.byteTokens = Math.min(l.burstBytes, c.byteTokens + dt * l.rateBytesPerSecond);
     c.frameTokens = Math.min(l.framesPerSecond, c.frameTokens + dt * l.framesPerSecond);
     if (bytes === 0) {
-      if (c.paused && c.byteTokens > 0 && c.frameTokens > 0) {
+      // Read again once the largest frame would pass: resuming earlier only turns waiting into drops.
+      if (c.paused && c.byteTokens >= Math.min(l.burstBytes, MAX_FRAME) && c.frameTokens >= 1) {
         c.paused = false;
         c.link.resume?.();
       }

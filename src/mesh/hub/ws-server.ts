@@ -17,6 +17,8 @@ import { MAX_FRAME } from '../protocol/frames.ts';
 import { renderHubMetrics } from './metrics.ts';
 
 export const MESH_PATH = '/mesh';
+/** How soon a client paused by its rate limit is looked at again (its bucket refills meanwhile). */
+const RESUME_CHECK_MS = 20;
 export const MESH_SUBPROTOCOL = 'wireweave-mesh.v1';
 
 export interface HubServerOptions {
@@ -85,12 +87,20 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   wss.on('connection', (ws, req) => {
     sockets.add(ws);
     const remoteAddress = plainAddress(req.socket.remoteAddress);
+    let resumeTimer: ReturnType<typeof setTimeout> | null = null;
+    const checkResume = () => {
+      resumeTimer = null;
+      if (hub.refill(clock.now(), client)) resumeTimer = setTimeout(checkResume, RESUME_CHECK_MS);
+    };
     const link: HubLink = {
       remote: remoteAddress ? { address: remoteAddress, port: req.socket.remotePort ?? 0 } : null,
       send: (frame) => { if (ws.readyState === ws.OPEN) ws.send(frame, { binary: true }); },
       queuedBytes: () => ws.bufferedAmount,
       close: (code, reason) => ws.close(code, reason),
-      pause: () => ws.pause(),
+      pause: () => {
+        ws.pause();
+        resumeTimer ??= setTimeout(checkResume, RESUME_CHECK_MS);
+      },
       resume: () => ws.resume(),
     };
     const client = hub.connect(clock.now(), link);
@@ -103,6 +113,7 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       hub.receive(clock.now(), client, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     });
     ws.on('close', () => {
+      if (resumeTimer) clearTimeout(resumeTimer);
       sockets.delete(ws);
       hub.disconnect(client);
     });

@@ -1,5 +1,5 @@
 /**
- * Linux TUN throughput through koffi (src/device/tun-linux.ts): packets per second read from and
+ * Linux TUN throughput through koffi (src/device/linux/tun.ts): packets per second read from and
  * written to a real TUN device. Needs root and /dev/net/tun.
  *
  *   node --import tsx bench/tun.ts [--seconds N] [--size B] [--json]
@@ -23,8 +23,8 @@
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
-import { openLinuxTun } from '../src/device/tun-linux.ts';
-import type { LinuxTun } from '../src/device/tun-linux.ts';
+import { openLinuxTun } from '../src/device/linux/tun.ts';
+import type { LinuxTun } from '../src/device/linux/tun.ts';
 import { environment, formatRate } from './util.ts';
 
 const USAGE = `usage: node --import tsx bench/tun.ts [--seconds N] [--size B] [--json]

@@ -24,10 +24,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
-import { LinuxUdpBind } from '../src/device/bind-linux.ts';
+import { LinuxUdpBind } from '../src/device/linux/bind.ts';
 import { NodeUdpBind } from '../src/device/bind-node.ts';
 import type { Bind } from '../src/device/bind.ts';
-import { dgramFd } from '../src/device/sockopt-linux.ts';
+import { dgramFd } from '../src/device/linux/sockopt.ts';
 import koffi from 'koffi';
 import { environment, formatRate, markdownTable } from './util.ts';
 

@@ -5,9 +5,11 @@
  *
  *   WIREWEAVE_BIND=node        force node:dgram (comparisons, diagnosis)
  *   WIREWEAVE_UDP_BUFFER=N     socket buffer bytes for the Linux bind (default 7 MiB, as wireguard-go)
+ *   WIREWEAVE_UDP_GSO=0        no UDP_SEGMENT batches on send (comparisons, diagnosis)
+ *   WIREWEAVE_UDP_GRO=0        no UDP_GRO coalescing on receive
  */
 import type { Bind } from './bind.ts';
-import { LinuxUdpBind } from './bind-linux.ts';
+import { LinuxUdpBind } from './linux/bind.ts';
 import { NodeUdpBind } from './bind-node.ts';
 
 export interface BindLog {
@@ -21,6 +23,8 @@ export async function chooseBind(env: NodeJS.ProcessEnv = process.env, log: Bind
   if (env.WIREWEAVE_BIND === 'node' || process.platform !== 'linux') return new NodeUdpBind();
   const bind = new LinuxUdpBind({
     socketBuffer: env.WIREWEAVE_UDP_BUFFER ? Number(env.WIREWEAVE_UDP_BUFFER) : undefined,
+    gso: env.WIREWEAVE_UDP_GSO !== '0',
+    gro: env.WIREWEAVE_UDP_GRO !== '0',
     onError: (err) => log.error(err.message),
     onSourceCleared: (e, _cleared, why) => log.verbose(`source address ${e.localAddress} for ${e.text} refused (${why}), sending from the default address`),
   });

@@ -6,7 +6,7 @@
 import dgram from 'node:dgram';
 import type { Bind, BindEndpoint, BindReceiver } from './bind.ts';
 import { EndpointCache } from './endpoint-address.ts';
-import { setSocketMark } from './sockopt-linux.ts';
+import { setSocketMark } from './linux/sockopt.ts';
 
 const SOCKET_BUFFER = 4 * 1024 * 1024;
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Device } from './device.ts';
 import { isInterfaceName } from './ifname.ts';
 import { chooseBind } from './bind-choose.ts';
-import { openLinuxTun } from './tun-linux.ts';
+import { openLinuxTun } from './linux/tun.ts';
 import { startUapiServer } from './uapi-server.ts';
 import { logFormatFrom, makeLogger } from './logger.ts';
 import { DeviceMetrics, parseListenAddress, startMetricsServer } from './metrics.ts';
@@ -132,7 +132,8 @@ export async function runForeground(
   try {
     // WIREWEAVE_TUN_SLOTS: packets the TUN reader may hold (a power of two; tuning and diagnosis).
     const slots = env.WIREWEAVE_TUN_SLOTS ? Number(env.WIREWEAVE_TUN_SLOTS) : undefined;
-    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots });
+    // WIREWEAVE_TUN_OFFLOAD=0: no TSO/GRO on the TUN (comparisons, diagnosis).
+    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots, offload: env.WIREWEAVE_TUN_OFFLOAD !== '0' });
     const bind = await chooseBind(env, { error: (m) => logger.error(m), verbose: (m) => logger.verbose(m) });
     device = new Device({ tun, bind: extension ? extension.wrapBind(bind) : bind, logger });
     try {

@@ -32,9 +32,9 @@ export { ManualClock } from './clock.ts';
 /** The UDP bind on node:dgram (IPv4 and IPv6 on one port), for any platform. */
 export { NodeUdpBind } from './bind-node.ts';
 /** Creates a Linux TUN interface (root or CAP_NET_ADMIN). */
-export { openLinuxTun } from './tun-linux.ts';
+export { openLinuxTun } from './linux/tun.ts';
 /** The Linux TUN returned by openLinuxTun, and its options. */
-export type { LinuxTun, LinuxTunOptions } from './tun-linux.ts';
+export type { LinuxTun, LinuxTunOptions } from './linux/tun.ts';
 
 /** The configuration model: a parsed `set=1` operation and the state `get=1` reports. */
 export type { DeviceState, PeerChange, PeerState, Prefix, SetRequest } from './config.ts';

@@ -19,7 +19,7 @@
  * It exits by itself when stdin closes (the test went away).
  */
 import readline from 'node:readline';
-import { LinuxUdpBind } from '../../src/device/bind-linux.ts';
+import { LinuxUdpBind } from '../../src/device/linux/bind.ts';
 import type { BindEndpoint } from '../../src/device/bind.ts';
 import { Device } from '../../src/device/device.ts';
 import { MemoryTun } from '../../src/device/tun-memory.ts';

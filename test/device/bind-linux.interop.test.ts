@@ -1,5 +1,5 @@
 /**
- * LinuxUdpBind (src/device/bind-linux.ts) against the real kernel.
+ * LinuxUdpBind (src/device/linux/bind.ts) against the real kernel.
  *
  * Loopback: two binds in this process exchange datagrams over 127.0.0.1 and ::1 (content, order,
  * endpoints, local addresses), a 10,000-datagram burst, dual stack on one port, port 0, SO_MARK,
@@ -23,7 +23,7 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { LinuxUdpBind } from '../../src/device/bind-linux.ts';
+import { LinuxUdpBind } from '../../src/device/linux/bind.ts';
 import type { Bind, BindEndpoint, BindReceiver } from '../../src/device/bind.ts';
 import { EndpointCache } from '../../src/device/endpoint-address.ts';
 import { Device } from '../../src/device/device.ts';

@@ -1,11 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { fold, sum16 } from '../../src/core/checksum.ts';
 import {
   TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN,
-  completeChecksum, fold, readVnetHeader, segmentTcp, sum16, tcpChecksumValid,
-} from '../../src/device/offload.ts';
-import type { VnetHeader } from '../../src/device/offload.ts';
+  completeChecksum, readVnetHeader, segmentTcp, tcpChecksumValid,
+} from '../../src/device/linux/offload.ts';
+import type { VnetHeader } from '../../src/device/linux/offload.ts';
 
 const ACK = 0x10, PSH = 0x08, FIN = 0x01, SYN = 0x02, CWR = 0x80;
 

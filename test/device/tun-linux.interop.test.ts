@@ -9,8 +9,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { openLinuxTun } from '../../src/device/tun-linux.ts';
-import type { LinuxTun } from '../../src/device/tun-linux.ts';
+import { openLinuxTun } from '../../src/device/linux/tun.ts';
+import type { LinuxTun } from '../../src/device/linux/tun.ts';
 import { icmpEcho4, icmpEcho6, parseEcho } from '../support/ip.ts';
 import type { Echo } from '../support/ip.ts';
 import { run, which, withTimeout } from '../support/wggo.ts';

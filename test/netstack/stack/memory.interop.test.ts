@@ -12,8 +12,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { openLinuxTun } from '../../../src/device/tun-linux.ts';
-import type { LinuxTun } from '../../../src/device/tun-linux.ts';
+import { openLinuxTun } from '../../../src/device/linux/tun.ts';
+import type { LinuxTun } from '../../../src/device/linux/tun.ts';
 import { TcpIpStack } from '../../../src/netstack/stack/stack.ts';
 import type { TcpConnection } from '../../../src/netstack/stack/types.ts';
 

@@ -23,8 +23,7 @@
  * then the length, local address and interface index the worker parses out of them) and a
  * 64 KiB data area. recvmmsg's mmsghdr/iovec vector is built once, one entry per slot, pointing
  * into the ring, so a batch is one call on a run of consecutive entries. The worker publishes
- * `head`, the main thread `tail`, with the same waiting/notify protocol as the TUN reader
- * (tun-linux.ts): the main thread drains in order and hands the receiver a view of the slot,
+ * `head`, the main thread `tail` (ring.ts, udp-ring.ts; the thread is udp-receiver.ts): the main thread drains in order and hands the receiver a view of the slot,
  * valid only during the call, with the canonical BindEndpoint for (source address, port, local
  * address). When the ring is full the worker stops reading until the main thread frees slots;
  * meanwhile the socket buffer holds the burst and, when it overflows, the kernel drops (counted
@@ -35,8 +34,8 @@
  * point at memory that does not move). Datagrams sent to the same endpoint in one task (a burst
  * the device encrypted from one TUN drain) gather there and leave in a microtask as one sendmsg
  * with UDP_SEGMENT (UDP GSO, Linux ≥ 4.18): the kernel's UDP/IP path runs once per batch
- * instead of once per datagram. A single datagram goes without it; WIREWEAVE_UDP_GSO=0 turns
- * batching off, and it turns itself off if the kernel refuses it (`gsoRefused`). An endpoint with `localAddress` is sent
+ * instead of once per datagram (gso.ts). A single datagram goes without it; the option `gso: false`
+ * turns batching off, and it turns itself off if the kernel refuses it (`gsoRefused`). An endpoint with `localAddress` is sent
  * with an IP_PKTINFO (ipi_spec_dst) / IPV6_PKTINFO (ipi6_addr) control message carrying that
  * address as the source. If the kernel refuses it (EINVAL, EADDRNOTAVAIL, ENETUNREACH: the
  * address went away), the datagram is sent again without a source, `stats.sourceCleared` counts
@@ -62,34 +61,34 @@
  *   sendmsg(fd, const struct msghdr *, int flags = 0)
  *   poll(struct pollfd *, nfds, -1)  struct pollfd { int fd; short events; short revents } (8 bytes)
  *   eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)   write(fd, u64 1, 8)   close(fd)
- *   struct sockaddr_in  (16): u16 sin_family @0 (host order), u16 sin_port @2 (big-endian),
- *                             u8 sin_addr[4] @4, u8 zero[8] @8
- *   struct sockaddr_in6 (28): u16 sin6_family @0, u16 sin6_port @2 (BE), u32 sin6_flowinfo @4,
- *                             u8 sin6_addr[16] @8, u32 sin6_scope_id @24
- *   struct iovec        (16): void *iov_base @0, size_t iov_len @8
- *   struct msghdr       (56): void *msg_name @0, socklen_t msg_namelen @8, (pad 4),
- *                             struct iovec *msg_iov @16, size_t msg_iovlen @24,
- *                             void *msg_control @32, size_t msg_controllen @40, int msg_flags @48, (pad 4)
- *   struct mmsghdr      (64): struct msghdr msg_hdr @0, unsigned msg_len @56, (pad 4)
- *   struct cmsghdr      (16): size_t cmsg_len @0, int cmsg_level @8, int cmsg_type @12, data @16;
- *                             CMSG_ALIGN = 8, CMSG_LEN(n) = 16 + n, CMSG_SPACE(n) = 16 + align8(n)
- *   struct in_pktinfo   (12): int ipi_ifindex @0, u8 ipi_spec_dst[4] @4, u8 ipi_addr[4] @8
- *                             (CMSG_LEN 28, CMSG_SPACE 32)
- *   struct in6_pktinfo  (20): u8 ipi6_addr[16] @0, unsigned ipi6_ifindex @16 (CMSG_LEN 36, CMSG_SPACE 40)
+ *   structs: socket-abi.ts (sockaddr, msghdr, mmsghdr, cmsghdr), pktinfo.ts (in_pktinfo, in6_pktinfo);
  *   SO_RXQ_OVFL cmsg data: u32 dropped count (CMSG_SPACE 24)
  *   errno values (from koffi.os.errno at run time): EINTR, EAGAIN, EINVAL, EADDRINUSE,
  *   EADDRNOTAVAIL, EAFNOSUPPORT, ENETUNREACH, ENOBUFS, EPERM, EBADF.
- * Pointers inside the structs are addresses in a SharedArrayBuffer (its memory never moves),
- * obtained once through memmove(p, p, 0), which returns its argument.
+ * Pointers inside the structs are addresses in a SharedArrayBuffer (libc.ts: addressOf).
  */
-import { createRequire } from 'node:module';
-import { isIP } from 'node:net';
-import { Worker } from 'node:worker_threads';
-import koffi from 'koffi';
-import { errno, errnoName, sysError } from './errno.ts';
-import type { LibraryHandle } from 'koffi';
-import type { Bind, BindEndpoint, BindReceiver } from './bind.ts';
-import { EndpointCache } from './endpoint-address.ts';
+import type { Worker } from 'node:worker_threads';
+import { errno, errnoName, sysError } from '../errno.ts';
+import type { Bind, BindEndpoint, BindReceiver } from '../bind.ts';
+import { EndpointCache } from '../endpoint-address.ts';
+import { formatIp, tryParseIp } from '../../core/ip-address.ts';
+import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, SOL_UDP, UDP_GRO, writeSegmentSize } from './gso.ts';
+import { EFD_CLOEXEC, EFD_NONBLOCK, libc, wake } from './libc.ts';
+import type { Libc } from './libc.ts';
+import { IP_PKTINFO, IPV6_RECVPKTINFO, sourceInfo, writePktinfo } from './pktinfo.ts';
+import type { SourceInfo } from './pktinfo.ts';
+import { checkSlots, controlBlock, HEAD, pumpRing, release, stop } from './ring.ts';
+import {
+  AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_V6ONLY, MSG_CONTROL, MSG_CONTROLLEN, MSG_IOV, MSG_IOVLEN, MSG_NAME, MSG_NAMELEN,
+  SO_MARK, SO_RCVBUF, SO_RCVBUFFORCE, SO_RXQ_OVFL, SO_SNDBUF, SO_SNDBUFFORCE, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN,
+  SOCKADDR_IN6, SOL_SOCKET,
+} from './socket-abi.ts';
+import {
+  FD0, GEN, H_GSO, H_IFINDEX, H_LEN, H_LOCAL, H_LOCAL_FAMILY, H_NAME, HDR_SIZE, NFDS, OVFL, QUIT, RX_ERRORS, STOPPED, UDP_SLOT_SIZE,
+  udpRingLayout, WAKE_FD,
+} from './udp-ring.ts';
+import type { UdpReceiverData, UdpReceiverMessage } from './udp-ring.ts';
+import { startWorker } from './worker.ts';
 
 export interface LinuxBindOptions {
   /** Ring slots between the receiving thread and the main thread; a power of two (default 256). */
@@ -102,6 +101,10 @@ export interface LinuxBindOptions {
   onSourceCleared?: (endpoint: BindEndpoint, cleared: BindEndpoint, errno: string) => void;
   /** Told about receive failures (default: process.emitWarning). */
   onError?: (err: Error) => void;
+  /** Send bursts to one endpoint as one UDP_SEGMENT sendmsg (default true; off by itself if the kernel refuses). */
+  gso?: boolean;
+  /** Let the kernel coalesce received datagrams of a flow (UDP_GRO; default true). */
+  gro?: boolean;
 }
 
 export interface LinuxBindStats {
@@ -125,190 +128,21 @@ export interface LinuxBindStats {
   gsoRefused: number;
 }
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0x800;
-const SOCK_CLOEXEC = 0x80000;
-const EFD_NONBLOCK = 0x800;
-const EFD_CLOEXEC = 0x80000;
-const SOL_SOCKET = 1;
-const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-const SO_SNDBUFFORCE = 32;
-const SO_RCVBUFFORCE = 33;
-const SO_MARK = 36;
-const SO_RXQ_OVFL = 40;
-const IPPROTO_IP = 0;
-const IP_PKTINFO = 8;
-const IPPROTO_IPV6 = 41;
-const IPV6_V6ONLY = 26;
-const IPV6_RECVPKTINFO = 49;
-const IPV6_PKTINFO = 50;
-const SOL_UDP = 17;
-const UDP_SEGMENT = 103;
-const UDP_GRO = 104;
-/** The kernel's UDP_MAX_SEGMENTS. */
-const GSO_MAX_SEGMENTS = 64;
-/** Largest UDP payload of one GSO send (65535 − IPv6 header − UDP header, rounded down). */
-const GSO_MAX_BYTES = 65000;
-
-const SOCKADDR_IN = 16;
-const SOCKADDR_IN6 = 28;
-const MMSGHDR = 64;
-const IOVEC = 16;
-const CMSG_HDR = 16;
-
 const DEFAULT_SOCKET_BUFFER = 7 << 20;
-/** Each slot can hold a 64 KiB TSO/GRO batch (about 45 packets), and its pages stay resident once
+/** Each slot can hold a 64 KiB GRO batch (about 45 packets), and its pages stay resident once
  * used: 256 slots bound that memory to 16 MiB and still queue thousands of packets. */
 const DEFAULT_SLOTS = 256;
 const DEFAULT_BATCH = 64;
-/** Every slot takes the largest UDP payload, so a datagram is never truncated. Untouched pages
- * of a SharedArrayBuffer are never made resident: a 1420-byte datagram costs one page a slot. */
-const SLOT_SIZE = 65536;
-/** Datagrams handed out per event-loop turn before yielding. */
-const DRAIN_BUDGET = 512;
 /** Bounds the raw-address index of endpoints and the set of endpoints whose source failed. */
 const MAX_INDEX = 65536;
 
-// Shared control block (Int32 indexes). head and tail sit on their own cache lines.
-const HEAD = 0; // written by the receiver thread: datagrams published so far (wrapping int32)
-const WAITING = 1; // set by the main thread before it sleeps on HEAD; the worker clears it and notifies
-const STOP = 2; // set by close()
-const READER_WAITING = 3; // set by the worker before it sleeps on TAIL (ring full)
-const RX_ERRORS = 4; // failed recvmmsg calls
-const OVFL = 5; // OVFL + k: SO_RXQ_OVFL count last seen on socket k (0: IPv4, 1: IPv6)
-// Words 0-7 and TAIL belong to one open(); 8-15 to the receiver thread, which outlives opens
-// (a thread per open leaked koffi's per-thread call memory, ~3 MiB of address space and
-// ~85 KiB resident per listen-port change).
-const GEN = 8; // written by the main thread: the open the thread is to serve (1, 2, ...)
-const STOPPED = 9; // written by the thread: the last open it has finished with
-const QUIT = 10; // set by close(): the thread exits
-const NFDS = 11; // the open's sockets: how many, then their fds
-const FD0 = 12; // FD0 + k
-const WAKE_FD = 14; // the open's eventfd (close() and re-open wake a poll() with it)
-const TAIL = 16; // written by the main thread: datagrams consumed so far
-const CTRL_BYTES = 128;
-
-// Per-slot header (bytes): what recvmmsg fills in, then what the worker parses out of it.
-const HDR_SIZE = 160;
-const H_NAME = 0; // sockaddr_in / sockaddr_in6 (32 bytes reserved)
-const H_CONTROL = 32; // control messages
-const CONTROL_SIZE = 96; // CMSG_SPACE(in6_pktinfo) 40 + CMSG_SPACE(u32) 24 (SO_RXQ_OVFL) + 24 (UDP_GRO)
-const H_LEN = 128; // int32 datagram length (of all segments together when UDP_GRO coalesced them)
-const H_LOCAL_FAMILY = 132; // int32 4, 6 or 0 (no PKTINFO)
-const H_LOCAL = 136; // local address, 4 or 16 bytes
-const H_IFINDEX = 152; // int32 interface it arrived on
-const H_GSO = 156; // int32 segment size when UDP_GRO coalesced several datagrams, else 0
-
-// The send area (bytes), in its own SharedArrayBuffer so its address is fixed.
+// The send area (bytes), in its own SharedArrayBuffer so its address is fixed: a msghdr, its
+// iovec, the destination sockaddr, the control messages (PKTINFO, UDP_SEGMENT), the data.
 const S_MSG = 0;
 const S_IOV = 64;
 const S_NAME = 80;
 const S_CONTROL = 112;
 const S_DATA = 192;
-
-interface Libc {
-  socket(domain: number, type: number, protocol: number): number;
-  setsockopt(fd: number, level: number, name: number, value: Int32Array, len: number): number;
-  getsockopt(fd: number, level: number, name: number, value: Int32Array, len: Uint32Array): number;
-  bind(fd: number, addr: Uint8Array, len: number): number;
-  getsockname(fd: number, addr: Uint8Array, len: Uint32Array): number;
-  sendmsg(fd: number, msg: number, flags: number): number;
-  eventfd(initval: number, flags: number): number;
-  write(fd: number, buf: Uint8Array, len: number): number;
-  close(fd: number): number;
-  if_nametoindex(name: string): number;
-  addressOf(buf: Uint8Array): number;
-}
-
-let libcCache: Libc | undefined;
-
-function loadLibc(): LibraryHandle {
-  try {
-    return koffi.load('libc.so.6');
-  } catch {
-    return koffi.load(null); // musl and other libcs: the symbols are reachable from the process itself
-  }
-}
-
-function libc(): Libc {
-  if (libcCache) return libcCache;
-  if (process.platform !== 'linux') throw new Error(`the Linux UDP bind is not available on ${process.platform}`);
-  const lib = loadLibc();
-  const memmove = lib.func('uintptr_t memmove(void *dst, const void *src, size_t n)');
-  libcCache = {
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
-    getsockopt: lib.func('int getsockopt(int fd, int level, int name, _Inout_ void *value, _Inout_ uint32_t *len)'),
-    bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
-    getsockname: lib.func('int getsockname(int fd, _Inout_ void *addr, _Inout_ uint32_t *len)'),
-    sendmsg: lib.func('long sendmsg(int fd, uintptr_t msg, int flags)'),
-    eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
-    write: lib.func('long write(int fd, const void *buf, size_t len)'),
-    close: lib.func('int close(int fd)'),
-    if_nametoindex: lib.func('unsigned int if_nametoindex(const char *ifname)'),
-    addressOf: (buf) => Number(memmove(buf, buf, 0)),
-  };
-  return libcCache;
-}
-
-/** RFC 5952 text of the 16 bytes at `b[off]` (as node prints addresses). */
-export function formatIPv6(b: Uint8Array, off = 0): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
-  }
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (from: number, to: number) => g.slice(from, to).map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
-}
-
-function parseIPv6(text: string, out: Uint8Array, off: number): void {
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  groups.forEach((x, i) => {
-    const v = parseInt(x, 16);
-    out[off + 2 * i] = v >> 8;
-    out[off + 2 * i + 1] = v & 0xff;
-  });
-}
-
-/** Source address bytes and interface index for sends to an endpoint with a local address. */
-interface SourceInfo {
-  bytes: Uint8Array;
-  ifindex: number;
-}
-
-function sourceInfo(e: BindEndpoint): SourceInfo {
-  const local = e.localAddress!;
-  if (e.family === 4) return { bytes: Uint8Array.from(local.split('.').map(Number)), ifindex: 0 };
-  const pct = local.indexOf('%');
-  const bytes = new Uint8Array(16);
-  parseIPv6(pct < 0 ? local : local.slice(0, pct), bytes, 0);
-  const ifindex = pct < 0 ? 0 : Number(local.slice(pct + 1)) >>> 0;
-  return { bytes, ifindex };
-}
-
-interface AtomicsWithWaitAsync {
-  waitAsync(array: Int32Array, index: number, value: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
-}
-const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync;
-
-type WorkerMessage = { type: 'ready'; gen: number } | { type: 'stopped'; gen: number } | { type: 'error'; errno: number; fatal: boolean };
 
 /** The receiving thread and what the main thread waits for from it. */
 interface ReceiverThread {
@@ -344,17 +178,16 @@ class Session {
     this.wakeFd = wakeFd;
     this.receiver = receiver;
     this.mask = slots - 1;
-    const hdrOffset = CTRL_BYTES;
-    const vecOffset = hdrOffset + slots * HDR_SIZE;
-    this.dataOffset = Math.ceil((vecOffset + slots * (MMSGHDR + IOVEC)) / 4096) * 4096;
+    const { hdrOffset, dataOffset, bytes } = udpRingLayout(slots);
+    this.dataOffset = dataOffset;
     // A fresh 16 MiB ring per open left the old one resident until V8 collected it (a +15 MiB
     // RSS step at each listen-port change in the soak test). Its size is the bind's (`slots`
     // is fixed), and the receiving thread holds on to it.
-    this.sab = ring ?? new SharedArrayBuffer(this.dataOffset + slots * SLOT_SIZE);
-    this.ctrl = new Int32Array(this.sab, 0, CTRL_BYTES / 4);
+    this.sab = ring ?? new SharedArrayBuffer(bytes);
+    this.ctrl = controlBlock(this.sab);
     // The thread's words (GEN..) persist across opens: it may be checking them right now.
     this.ctrl.fill(0, 0, GEN);
-    Atomics.store(this.ctrl, TAIL, 0);
+    release(this.ctrl, 0);
     this.hdr8 = new Uint8Array(this.sab, hdrOffset, slots * HDR_SIZE);
     this.hdr16 = new Uint16Array(this.sab, hdrOffset, (slots * HDR_SIZE) / 2);
     this.hdr32 = new Int32Array(this.sab, hdrOffset, (slots * HDR_SIZE) / 4);
@@ -381,7 +214,7 @@ export class LinuxUdpBind implements Bind {
   private readonly last4Key = new Int32Array(4);
   private last6: BindEndpoint | null = null;
   private readonly last6Key = new Int32Array(11);
-  private readonly sources = new WeakMap<BindEndpoint, SourceInfo>();
+  private readonly sources = new WeakMap<BindEndpoint, SourceInfo | null>();
   /** sin6_scope_id of link-local remotes configured with a zone (fe80::1%eth0, fe80::1%3), and until when (performance.now()) a looked-up name holds. */
   private readonly zoneScopes = new WeakMap<BindEndpoint, { scope: number; until: number }>();
   /** Endpoints whose local address the kernel refused; sent without a source until one arrives on it. */
@@ -398,8 +231,9 @@ export class LinuxUdpBind implements Bind {
   /** Datagrams gathered in the send area for one sendmsg (see send/flush). */
   private readonly pending = { to: null as BindEndpoint | null, count: 0, bytes: 0, segmentSize: 0, sealed: false };
   private flushQueued = false;
-  /** UDP GSO (UDP_SEGMENT) in use: on unless WIREWEAVE_UDP_GSO=0, off once the kernel refuses it. */
-  private gso = process.env.WIREWEAVE_UDP_GSO !== '0';
+  /** UDP GSO (UDP_SEGMENT) in use: as the options say, off once the kernel refuses it. */
+  private gso: boolean;
+  private readonly gro: boolean;
   private kernelDroppedBefore = 0;
   private readonly E = {
     EAGAIN: errno('EAGAIN'), EINTR: errno('EINTR'), ENOBUFS: errno('ENOBUFS'), EINVAL: errno('EINVAL'),
@@ -409,7 +243,7 @@ export class LinuxUdpBind implements Bind {
 
   constructor(opts: LinuxBindOptions = {}) {
     const slots = opts.ringSlots ?? DEFAULT_SLOTS;
-    if (!Number.isInteger(slots) || slots < 2 || slots > 1 << 16 || (slots & (slots - 1)) !== 0) throw new RangeError(`ringSlots must be a power of two in 2..65536, not ${slots}`);
+    checkSlots(slots);
     const batch = opts.batch ?? DEFAULT_BATCH;
     if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new RangeError(`batch must be in 1..1024, not ${batch}`);
     this.slots = slots;
@@ -417,6 +251,8 @@ export class LinuxUdpBind implements Bind {
     this.socketBuffer = opts.socketBuffer ?? DEFAULT_SOCKET_BUFFER;
     this.onSourceCleared = opts.onSourceCleared;
     this.onError = opts.onError ?? ((err) => process.emitWarning(err));
+    this.gso = opts.gso ?? true;
+    this.gro = opts.gro ?? true;
   }
 
   get stats(): LinuxBindStats {
@@ -471,7 +307,7 @@ export class LinuxUdpBind implements Bind {
         }
       }
       wakeFd = lib.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-      if (wakeFd < 0) throw sysError('eventfd', koffi.errno());
+      if (wakeFd < 0) throw sysError('eventfd', lib.errno());
       const fds = fd6 >= 0 ? [fd4, fd6] : [fd4];
       if (this.mark !== 0) for (const fd of fds) this.setMarkOn(lib, fd, this.mark);
       const session = new Session(fds, wakeFd, this.slots, receiver, this.ring);
@@ -490,10 +326,10 @@ export class LinuxUdpBind implements Bind {
 
   private newSocket(lib: Libc, family: number): number {
     const fd = lib.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw sysError(`socket(${family === AF_INET ? 'AF_INET' : 'AF_INET6'})`, koffi.errno());
+    if (fd < 0) throw sysError(`socket(${family === AF_INET ? 'AF_INET' : 'AF_INET6'})`, lib.errno());
     try {
       const opt = (level: number, name: number, value: number, what: string) => {
-        if (lib.setsockopt(fd, level, name, Int32Array.of(value), 4) !== 0) throw sysError(`setsockopt(${what})`, koffi.errno());
+        if (lib.setsockopt(fd, level, name, Int32Array.of(value), 4) !== 0) throw sysError(`setsockopt(${what})`, lib.errno());
       };
       if (family === AF_INET6) opt(IPPROTO_IPV6, IPV6_V6ONLY, 1, 'IPV6_V6ONLY');
       // Buffers: forced past rmem_max/wmem_max when we may (root), else as large as allowed.
@@ -504,7 +340,7 @@ export class LinuxUdpBind implements Bind {
       lib.setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, Int32Array.of(1), 4); // drop counts: nice to have
       // UDP GRO: the kernel may hand us a batch of one flow's datagrams in one slot (with their
       // segment size in a control message), and a GSO batch from a peer arrives unsplit. Optional.
-      if (process.env.WIREWEAVE_UDP_GRO !== '0') lib.setsockopt(fd, SOL_UDP, UDP_GRO, Int32Array.of(1), 4);
+      if (this.gro) lib.setsockopt(fd, SOL_UDP, UDP_GRO, Int32Array.of(1), 4);
       return fd;
     } catch (err) {
       lib.close(fd);
@@ -518,30 +354,30 @@ export class LinuxUdpBind implements Bind {
     sa[2] = port >> 8;
     sa[3] = port & 0xff;
     if (lib.bind(fd, sa, sa.length) !== 0) {
-      const e = koffi.errno();
+      const e = lib.errno();
       throw sysError(`bind ${family === AF_INET ? '0.0.0.0' : '[::]'}:${port}`, e);
     }
   }
 
   private boundPort(lib: Libc, fd: number): number {
     const sa = new Uint8Array(SOCKADDR_IN6);
-    if (lib.getsockname(fd, sa, Uint32Array.of(sa.length)) !== 0) throw sysError('getsockname', koffi.errno());
+    if (lib.getsockname(fd, sa, Uint32Array.of(sa.length)) !== 0) throw sysError('getsockname', lib.errno());
     return (sa[2]! << 8) | sa[3]!;
   }
 
   private ensureSendArea(lib: Libc): void {
     if (this.sendSab) return;
-    const sab = new SharedArrayBuffer(S_DATA + SLOT_SIZE);
+    const sab = new SharedArrayBuffer(S_DATA + UDP_SLOT_SIZE);
     this.sendSab = sab;
     this.send8 = new Uint8Array(sab);
     this.send32 = new Int32Array(sab);
     const base = lib.addressOf(this.send8);
     this.sendAddr = base;
     const v = new DataView(sab);
-    v.setBigUint64(S_MSG + 0, BigInt(base + S_NAME), true); // msg_name
-    v.setBigUint64(S_MSG + 16, BigInt(base + S_IOV), true); // msg_iov
-    v.setBigUint64(S_MSG + 24, 1n, true); // msg_iovlen
-    v.setBigUint64(S_MSG + 32, BigInt(base + S_CONTROL), true); // msg_control
+    v.setBigUint64(S_MSG + MSG_NAME, BigInt(base + S_NAME), true);
+    v.setBigUint64(S_MSG + MSG_IOV, BigInt(base + S_IOV), true);
+    v.setBigUint64(S_MSG + MSG_IOVLEN, 1n, true);
+    v.setBigUint64(S_MSG + MSG_CONTROL, BigInt(base + S_CONTROL), true);
     v.setBigUint64(S_IOV + 0, BigInt(base + S_DATA), true); // iov_base
   }
 
@@ -565,14 +401,8 @@ export class LinuxUdpBind implements Bind {
     // A thread after close() (or a crash) starts from the ring's current GEN, so it waits for
     // the open about to be published, and QUIT is cleared for it.
     Atomics.store(session.ctrl, QUIT, 0);
-    const worker = new Worker(RECEIVER_SOURCE, {
-      eval: true,
-      name: 'udp-receiver',
-      workerData: {
-        koffiPath: createRequire(import.meta.url).resolve('koffi'), sab: session.sab, gen: Atomics.load(session.ctrl, GEN),
-        slots: this.slots, slotSize: SLOT_SIZE, hdrOffset: CTRL_BYTES, vecOffset: CTRL_BYTES + this.slots * HDR_SIZE, dataOffset: session.dataOffset, batch: this.batch,
-      },
-    });
+    const workerData: UdpReceiverData = { sab: session.sab, gen: Atomics.load(session.ctrl, GEN), slots: this.slots, batch: this.batch };
+    const worker = startWorker('udp-receiver', { name: 'udp-receiver', workerData });
     const t: ReceiverThread = { worker, dead: false, pending: undefined, stopping: undefined, exited: new Promise((resolve) => worker.once('exit', () => resolve())) };
     const fail = (err: Error) => {
       t.dead = true;
@@ -583,13 +413,14 @@ export class LinuxUdpBind implements Bind {
       t.stopping?.resolve();
       t.stopping = undefined;
     };
-    worker.on('message', (m: WorkerMessage) => {
+    worker.on('message', (m: UdpReceiverMessage) => {
       if (m.type === 'ready') {
         const p = t.pending;
         if (!p || p.gen !== m.gen) return;
         t.pending = undefined;
         p.resolve();
-        this.pump(p.session);
+        const session = p.session;
+        pumpRing(session.ctrl, { drain: (budget) => this.drain(session, budget), isOpen: () => session.receiver !== undefined, tail: () => session.tail });
         return;
       }
       if (m.type === 'stopped') {
@@ -606,24 +437,6 @@ export class LinuxUdpBind implements Bind {
   }
 
   // ---------------------------------------------------------------- receive
-
-  /** Drains the ring; sleeps on HEAD when it is empty, yields to the event loop after a budget. */
-  private pump(session: Session): void {
-    for (;;) {
-      const done = this.drain(session, DRAIN_BUDGET);
-      if (!session.receiver) return; // closed
-      if (done === DRAIN_BUDGET) {
-        setImmediate(() => this.pump(session));
-        return;
-      }
-      Atomics.store(session.ctrl, WAITING, 1);
-      const w = waitAsync(session.ctrl, HEAD, session.tail);
-      if (w.async) {
-        void w.value.then(() => this.pump(session));
-        return;
-      }
-    }
-  }
 
   private drain(session: Session, budget: number): number {
     const { ctrl, mask, sab, dataOffset, hdr32 } = session;
@@ -642,7 +455,7 @@ export class LinuxUdpBind implements Bind {
         const from = this.endpointAt(session, h);
         if (from) {
           if (this.staleSources.size !== 0) this.staleSources.delete(from);
-          const at = dataOffset + slot * SLOT_SIZE;
+          const at = dataOffset + slot * UDP_SLOT_SIZE;
           const gso = hdr32[(h + H_GSO) >> 2]!;
           if (gso > 0 && len > gso) {
             // UDP_GRO coalesced datagrams of one flow: segments of `gso` bytes, the last may be shorter.
@@ -661,11 +474,7 @@ export class LinuxUdpBind implements Bind {
         });
       } finally {
         session.tail = (session.tail + 1) | 0;
-        Atomics.store(ctrl, TAIL, session.tail);
-        if (Atomics.load(ctrl, READER_WAITING) !== 0) {
-          Atomics.store(ctrl, READER_WAITING, 0);
-          Atomics.notify(ctrl, TAIL);
-        }
+        release(ctrl, session.tail);
       }
     }
     return done;
@@ -716,11 +525,11 @@ export class LinuxUdpBind implements Bind {
       let e = this.index.get(key);
       if (!e) {
         const b = session.hdr8;
-        const address = formatIPv6(b, h + H_NAME + 8);
+        const address = formatIp(b.subarray(h + H_NAME + 8, h + H_NAME + 24));
         const port = (b[h + 2]! << 8) | b[h + 3]!;
         let localAddress: string | undefined;
         if (lf === 6) {
-          localAddress = formatIPv6(b, h + H_LOCAL);
+          localAddress = formatIp(b.subarray(h + H_LOCAL, h + H_LOCAL + 16));
           // Link-local: the address means nothing without its interface.
           if (b[h + H_LOCAL] === 0xfe && (b[h + H_LOCAL + 1]! & 0xc0) === 0x80) localAddress += `%${ifindex >>> 0}`;
         }
@@ -749,7 +558,7 @@ export class LinuxUdpBind implements Bind {
 
   send(datagram: Uint8Array, to: BindEndpoint): void {
     const len = datagram.length;
-    if (!this.session || len > SLOT_SIZE) { this.counters.txErrors++; return; }
+    if (!this.session || len > UDP_SLOT_SIZE) { this.counters.txErrors++; return; }
     const p = this.pending;
     if (p.count > 0) {
       // Same destination, no longer than the first segment, room left: one more GSO segment.
@@ -791,17 +600,15 @@ export class LinuxUdpBind implements Bind {
     const control = this.writeHeader(to);
     // UDP_SEGMENT: the kernel cuts the payload into segmentSize-byte datagrams (the last may be
     // shorter), so the whole batch crosses the socket layer once.
-    w[(S_CONTROL + control) >> 2] = CMSG_HDR + 2; w[(S_CONTROL + control + 4) >> 2] = 0;
-    w[(S_CONTROL + control + 8) >> 2] = SOL_UDP; w[(S_CONTROL + control + 12) >> 2] = UDP_SEGMENT;
-    w[(S_CONTROL + control + 16) >> 2] = p.segmentSize; // u16 gso_size, little-endian
-    w[(S_MSG + 40) >> 2] = control + CMSG_HDR + 8; // CMSG_SPACE(2)
+    w[(S_MSG + MSG_CONTROLLEN) >> 2] = control + writeSegmentSize(w, S_CONTROL + control, p.segmentSize);
     w[(S_IOV + 8) >> 2] = p.bytes;
-    if (this.lib!.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) {
+    const lib = this.lib!;
+    if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) {
       this.counters.txPackets += count;
       this.counters.gsoBatches++;
       return;
     }
-    const e = koffi.errno();
+    const e = lib.errno();
     if (e === this.E.EAGAIN || e === this.E.ENOBUFS) { this.counters.txDropped += count; return; }
     // Refused (a device without checksum offload says EIO, old kernels EINVAL/ENOPROTOOPT, or
     // the source went away): send the datagrams one by one. If that works, GSO was the problem.
@@ -817,24 +624,17 @@ export class LinuxUdpBind implements Bind {
     const b = this.send8;
     const w = this.send32;
     const t = to.tag;
-    let source: SourceInfo | undefined;
+    let source: SourceInfo | null | undefined;
     if (to.localAddress !== undefined && (this.staleSources.size === 0 || !this.staleSources.has(to))) {
       source = this.sources.get(to);
-      if (!source) { source = sourceInfo(to); this.sources.set(to, source); }
+      if (source === undefined) { source = sourceInfo(to); this.sources.set(to, source); }
     }
     if (to.family === 4) {
       b[S_NAME] = AF_INET; b[S_NAME + 1] = 0;
       b[S_NAME + 2] = t[4]!; b[S_NAME + 3] = t[5]!;
       b[S_NAME + 4] = t[0]!; b[S_NAME + 5] = t[1]!; b[S_NAME + 6] = t[2]!; b[S_NAME + 7] = t[3]!;
-      w[(S_MSG + 8) >> 2] = SOCKADDR_IN;
-      if (!source) return 0;
-      w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 12; w[(S_CONTROL + 4) >> 2] = 0; // cmsg_len
-      w[(S_CONTROL + 8) >> 2] = IPPROTO_IP; w[(S_CONTROL + 12) >> 2] = IP_PKTINFO;
-      w[(S_CONTROL + 16) >> 2] = 0; // ipi_ifindex: let the route choose
-      b.set(source.bytes, S_CONTROL + 20); // ipi_spec_dst: the source
-      w[(S_CONTROL + 24) >> 2] = 0; // ipi_addr (ignored on send)
-      w[(S_CONTROL + 28) >> 2] = 0;
-      return 32; // CMSG_SPACE(12)
+      w[(S_MSG + MSG_NAMELEN) >> 2] = SOCKADDR_IN;
+      return source ? writePktinfo(b, w, S_CONTROL, 4, source) : 0;
     }
     b[S_NAME] = AF_INET6 & 0xff; b[S_NAME + 1] = 0;
     b[S_NAME + 2] = t[16]!; b[S_NAME + 3] = t[17]!;
@@ -843,37 +643,31 @@ export class LinuxUdpBind implements Bind {
     // A link-local remote needs a scope: the interface our link-local source lives on, else the
     // zone it was configured with.
     w[(S_NAME + 24) >> 2] = t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? (source?.ifindex || this.zoneScope(to)) : 0;
-    w[(S_MSG + 8) >> 2] = SOCKADDR_IN6;
-    if (!source) return 0;
-    w[(S_CONTROL + 0) >> 2] = CMSG_HDR + 20; w[(S_CONTROL + 4) >> 2] = 0;
-    w[(S_CONTROL + 8) >> 2] = IPPROTO_IPV6; w[(S_CONTROL + 12) >> 2] = IPV6_PKTINFO;
-    b.set(source.bytes, S_CONTROL + 16); // ipi6_addr: the source
-    w[(S_CONTROL + 32) >> 2] = source.ifindex; // ipi6_ifindex (0 but for link-local)
-    w[(S_CONTROL + 36) >> 2] = 0;
-    return 40; // CMSG_SPACE(20)
+    w[(S_MSG + MSG_NAMELEN) >> 2] = SOCKADDR_IN6;
+    return source ? writePktinfo(b, w, S_CONTROL, 6, source) : 0;
   }
 
   /** One datagram: the `len` bytes at S_DATA + `off` of the send area. */
   private sendOne(fd: number, to: BindEndpoint, off: number, len: number): void {
     const w = this.send32;
-    w[(S_MSG + 40) >> 2] = this.writeHeader(to);
+    w[(S_MSG + MSG_CONTROLLEN) >> 2] = this.writeHeader(to);
     w[(S_IOV + 8) >> 2] = len; // iov_len (high word stays 0)
     if (off !== 0) this.setIovBase(S_DATA + off);
     try {
       const lib = this.lib!;
       if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) { this.counters.txPackets++; return; }
-      const e = koffi.errno();
-      if (w[(S_MSG + 40) >> 2] !== 0 && (e === this.E.EINVAL || e === this.E.EADDRNOTAVAIL || e === this.E.ENETUNREACH)) {
+      const e = lib.errno();
+      if (w[(S_MSG + MSG_CONTROLLEN) >> 2] !== 0 && (e === this.E.EINVAL || e === this.E.EADDRNOTAVAIL || e === this.E.ENETUNREACH)) {
         // The local address went away (or is not routable any more): send from whatever the
         // kernel picks, and stop asking for it until a datagram arrives on it again.
-        w[(S_MSG + 40) >> 2] = 0;
+        w[(S_MSG + MSG_CONTROLLEN) >> 2] = 0;
         if (to.family === 6) w[(S_NAME + 24) >> 2] = this.zoneScope(to);
         this.counters.sourceCleared++;
         if (this.staleSources.size >= MAX_INDEX) this.staleSources.clear();
         this.staleSources.add(to);
         const refused = errnoName(e);
         if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) this.counters.txPackets++;
-        else this.countSendError(koffi.errno());
+        else this.countSendError(lib.errno());
         // Last: the listener may send (and so reuse the send area).
         if (off !== 0) this.setIovBase(S_DATA);
         off = 0;
@@ -926,7 +720,8 @@ export class LinuxUdpBind implements Bind {
 
   /** The canonical endpoint for a remote with a local (source) address. */
   endpointWithSource(address: string, port: number, localAddress: string): BindEndpoint {
-    if (isIP(localAddress) === 0) throw new Error(`not an IP address: ${localAddress}`);
+    const pct = localAddress.indexOf('%');
+    if (tryParseIp(pct < 0 ? localAddress : localAddress.slice(0, pct)) === null) throw new Error(`not an IP address: ${localAddress}`);
     return this.endpoints.get(address, port, localAddress);
   }
 
@@ -942,7 +737,7 @@ export class LinuxUdpBind implements Bind {
   }
 
   private setMarkOn(lib: Libc, fd: number, mark: number): void {
-    if (lib.setsockopt(fd, SOL_SOCKET, SO_MARK, Int32Array.of(mark | 0), 4) !== 0) throw sysError('setsockopt(SO_MARK)', koffi.errno());
+    if (lib.setsockopt(fd, SOL_SOCKET, SO_MARK, Int32Array.of(mark | 0), 4) !== 0) throw sysError('setsockopt(SO_MARK)', lib.errno());
   }
 
   /** SO_MARK as the kernel has it on each socket ({ v4, v6 }; -1 when absent), for diagnostics. */
@@ -950,7 +745,7 @@ export class LinuxUdpBind implements Bind {
     const read = (fd: number) => {
       if (fd < 0 || !this.lib) return -1;
       const v = new Int32Array(1);
-      if (this.lib.getsockopt(fd, SOL_SOCKET, SO_MARK, v, Uint32Array.of(4)) !== 0) throw sysError('getsockopt(SO_MARK)', koffi.errno());
+      if (this.lib.getsockopt(fd, SOL_SOCKET, SO_MARK, v, Uint32Array.of(4)) !== 0) throw sysError('getsockopt(SO_MARK)', this.lib.errno());
       return v[0]! >>> 0;
     };
     const { v4, v6 } = this.fds;
@@ -965,7 +760,7 @@ export class LinuxUdpBind implements Bind {
       this.receiverThread = undefined;
       if (t && !t.dead && this.ring) {
         t.dead = true; // its exit is expected now
-        const ctrl = new Int32Array(this.ring, 0, CTRL_BYTES / 4);
+        const ctrl = controlBlock(this.ring);
         Atomics.store(ctrl, QUIT, 1);
         Atomics.notify(ctrl, GEN);
         await t.exited;
@@ -987,11 +782,8 @@ export class LinuxUdpBind implements Bind {
       // The thread finishes with this open (and says so) before its sockets close: an fd
       // closed under its poll() could be reused by the next open's socket.
       const stopped = new Promise<void>((resolve) => { t.stopping = { gen: s.gen, resolve }; });
-      Atomics.store(s.ctrl, STOP, 1);
-      Atomics.notify(s.ctrl, TAIL);
-      const one = new Uint8Array(8);
-      one[0] = 1;
-      lib.write(s.wakeFd, one, 8);
+      stop(s.ctrl);
+      wake(lib, s.wakeFd);
       if (Atomics.load(s.ctrl, STOPPED) !== s.gen) await stopped;
       t.stopping = undefined;
     }
@@ -1002,158 +794,3 @@ export class LinuxUdpBind implements Bind {
     this.port = 0;
   }
 }
-
-/**
- * The receiving thread, as plain CommonJS source for an `eval` worker (so it runs under any
- * loader). workerData: { koffiPath, sab, gen (GEN when it starts), slots, slotSize, hdrOffset,
- * vecOffset, dataOffset, batch }; the indexes and offsets match the constants above. It builds one mmsghdr+iovec per
- * ring slot (pointing at that slot's header and data) once, then serves one open after another:
- * it waits for GEN to change, reads that open's sockets and eventfd from the control words,
- * posts { type: 'ready', gen }, then loops: recvmmsg() on each socket into the free run of slots
- * after `head`, parses the control messages into the slot header, publishes; poll() when every
- * socket says EAGAIN; waits on TAIL when the ring is full; when STOP is set it stores GEN in
- * STOPPED, posts { type: 'stopped', gen } and waits for the next open. It exits on QUIT.
- */
-const RECEIVER_SOURCE = `'use strict';
-const { workerData: d, parentPort } = require('node:worker_threads');
-const koffi = require(d.koffiPath);
-let lib;
-try { lib = koffi.load('libc.so.6'); } catch { lib = koffi.load(null); }
-const recvmmsg = lib.func('int recvmmsg(int fd, uintptr_t vec, unsigned int vlen, int flags, uintptr_t timeout)');
-const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
-const memmove = lib.func('uintptr_t memmove(void *dst, const void *src, size_t n)');
-const EAGAIN = koffi.os.errno.EAGAIN, EINTR = koffi.os.errno.EINTR, EBADF = koffi.os.errno.EBADF, ENOTSOCK = koffi.os.errno.ENOTSOCK;
-const POLLIN = 0x1;
-const HEAD = ${HEAD}, WAITING = ${WAITING}, STOP = ${STOP}, READER_WAITING = ${READER_WAITING}, RX_ERRORS = ${RX_ERRORS}, OVFL = ${OVFL}, TAIL = ${TAIL};
-const GEN = ${GEN}, STOPPED = ${STOPPED}, QUIT = ${QUIT}, NFDS = ${NFDS}, FD0 = ${FD0}, WAKE_FD = ${WAKE_FD};
-const HDR = ${HDR_SIZE}, H_NAME = ${H_NAME}, H_CONTROL = ${H_CONTROL}, CONTROL_SIZE = ${CONTROL_SIZE}, H_LEN = ${H_LEN}, H_LOCAL_FAMILY = ${H_LOCAL_FAMILY}, H_LOCAL = ${H_LOCAL}, H_IFINDEX = ${H_IFINDEX}, H_GSO = ${H_GSO};
-const MMSG = ${MMSGHDR}, IOV = ${IOVEC}, NAME_SIZE = ${SOCKADDR_IN6};
-const ctrl = new Int32Array(d.sab, 0, ${CTRL_BYTES / 4});
-const u8 = new Uint8Array(d.sab);
-const i32 = new Int32Array(d.sab);
-const view = new DataView(d.sab);
-const base = Number(memmove(u8, u8, 0));
-const mmsgAt = d.vecOffset, iovAt = d.vecOffset + d.slots * MMSG;
-for (let i = 0; i < d.slots; i++) {
-  const m = mmsgAt + i * MMSG, v = iovAt + i * IOV, h = d.hdrOffset + i * HDR;
-  view.setBigUint64(m, BigInt(base + h + H_NAME), true);          // msg_name
-  view.setBigUint64(m + 16, BigInt(base + v), true);              // msg_iov
-  view.setBigUint64(m + 24, 1n, true);                            // msg_iovlen
-  view.setBigUint64(m + 32, BigInt(base + h + H_CONTROL), true);  // msg_control
-  view.setBigUint64(v, BigInt(base + d.dataOffset + i * d.slotSize), true); // iov_base
-  view.setBigUint64(v + 8, BigInt(d.slotSize), true);            // iov_len
-}
-// One open's sockets (at most two) and its eventfd, set by begin().
-const fds = [-1, -1];
-let nfds = 0;
-const pfdBuf = new SharedArrayBuffer(8 * 3);
-const pfd32 = new Int32Array(pfdBuf), pfd16 = new Int16Array(pfdBuf), pfd = new Uint8Array(pfdBuf);
-const mask = d.slots - 1;
-let head = 0;
-
-function begin() {
-  nfds = Atomics.load(ctrl, NFDS);
-  for (let k = 0; k < nfds; k++) { fds[k] = Atomics.load(ctrl, FD0 + k); pfd32[2 * k] = fds[k]; pfd16[4 * k + 2] = POLLIN; }
-  pfd32[2 * nfds] = Atomics.load(ctrl, WAKE_FD); pfd16[4 * nfds + 2] = POLLIN;
-  head = Atomics.load(ctrl, HEAD);
-}
-
-function parse(slot, k) {
-  const m = (mmsgAt + slot * MMSG) >> 2;
-  const h = d.hdrOffset + slot * HDR;
-  i32[(h + H_LEN) >> 2] = i32[m + 14];          // msg_len
-  const clen = i32[m + 10];                     // msg_controllen (low word)
-  let lf = 0, ifindex = 0, off = 0, gso = 0;
-  while (off + 16 <= clen) {
-    const c = h + H_CONTROL + off;
-    const len = i32[c >> 2], level = i32[(c + 8) >> 2], type = i32[(c + 12) >> 2];
-    if (len < 16 || off + len > CONTROL_SIZE) break;
-    if (level === 0 && type === 8 && len >= 28) {            // IP_PKTINFO: ipi_ifindex, ipi_spec_dst
-      ifindex = i32[(c + 16) >> 2];
-      i32[(h + H_LOCAL) >> 2] = i32[(c + 20) >> 2];
-      lf = 4;
-    } else if (level === 41 && type === 50 && len >= 36) {   // IPV6_PKTINFO: ipi6_addr, ipi6_ifindex
-      u8.copyWithin(h + H_LOCAL, c + 16, c + 32);
-      ifindex = i32[(c + 32) >> 2];
-      lf = 6;
-    } else if (level === 1 && type === 40 && len >= 20) {    // SO_RXQ_OVFL
-      Atomics.store(ctrl, OVFL + k, i32[(c + 16) >> 2]);
-    } else if (level === 17 && type === 104 && len >= 18) {  // UDP_GRO: int (or u16) segment size
-      gso = (len >= 20 ? i32[(c + 16) >> 2] : (u8[c + 16] | (u8[c + 17] << 8))) & 0xffff;
-    }
-    off += (len + 7) & ~7;
-  }
-  if (lf === 0) { i32[(h + H_LOCAL) >> 2] = 0; i32[(h + H_LOCAL + 4) >> 2] = 0; i32[(h + H_LOCAL + 8) >> 2] = 0; i32[(h + H_LOCAL + 12) >> 2] = 0; }
-  else if (lf === 4) { i32[(h + H_LOCAL + 4) >> 2] = 0; i32[(h + H_LOCAL + 8) >> 2] = 0; i32[(h + H_LOCAL + 12) >> 2] = 0; }
-  i32[(h + H_LOCAL_FAMILY) >> 2] = lf;
-  i32[(h + H_IFINDEX) >> 2] = ifindex;
-  i32[(h + H_GSO) >> 2] = gso;
-}
-
-// Serves one open until STOP (or a fatal error), then reports it stopped and waits for the next.
-function serve(gen) {
-begin();
-parentPort.postMessage({ type: 'ready', gen });
-let fatal = false;
-for (;;) {
-  if (Atomics.load(ctrl, STOP) !== 0) break;
-  let got = 0, full = false;
-  for (let k = 0; k < nfds; k++) {
-    const tail = Atomics.load(ctrl, TAIL);
-    const free = d.slots - ((head - tail) | 0);
-    if (free <= 0) { full = true; break; }
-    const start = head & mask;
-    const count = Math.min(d.batch, free, d.slots - start);
-    for (let i = 0; i < count; i++) {
-      const m = (mmsgAt + (start + i) * MMSG) >> 2;
-      i32[m + 2] = NAME_SIZE;     // msg_namelen
-      i32[m + 10] = CONTROL_SIZE; // msg_controllen
-      i32[m + 12] = 0;            // msg_flags
-    }
-    const n = recvmmsg(fds[k], base + mmsgAt + start * MMSG, count, 0, 0);
-    if (n > 0) {
-      for (let i = 0; i < n; i++) parse(start + i, k);
-      head = (head + n) | 0;
-      Atomics.store(ctrl, HEAD, head);
-      if (Atomics.load(ctrl, WAITING) !== 0) { Atomics.store(ctrl, WAITING, 0); Atomics.notify(ctrl, HEAD); }
-      got += n;
-      continue;
-    }
-    const e = koffi.errno();
-    if (n === 0 || e === EAGAIN || e === EINTR) continue;
-    const errors = Atomics.add(ctrl, RX_ERRORS, 1) + 1;
-    if (e === EBADF || e === ENOTSOCK) { fatal = true; parentPort.postMessage({ type: 'error', errno: e, fatal: true }); break; }
-    if ((errors & (errors - 1)) === 0) parentPort.postMessage({ type: 'error', errno: e, fatal: false }); // 1st, 2nd, 4th, ...: no storm
-  }
-  if (fatal) break;
-  if (full) {
-    // Ring full: stop reading (the socket buffers hold the burst) until the main thread frees slots.
-    const tail = Atomics.load(ctrl, TAIL);
-    if (d.slots - ((head - tail) | 0) > 0) continue;
-    Atomics.store(ctrl, READER_WAITING, 1);
-    Atomics.wait(ctrl, TAIL, tail, 100);
-    Atomics.store(ctrl, READER_WAITING, 0);
-    continue;
-  }
-  if (got > 0) continue;
-  for (let k = 0; k <= nfds; k++) pfd16[4 * k + 3] = 0;
-  if (poll(pfd, nfds + 1, -1) < 0) {
-    const pe = koffi.errno();
-    if (pe === EINTR) continue;
-    parentPort.postMessage({ type: 'error', errno: pe, fatal: true });
-    break;
-  }
-}
-Atomics.store(ctrl, STOPPED, gen);
-parentPort.postMessage({ type: 'stopped', gen });
-}
-
-let gen = d.gen;
-for (;;) {
-  if (Atomics.load(ctrl, QUIT) !== 0) break;
-  const next = Atomics.load(ctrl, GEN);
-  if (next === gen) { Atomics.wait(ctrl, GEN, gen); continue; }
-  gen = next;
-  serve(gen);
-}
-`;

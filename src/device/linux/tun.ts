@@ -10,18 +10,12 @@
  * SIOCSIFMTU on an AF_INET datagram socket and does NOT bring the link up or add addresses:
  * that is `ip` / wg-quick's job. Closing the fd makes the kernel remove the device.
  *
- * Reading happens on a worker thread that loops read() until EAGAIN, then poll()s the TUN fd
- * and an eventfd (used by close() to wake it). Each packet goes straight from the kernel into a
- * slot of a SharedArrayBuffer ring (no copy); the main thread drains the ring in order and hands
- * the handler a view of the slot, valid only during the call. The worker publishes `head`, the
- * main thread publishes `tail` (Atomics); when the main thread has nothing to do it sets a
- * `waiting` flag and sleeps in Atomics.waitAsync on `head`, and the worker notifies only when
- * that flag is set, so a busy tunnel pays no wake-up per packet. When the ring is full the worker
- * waits for room the same way (the mirror flag, Atomics.wait on `tail`) for at most
- * `ringFullWaitMs` (25 ms), during which the kernel's own queue (txqueuelen, 500 by default)
- * holds the burst; if the main thread is still stalled after that, the worker reads on into a
- * scratch buffer and drops, counting `rxDropped`, so the kernel is never held up for long.
- * Writing is one koffi write() per packet on the calling thread (never coalesced).
+ * Reading happens on a worker thread (tun-reader.ts) that puts each packet straight into a slot
+ * of the shared ring (ring.ts, tun-ring.ts); the main thread drains the ring in order and hands
+ * the handler a view of the slot, valid only during the call. When the main thread falls behind
+ * the reader waits `ringFullWaitMs` (25 ms) for room, then drops, counting `rxDropped`.
+ * Writing is one write() per packet on the calling thread, or one per run of a TCP flow's
+ * segments with offloads (offload.ts).
  *
  * Deletion: when the interface is deleted (`ip link del`, or its network namespace goes away)
  * the kernel detaches the fd: poll() reports POLLERR and read()/write() fail with EBADFD. Either
@@ -46,14 +40,17 @@
  *   close(fd)
  *   errno values used: EINTR 4, EAGAIN 11, EBADFD 77 (taken from koffi.os.errno at run time).
  */
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
-import koffi from 'koffi';
-import { errno, errnoName, sysError } from './errno.ts';
-import type { LibraryHandle } from 'koffi';
-import type { Tun } from './tun.ts';
+import type { Worker } from 'node:worker_threads';
+import { errnoName, errno, sysError } from '../errno.ts';
+import type { Tun } from '../tun.ts';
+import { libc, O_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK, wake } from './libc.ts';
+import type { Libc } from './libc.ts';
 import { TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_ECN, VNET_HDR_LEN, completeChecksum, readVnetHeader, segmentTcp } from './offload.ts';
 import type { VnetHeader } from './offload.ts';
+import { checkSlots, controlBlock, HEAD, pumpRing, release, stop } from './ring.ts';
+import { DROPPED, TUN_SLOT_SIZE, tunDataOffset, tunLengths, tunRingBytes } from './tun-ring.ts';
+import type { TunReaderData, TunReaderMessage } from './tun-ring.ts';
+import { startWorker } from './worker.ts';
 
 export interface LinuxTunOptions {
   /** MTU to set on the new interface (default 1420, as wg-quick). */
@@ -68,7 +65,7 @@ export interface LinuxTunOptions {
   /**
    * TCP segmentation and checksum offloads (IFF_VNET_HDR + TUNSETOFFLOAD): the kernel sends us
    * 64 KiB TCP super-packets that we cut up, and we write runs of one flow's segments back as one
-   * super-packet. Default on unless WIREWEAVE_TUN_OFFLOAD=0.
+   * super-packet. Default on (the daemon turns it off for WIREWEAVE_TUN_OFFLOAD=0).
    */
   offload?: boolean;
 }
@@ -101,7 +98,6 @@ const IFNAMSIZ = 16;
 const IFREQ_SIZE = 40;
 const O_RDWR = 0x2;
 const O_NONBLOCK = 0x800;
-const O_CLOEXEC = 0x80000;
 const TUNSETIFF = 0x400454ca;
 const SIOCSIFMTU = 0x8922;
 const IFF_TUN = 0x0001;
@@ -114,63 +110,10 @@ const TUN_F_TSO6 = 0x04;
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
 
-/** Every slot holds the largest possible IP packet, so a read is never truncated whatever the MTU
- * becomes later. Untouched pages of a SharedArrayBuffer are never made resident: a 1420-byte
- * packet costs one page per slot. */
-const SLOT_SIZE = 65536 + 4096; // the largest packet plus a virtio_net_hdr, page-aligned
 /** Each slot can hold a 64 KiB TSO/GRO batch (about 45 packets), and its pages stay resident once
  * used: 256 slots bound that memory to 16 MiB and still queue thousands of packets. */
 const DEFAULT_SLOTS = 256;
 const DEFAULT_FULL_WAIT_MS = 25;
-/** Packets handed out per event-loop turn before yielding (timers and I/O get a turn). */
-const DRAIN_BUDGET = 512;
-
-// Layout of the shared control block (Int32 indexes). head and tail sit on their own cache lines.
-const HEAD = 0; // written by the reader: packets published so far (wrapping int32)
-const WAITING = 1; // set by the main thread before it sleeps on HEAD; the reader clears it and notifies
-const STOP = 2; // set by close(): the reader exits its loop
-const DROPPED = 3; // packets the reader dropped because the ring was full
-const READER_WAITING = 4; // set by the reader before it sleeps on TAIL (ring full); the main thread clears it and notifies
-const TAIL = 16; // written by the main thread: packets consumed so far
-const CTRL_BYTES = 128;
-
-interface Libc {
-  open(path: string, flags: number, mode: number): number;
-  ioctl(fd: number, request: number, arg: Uint8Array): number;
-  ioctlValue(fd: number, request: number, value: number): number;
-  socket(domain: number, type: number, protocol: number): number;
-  eventfd(initval: number, flags: number): number;
-  write(fd: number, buf: Uint8Array, len: number): number;
-  close(fd: number): number;
-}
-
-let libcCache: Libc | undefined;
-
-function loadLibc(): LibraryHandle {
-  try {
-    return koffi.load('libc.so.6');
-  } catch {
-    // musl and other libcs: the symbols are reachable from the process itself.
-    return koffi.load(null);
-  }
-}
-
-function libc(): Libc {
-  if (libcCache) return libcCache;
-  if (process.platform !== 'linux') throw new Error(`Linux TUN is not available on ${process.platform}`);
-  const lib = loadLibc();
-  const ioctl = lib.func('int ioctl(int fd, unsigned long request, ...)');
-  libcCache = {
-    open: lib.func('int open(const char *path, int flags, int mode)'),
-    ioctl: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
-    ioctlValue: (fd, request, value) => ioctl(fd, request, 'unsigned long', value) as number,
-    socket: lib.func('int socket(int domain, int type, int protocol)'),
-    eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
-    write: lib.func('long write(int fd, const void *buf, size_t len)'),
-    close: lib.func('int close(int fd)'),
-  };
-  return libcCache;
-}
 
 function ifreq(name: string): Uint8Array {
   const bytes = Buffer.from(name, 'utf8');
@@ -184,11 +127,11 @@ function ifreq(name: string): Uint8Array {
 
 function setMtu(lib: Libc, name: string, mtu: number): void {
   const sock = lib.socket(AF_INET, SOCK_DGRAM | O_CLOEXEC, 0);
-  if (sock < 0) throw sysError('socket(AF_INET, SOCK_DGRAM)', koffi.errno());
+  if (sock < 0) throw sysError('socket(AF_INET, SOCK_DGRAM)', lib.errno());
   try {
     const ifr = ifreq(name);
     new DataView(ifr.buffer).setInt32(IFNAMSIZ, mtu, true);
-    if (lib.ioctl(sock, SIOCSIFMTU, ifr) < 0) throw sysError(`SIOCSIFMTU ${name} ${mtu}`, koffi.errno());
+    if (lib.ioctl(sock, SIOCSIFMTU, ifr) < 0) throw sysError(`SIOCSIFMTU ${name} ${mtu}`, lib.errno());
   } finally {
     lib.close(sock);
   }
@@ -204,23 +147,23 @@ export async function openLinuxTun(name: string, opts: LinuxTunOptions = {}): Pr
   const slots = opts.ringSlots ?? DEFAULT_SLOTS;
   const fullWaitMs = opts.ringFullWaitMs ?? DEFAULT_FULL_WAIT_MS;
   if (!(fullWaitMs >= 0 && fullWaitMs <= 60_000)) throw new RangeError(`invalid ringFullWaitMs ${fullWaitMs}`);
-  if (!Number.isInteger(slots) || slots < 2 || slots > 1 << 16 || (slots & (slots - 1)) !== 0) throw new RangeError(`ringSlots must be a power of two in 2..65536, not ${slots}`);
+  checkSlots(slots);
   const ifr = ifreq(name);
   const lib = libc();
   const fd = lib.open('/dev/net/tun', O_RDWR | O_NONBLOCK | O_CLOEXEC, 0);
-  if (fd < 0) throw sysError('open /dev/net/tun', koffi.errno());
+  if (fd < 0) throw sysError('open /dev/net/tun', lib.errno());
   let wakeFd = -1;
   try {
-    const vnet = opts.offload ?? process.env.WIREWEAVE_TUN_OFFLOAD !== '0';
+    const vnet = opts.offload ?? true;
     new DataView(ifr.buffer).setUint16(IFNAMSIZ, IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0), true);
-    if (lib.ioctl(fd, TUNSETIFF, ifr) < 0) throw sysError(`TUNSETIFF ${name}`, koffi.errno());
+    if (lib.ioctl(fd, TUNSETIFF, ifr) < 0) throw sysError(`TUNSETIFF ${name}`, lib.errno());
     // Checksum + TSO offloads; if the kernel refuses them we still speak the header (all-zero).
     const tso = vnet && lib.ioctlValue(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
     const end = ifr.indexOf(0);
     const actual = Buffer.from(ifr.subarray(0, end < 0 ? IFNAMSIZ : end)).toString('utf8');
     setMtu(lib, actual, mtu);
-    wakeFd = lib.eventfd(0, O_CLOEXEC | O_NONBLOCK);
-    if (wakeFd < 0) throw sysError('eventfd', koffi.errno());
+    wakeFd = lib.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakeFd < 0) throw sysError('eventfd', lib.errno());
     return new LinuxTun(lib, fd, wakeFd, actual, mtu, slots, fullWaitMs, vnet, tso);
   } catch (e) {
     if (wakeFd >= 0) lib.close(wakeFd);
@@ -228,13 +171,6 @@ export async function openLinuxTun(name: string, opts: LinuxTunOptions = {}): Pr
     throw e;
   }
 }
-
-interface AtomicsWithWaitAsync {
-  waitAsync(array: Int32Array, index: number, value: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
-}
-const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync;
-
-type ReaderMessage = { type: 'error'; errno: number } | { type: 'deleted' };
 
 export class LinuxTun implements Tun {
   readonly name: string;
@@ -287,10 +223,10 @@ export class LinuxTun implements Tun {
     this.ringSlots = slots;
     this.fullWaitMs = fullWaitMs;
     this.mask = slots - 1;
-    this.dataOffset = Math.ceil((CTRL_BYTES + 4 * slots) / 4096) * 4096;
-    this.sab = new SharedArrayBuffer(this.dataOffset + slots * SLOT_SIZE);
-    this.ctrl = new Int32Array(this.sab, 0, CTRL_BYTES / 4);
-    this.lens = new Int32Array(this.sab, CTRL_BYTES, slots);
+    this.dataOffset = tunDataOffset(slots);
+    this.sab = new SharedArrayBuffer(tunRingBytes(slots));
+    this.ctrl = controlBlock(this.sab);
+    this.lens = tunLengths(this.sab, slots);
   }
 
   get stats(): LinuxTunStats {
@@ -301,21 +237,18 @@ export class LinuxTun implements Tun {
     if (this.handler) throw new Error(`${this.name}: already started`);
     if (this.closing || this.closedReason !== undefined) throw new Error(`${this.name}: closed`);
     this.handler = onPacket;
-    const worker = new Worker(READER_SOURCE, {
-      eval: true,
-      name: `tun-reader ${this.name}`,
-      workerData: { koffiPath: createRequire(import.meta.url).resolve('koffi'), fd: this.fd, wakeFd: this.wakeFd, sab: this.sab, slots: this.ringSlots, slotSize: SLOT_SIZE, dataOffset: this.dataOffset, fullWaitMs: this.fullWaitMs },
-    });
+    const workerData: TunReaderData = { fd: this.fd, wakeFd: this.wakeFd, sab: this.sab, slots: this.ringSlots, fullWaitMs: this.fullWaitMs };
+    const worker = startWorker('tun-reader', { name: `tun-reader ${this.name}`, workerData });
     this.worker = worker;
     this.workerExited = new Promise((resolve) => worker.once('exit', () => resolve()));
-    worker.on('message', (m: ReaderMessage) => {
+    worker.on('message', (m: TunReaderMessage) => {
       // The reader published everything it read before it posted: hand that out first.
       if (!this.draining) this.drain(Infinity);
       if (m.type === 'deleted' || m.errno === this.EBADFD) this.lost('deleted');
       else this.lost(`read failed: ${errnoName(m.errno)}`);
     });
     worker.on('error', (e) => this.lost(`reader failed: ${e instanceof Error ? e.message : String(e)}`));
-    this.pump();
+    pumpRing(this.ctrl, { drain: (budget) => this.drain(budget), isOpen: () => this.handler !== undefined, tail: () => this.tail });
   }
 
   write(packet: Uint8Array): boolean {
@@ -365,7 +298,7 @@ export class LinuxTun implements Tun {
       this.txPackets += packets;
       return true;
     }
-    const e = n < 0 ? koffi.errno() : 0;
+    const e = n < 0 ? this.lib.errno() : 0;
     if (e === this.EAGAIN) this.txDropped += packets;
     else this.txErrors += packets;
     if (e === this.EBADFD) this.lost('deleted');
@@ -398,12 +331,8 @@ export class LinuxTun implements Tun {
     this.handler = undefined;
     if (this.fd >= 0) this.flush();
     if (this.worker) {
-      Atomics.store(this.ctrl, STOP, 1);
-      Atomics.notify(this.ctrl, TAIL); // in case it waits for room in the ring
-      // Wake the reader out of poll(); eventfd takes an 8-byte counter increment.
-      const one = new Uint8Array(8);
-      one[0] = 1;
-      this.lib.write(this.wakeFd, one, 8);
+      stop(this.ctrl);
+      wake(this.lib, this.wakeFd); // out of poll()
       await this.workerExited;
       this.worker = undefined;
     }
@@ -431,7 +360,7 @@ export class LinuxTun implements Tun {
           if (this.tail === head) break;
         }
         const slot = this.tail & mask;
-        const view = new Uint8Array(sab, dataOffset + slot * SLOT_SIZE, lens[slot]!);
+        const view = new Uint8Array(sab, dataOffset + slot * TUN_SLOT_SIZE, lens[slot]!);
         done++;
         try {
           if (this.vnetHeader) this.deliverOffloaded(view);
@@ -446,11 +375,7 @@ export class LinuxTun implements Tun {
           });
         } finally {
           this.tail = (this.tail + 1) | 0;
-          Atomics.store(ctrl, TAIL, this.tail);
-          if (Atomics.load(ctrl, READER_WAITING) !== 0) {
-            Atomics.store(ctrl, READER_WAITING, 0);
-            Atomics.notify(ctrl, TAIL);
-          }
+          release(ctrl, this.tail);
         }
       }
     } finally {
@@ -483,94 +408,4 @@ export class LinuxTun implements Tun {
     this.rxPackets++;
     this.handler?.(segment);
   };
-
-  /** Drains the ring; sleeps on HEAD when it is empty, yields to the event loop after a budget. */
-  private readonly pump = (): void => {
-    for (;;) {
-      const done = this.drain(DRAIN_BUDGET);
-      if (!this.handler) return; // closed
-      if (done === DRAIN_BUDGET) {
-        setImmediate(this.pump);
-        return;
-      }
-      Atomics.store(this.ctrl, WAITING, 1);
-      const w = waitAsync(this.ctrl, HEAD, this.tail);
-      if (w.async) {
-        void w.value.then(this.pump);
-        return;
-      }
-      // The reader published more while we were getting ready to sleep: go on draining.
-    }
-  };
 }
-
-/**
- * The reader thread, as plain CommonJS source for an `eval` worker (so it runs under any loader,
- * bundler or coverage tool). workerData: { koffiPath, fd, wakeFd, sab, slots, slotSize,
- * dataOffset, fullWaitMs }; the control-block indexes match the constants above. It posts
- * { type: 'deleted' } on POLLERR/POLLHUP/POLLNVAL and { type: 'error', errno } on a failed read,
- * and returns when STOP is set.
- */
-const READER_SOURCE = `'use strict';
-const { workerData: d, parentPort } = require('node:worker_threads');
-const koffi = require(d.koffiPath);
-let lib;
-try { lib = koffi.load('libc.so.6'); } catch { lib = koffi.load(null); }
-const read = lib.func('long read(int fd, void *buf, size_t len)');
-const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
-const EAGAIN = koffi.os.errno.EAGAIN, EINTR = koffi.os.errno.EINTR;
-const POLLIN = 0x1, POLLBAD = 0x8 | 0x10 | 0x20;
-const HEAD = ${HEAD}, WAITING = ${WAITING}, STOP = ${STOP}, DROPPED = ${DROPPED}, READER_WAITING = ${READER_WAITING}, TAIL = ${TAIL};
-const ctrl = new Int32Array(d.sab, 0, ${CTRL_BYTES / 4});
-const lens = new Int32Array(d.sab, ${CTRL_BYTES}, d.slots);
-const views = [];
-for (let i = 0; i < d.slots; i++) views.push(new Uint8Array(d.sab, d.dataOffset + i * d.slotSize, d.slotSize));
-const scratch = new Uint8Array(d.slotSize);
-const pfdBuf = new ArrayBuffer(16);
-const pfd32 = new Int32Array(pfdBuf), pfd16 = new Int16Array(pfdBuf);
-pfd32[0] = d.fd; pfd16[2] = POLLIN; pfd32[2] = d.wakeFd; pfd16[6] = POLLIN;
-const pfd = new Uint8Array(pfdBuf);
-const mask = d.slots - 1;
-let head = Atomics.load(ctrl, HEAD);
-let fullSince = -1;
-for (;;) {
-  if (Atomics.load(ctrl, STOP) !== 0) break;
-  const tail = Atomics.load(ctrl, TAIL);
-  const full = ((head - tail) | 0) >= d.slots;
-  if (!full) fullSince = -1;
-  else {
-    // Ring full: give the main thread up to fullWaitMs (the kernel queue buffers meanwhile),
-    // then read on and drop until it frees a slot.
-    const now = performance.now();
-    if (fullSince < 0) fullSince = now;
-    const left = d.fullWaitMs - (now - fullSince);
-    if (left > 0) {
-      Atomics.store(ctrl, READER_WAITING, 1);
-      Atomics.wait(ctrl, TAIL, tail, left);
-      Atomics.store(ctrl, READER_WAITING, 0);
-      continue;
-    }
-  }
-  const slot = head & mask;
-  const n = read(d.fd, full ? scratch : views[slot], d.slotSize);
-  if (n > 0) {
-    if (full) { Atomics.add(ctrl, DROPPED, 1); continue; }
-    lens[slot] = n;
-    head = (head + 1) | 0;
-    Atomics.store(ctrl, HEAD, head);
-    if (Atomics.load(ctrl, WAITING) !== 0) { Atomics.store(ctrl, WAITING, 0); Atomics.notify(ctrl, HEAD); }
-    continue;
-  }
-  if (n === 0) continue;
-  const e = koffi.errno();
-  if (e === EINTR) continue;
-  if (e !== EAGAIN) { parentPort.postMessage({ type: 'error', errno: e }); break; }
-  pfd16[3] = 0; pfd16[7] = 0;
-  if (poll(pfd, 2, -1) < 0) {
-    const pe = koffi.errno();
-    if (pe === EINTR) continue;
-    parentPort.postMessage({ type: 'error', errno: pe }); break;
-  }
-  if ((pfd16[3] & POLLBAD) !== 0) { parentPort.postMessage({ type: 'deleted' }); break; }
-}
-`;

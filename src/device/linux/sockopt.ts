@@ -2,25 +2,11 @@
  * SO_MARK on node:dgram sockets (Linux), for fwmark: wg-quick's default-route setup marks the
  * tunnel's own UDP packets so they bypass the tunnel. Node exposes neither setsockopt nor the
  * socket's fd publicly; the fd is read from the handle dgram keeps internally.
- *
- * Native surface: setsockopt(fd, SOL_SOCKET = 1, SO_MARK = 36, &u32, 4) via koffi (same
- * numbers on x86_64 and arm64).
  */
 import type dgram from 'node:dgram';
-import koffi from 'koffi';
-
-const SOL_SOCKET = 1;
-const SO_MARK = 36;
-
-let setsockopt: ((fd: number, level: number, name: number, value: Uint32Array, len: number) => number) | null = null;
-
-function libc() {
-  if (!setsockopt) {
-    const lib = koffi.load('libc.so.6');
-    setsockopt = lib.func('int setsockopt(int, int, int, const void *, uint32_t)') as unknown as typeof setsockopt;
-  }
-  return setsockopt!;
-}
+import { errnoName } from '../errno.ts';
+import { libc } from './libc.ts';
+import { SO_MARK, SOL_SOCKET } from './socket-abi.ts';
 
 /** The OS file descriptor behind a bound dgram socket, or -1. */
 export function dgramFd(socket: dgram.Socket): number {
@@ -33,7 +19,8 @@ export function dgramFd(socket: dgram.Socket): number {
 export function setSocketMark(socket: dgram.Socket, mark: number): void {
   const fd = dgramFd(socket);
   if (fd < 0) throw new Error('cannot find the socket file descriptor');
-  if (libc()(fd, SOL_SOCKET, SO_MARK, Uint32Array.of(mark >>> 0), 4) !== 0) {
-    throw new Error(`setsockopt(SO_MARK) failed: errno ${koffi.errno()}`);
+  const lib = libc();
+  if (lib.setsockopt(fd, SOL_SOCKET, SO_MARK, Uint32Array.of(mark >>> 0), 4) !== 0) {
+    throw new Error(`setsockopt(SO_MARK) failed: ${errnoName(lib.errno())}`);
   }
 }

@@ -13,6 +13,7 @@
  *
  * Pure functions over byte arrays (no I/O) so they are unit-tested without a TUN.
  */
+import { finish, fold, sum16, verifies } from '../../core/checksum.ts';
 
 export const VNET_HDR_LEN = 10;
 export const VNET_F_NEEDS_CSUM = 1;
@@ -58,55 +59,10 @@ export function writeVnetHeader(b: Uint8Array, off: number, flags: number, gsoTy
   b[off + 8] = csumOffset & 0xff; b[off + 9] = csumOffset >>> 8;
 }
 
-/** Every platform Node runs wireweave on is little-endian; the fast path below checks anyway. */
-const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
-/** One Uint32Array view per buffer (a TUN ring, a scratch buffer), made once, not per packet. */
-const words32 = new WeakMap<ArrayBufferLike, Uint32Array>();
-
-function words32Of(buffer: ArrayBufferLike): Uint32Array {
-  let w = words32.get(buffer);
-  if (!w) {
-    w = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
-    words32.set(buffer, w);
-  }
-  return w;
-}
-
-/**
- * Ones'-complement sum of the big-endian 16-bit words of b[start, end), added to `acc`, unfolded.
- * Long even-aligned spans are summed as aligned native (little-endian) 32-bit words, a quarter of
- * the loads: the ones'-complement sum folds out of wider words the same, and summing in the
- * other byte order gives the byte-swapped result (RFC 1071 §2 A and B).
- */
-export function sum16(b: Uint8Array, start: number, end: number, acc: number): number {
-  let i = start;
-  let at = b.byteOffset + i;
-  if (LITTLE_ENDIAN && end - i >= 64 && (at & 1) === 0) {
-    if ((at & 2) !== 0) { acc += (b[i]! << 8) | b[i + 1]!; i += 2; at += 2; }
-    const n = (end - i) >>> 2;
-    const w = words32Of(b.buffer);
-    const first = at >>> 2;
-    let le = 0;
-    for (let k = first; k < first + n; k++) le += w[k]!;
-    le = fold(le);
-    acc += ((le & 0xff) << 8) | (le >>> 8);
-    i += n * 4;
-  }
-  for (; i + 3 < end; i += 4) acc += ((b[i]! << 8) | b[i + 1]!) + ((b[i + 2]! << 8) | b[i + 3]!);
-  for (; i + 1 < end; i += 2) acc += (b[i]! << 8) | b[i + 1]!;
-  if (i < end) acc += b[i]! << 8;
-  return acc;
-}
-
-export function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc % 65536) + Math.floor(acc / 65536);
-  return acc;
-}
-
 /** Sum of the TCP/UDP pseudo-header for a packet whose IP header starts at 0. */
 function pseudoSum(p: Uint8Array, l4Length: number): number {
-  if (p[0]! >> 4 === 4) return sum16(p, 12, 20, 0) + IPPROTO_TCP + l4Length;
-  return sum16(p, 8, 40, 0) + IPPROTO_TCP + Math.floor(l4Length / 65536) + (l4Length % 65536);
+  if (p[0]! >> 4 === 4) return sum16(p, 12, 20) + IPPROTO_TCP + l4Length;
+  return sum16(p, 8, 40) + IPPROTO_TCP + Math.floor(l4Length / 65536) + (l4Length % 65536);
 }
 
 function putU16(b: Uint8Array, off: number, v: number): void {
@@ -116,7 +72,7 @@ function putU16(b: Uint8Array, off: number, v: number): void {
 
 function ipv4HeaderChecksum(p: Uint8Array, ihl: number): void {
   p[10] = 0; p[11] = 0;
-  putU16(p, 10, ~fold(sum16(p, 0, ihl, 0)) & 0xffff);
+  putU16(p, 10, finish(sum16(p, 0, ihl)));
 }
 
 /**
@@ -126,7 +82,7 @@ function ipv4HeaderChecksum(p: Uint8Array, ihl: number): void {
 export function completeChecksum(p: Uint8Array, csumStart: number, csumOffset: number): boolean {
   const at = csumStart + csumOffset;
   if (csumStart >= p.length || at + 2 > p.length) return false;
-  putU16(p, at, ~fold(sum16(p, csumStart, p.length, 0)) & 0xffff);
+  putU16(p, at, finish(sum16(p, csumStart, p.length)));
   return true;
 }
 
@@ -172,7 +128,7 @@ export function segmentTcp(p: Uint8Array, tcpOffset: number, mss: number, out: U
     out[tcpOffset + 13] = flags;
     out[tcpOffset + 16] = 0; out[tcpOffset + 17] = 0;
     const l4 = total - tcpOffset;
-    putU16(out, tcpOffset + 16, ~fold(sum16(out, tcpOffset, total, pseudoSum(out, l4))) & 0xffff);
+    putU16(out, tcpOffset + 16, finish(sum16(out, tcpOffset, total, pseudoSum(out, l4))));
     emit(out.subarray(0, total));
   }
   return count;
@@ -180,7 +136,7 @@ export function segmentTcp(p: Uint8Array, tcpOffset: number, mss: number, out: U
 
 /** True if the TCP checksum of a complete packet (IP header at 0, TCP at `tcpOffset`) verifies. */
 export function tcpChecksumValid(p: Uint8Array, tcpOffset: number): boolean {
-  return fold(sum16(p, tcpOffset, p.length, pseudoSum(p, p.length - tcpOffset))) === 0xffff;
+  return verifies(sum16(p, tcpOffset, p.length, pseudoSum(p, p.length - tcpOffset)));
 }
 
 /**

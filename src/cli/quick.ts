@@ -370,6 +370,13 @@ and wireweave's own [Mesh] section (wg and wg-quick refuse it):
                Endpoint may go through the hub's relay; such peers are found
                by public key through the hub, and reached directly when a
                direct path answers
+  Network      discovery: members of this network (a name) find each other
+               and are added as peers without [Peer] sections
+  NetworkSecret  shared by the network's members (16+ bytes; wireweave genkey)
+  Name         this member's name (default the host name)
+  Prefix4, Prefix6  the network's ranges (default 100.96.0.0/16 and a /64 of
+               fd00::/8 from the network); without Address, the interface's
+               addresses are derived from its public key inside them
 
 up:   runs PreUp, creates the interface (a wireweave daemon serving
       /var/run/wireguard/INTERFACE.sock, which wg also drives), sets keys and

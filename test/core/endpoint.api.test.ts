@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Simulation, packet, pair } from '../support/pair.ts';
 import { MESSAGE_INITIATION, MESSAGE_TRANSPORT } from '../../src/core/messages.ts';
-import { REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from '../../src/core/constants.ts';
+import { REJECT_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from '../../src/core/constants.ts';
 
 describe('endpoint configuration', () => {
   it('refuses bad keys and keepalive intervals with a code, changing nothing', () => {
@@ -142,5 +142,68 @@ describe('calls about unknown peers and indexes', () => {
     assert.equal(cur.sendCounter, 3);
     assert.equal(a.endpoint.inspectPeer(aToB).queued, 0);
     assert.equal(a.endpoint.inspectPeer(aToB).handshakeStage, 'zeroed');
+  });
+});
+
+describe('receive edges', () => {
+  it('a response reaching an endpoint whose key was just cleared is dropped as noPrivateKey', () => {
+    const { sim, a, aToB } = pair();
+    sim.cut.add('b>a');
+    const toA: Uint8Array[] = [];
+    const transmit = sim.transmit.bind(sim);
+    sim.transmit = (from, to, d) => { if (to === 'a') toA.push(d.slice()); transmit(from, to, d); };
+    a.endpoint.initiateHandshake(sim.now, aToB);
+    sim.run(50);
+    assert.equal(toA.length, 1, "b's response, held back");
+    a.endpoint.setPrivateKey(null);
+    assert.equal(a.endpoint.recv(sim.now, toA[0]!, 'b'), 'dropped');
+    assert.equal(a.endpoint.counters.dropped.noPrivateKey, 1);
+    assert.equal(a.endpoint.counters.dropped.unexpectedResponse, 0);
+  });
+
+  it('a key change forgets pending handshakes and their indexes', () => {
+    const { sim, a, aToB } = pair();
+    sim.cut.add('a>b');
+    a.send(aToB, packet(1, 0));
+    assert.equal(a.endpoint.liveIndexes, 1);
+    assert.equal(a.endpoint.inspectPeer(aToB).handshakeStage, 'initiationCreated');
+    a.endpoint.setPrivateKey(new Uint8Array(32).fill(8));
+    assert.equal(a.endpoint.liveIndexes, 0);
+    assert.equal(a.endpoint.inspectPeer(aToB).handshakeStage, 'zeroed');
+  });
+
+  it('transport naming a pending handshake, or a session at its expiry instant, is dropped', () => {
+    const { sim, a, b, aToB, bToA } = pair();
+    const toB: Uint8Array[] = [];
+    const transmit = sim.transmit.bind(sim);
+    sim.transmit = (from, to, d) => { if (to === 'b') toB.push(d.slice()); transmit(from, to, d); };
+    a.send(aToB, packet(1, 0));
+    sim.run(50);
+    const data = toB.find((d) => d[0] === MESSAGE_TRANSPORT)!;
+    // b's pending handshake index (b initiates; a's answer is cut).
+    sim.cut.add('a>b');
+    sim.run(REKEY_TIMEOUT);
+    b.endpoint.initiateHandshake(sim.now, bToA);
+    const forged = data.slice();
+    const hs = (b.endpoint as unknown as { peers: Map<number, { handshake: { localIndex: number } }> }).peers.get(bToA)!.handshake;
+    new DataView(forged.buffer).setUint32(4, hs.localIndex, true);
+    assert.equal(b.endpoint.recv(sim.now, forged, 'a'), 'dropped');
+    assert.equal(b.endpoint.counters.dropped.unknownIndex, 1, 'a handshake index is not a session');
+    // A fresh packet on the session, arriving at the instant the session expires (before tick).
+    sim.cut.delete('a>b');
+    const expiresAt = b.endpoint.inspectPeer(bToA).current!.created + REJECT_AFTER_TIME;
+    a.send(aToB, packet(1, 1));
+    const late = toB.at(-1)!;
+    assert.equal(b.endpoint.recv(expiresAt, late.slice(), 'a'), 'dropped');
+    assert.equal(b.endpoint.counters.dropped.expiredSession, 1);
+    assert.equal(b.endpoint.recv(expiresAt - 1, late, 'a'), 'data', 'one millisecond earlier it is accepted');
+  });
+
+  it('carries packets larger than the send buffer it starts with', () => {
+    const { sim, a, b, aToB } = pair();
+    for (const size of [3000, 9000, 2000]) a.send(aToB, packet(1, size, size));
+    sim.run(50);
+    assert.deepEqual(b.delivered.map((d) => d.data.length), [3008, 9008, 2000]);
+    assert.deepEqual(b.delivered.map((d) => d.data.subarray(0, 8)), [3000, 9000, 2000].map((n) => packet(1, n, 8)));
   });
 });

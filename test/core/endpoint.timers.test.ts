@@ -9,7 +9,7 @@ import { packet, pair } from '../support/pair.ts';
 import {
   KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_AFTER,
 } from '../../src/core/constants.ts';
-import { MESSAGE_TRANSPORT } from '../../src/core/messages.ts';
+import { MESSAGE_INITIATION, MESSAGE_TRANSPORT } from '../../src/core/messages.ts';
 
 describe('endpoint bookkeeping', () => {
   it('counts the handshake, data and keepalives of one exchange exactly, on both sides', () => {
@@ -112,5 +112,36 @@ describe('zeroing after a failed handshake', () => {
     sim.run(REKEY_ATTEMPT_TIME + 2 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
     const again = a.eventsOf('handshakeFailed')[1]!;
     assert.equal(a.endpoint.inspectPeer(aToB).timers.zeroKeyMaterial, again.at + ZERO_KEY_MATERIAL_AFTER);
+  });
+});
+
+describe('initiations that wait for the rate limit', () => {
+  it('data queued while initiations are rate-limited goes out in one REKEY_TIMEOUT after the last', () => {
+    const { sim, a, b, aToB, bToA } = pair();
+    sim.cut.add('a>b');
+    const toB: Uint8Array[] = [];
+    const transmit = sim.transmit.bind(sim);
+    sim.transmit = (from, to, d) => { if (to === 'b') toB.push(d.slice()); transmit(from, to, d); };
+    a.endpoint.initiateHandshake(sim.now, aToB);
+    const respondedAt = sim.now;
+    b.endpoint.recv(sim.now, toB[0]!.slice(), 'a'); // b responds (its last handshake message)
+    sim.run(100); // a's confirming keepalive is cut: b has no current session
+    assert.equal(b.endpoint.send(sim.now, bToA, packet(2, 0)), 'queued');
+    assert.equal(b.sentOfType(MESSAGE_INITIATION).length, 0, 'rate-limited');
+    assert.equal(b.endpoint.inspectPeer(bToA).timers.retransmitHandshake, respondedAt + REKEY_TIMEOUT);
+    sim.cut.delete('a>b');
+    sim.run(REKEY_TIMEOUT);
+    assert.deepEqual(b.sentOfType(MESSAGE_INITIATION).map((s) => s.at), [respondedAt + REKEY_TIMEOUT]);
+    assert.equal(a.delivered.length, 1, 'and the packet arrived');
+  });
+
+  it('new data during retries starts the attempt count again (as wireguard-go)', () => {
+    const { sim, a, aToB } = pair();
+    sim.cut.add('a>b');
+    a.send(aToB, packet(1, 0));
+    sim.run(3 * (REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX));
+    assert.equal(a.endpoint.inspectPeer(aToB).handshakeAttempts, 3);
+    a.send(aToB, packet(1, 1));
+    assert.equal(a.endpoint.inspectPeer(aToB).handshakeAttempts, 0);
   });
 });

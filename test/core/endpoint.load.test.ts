@@ -9,7 +9,7 @@ import { Simulation, packet } from '../support/pair.ts';
 import { MESSAGE_RESPONSE, Response, writeType } from '../../src/core/messages.ts';
 import { CookieGenerator } from '../../src/core/cookie.ts';
 import {
-  REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_AFTER_TIME, UNDER_LOAD_HANDSHAKES_PER_SECOND,
+  COOKIE_REFRESH_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, UNDER_LOAD_AFTER_TIME, UNDER_LOAD_HANDSHAKES_PER_SECOND,
 } from '../../src/core/constants.ts';
 import { seededRng } from '../../src/core/rng.ts';
 
@@ -73,6 +73,21 @@ describe('under-load mode', () => {
     assert.equal(v.endpoint.counters.cookieRepliesSent, 1);
     v.endpoint.setUnderLoad('auto');
     assert.equal(v.endpoint.isUnderLoad(1_000_000), false);
+  });
+});
+
+describe('the cookie secret', () => {
+  it('is a deadline: drawn for the first cookie reply, zeroed by the tick COOKIE_REFRESH_TIME later', () => {
+    const { v, msg } = setup();
+    v.endpoint.setUnderLoad(true);
+    assert.equal(v.endpoint.nextDeadline(), Infinity, 'no secret yet, no peers');
+    v.endpoint.recv(5000, msg.slice(), 'x');
+    assert.equal(v.endpoint.counters.cookieRepliesSent, 1);
+    assert.equal(v.endpoint.nextDeadline(), 5000 + COOKIE_REFRESH_TIME);
+    v.endpoint.tick(5000 + COOKIE_REFRESH_TIME - 1);
+    assert.equal(v.endpoint.nextDeadline(), 5000 + COOKIE_REFRESH_TIME);
+    v.endpoint.tick(5000 + COOKIE_REFRESH_TIME);
+    assert.equal(v.endpoint.nextDeadline(), Infinity);
   });
 });
 

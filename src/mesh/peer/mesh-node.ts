@@ -76,6 +76,8 @@ export interface MeshNodeOptions {
   candidateRefreshMs?: number;
   /** Network/NetworkSecret in [Mesh]: announce, and add the other members as peers. */
   discovery?: MeshDiscovery;
+  /** How often we announce ourselves; default 20 s (the hub keeps an announcement 60 s). */
+  announceIntervalMs?: number;
 }
 
 /** At most this many mesh peers per interface (relay slots are 16 bits). */
@@ -372,7 +374,7 @@ export class MeshNode {
   private announce(): void {
     const d = this.o.discovery;
     if (!d || !this.client || !this.selfPublic) return;
-    this.announceAt = this.o.now() + ANNOUNCE_INTERVAL_MS;
+    this.announceAt = this.o.now() + (this.o.announceIntervalMs ?? ANNOUNCE_INTERVAL_MS);
     const sealed = sealAnnouncement(this.o.crypto, this.o.rng, d.announceKey, d.networkId, this.selfPublic, { epoch: this.epoch, seq: this.announceSeq++, sent: this.o.wallNow() });
     if (this.client.announce(d.networkId, sealed)) this.counters.announcementsSent++;
   }

@@ -41,7 +41,7 @@ function discovery(name: string, secret: string, pub: Uint8Array, claim?: Prefix
 }
 
 let n = 0;
-async function member(net: MemoryNetwork, hub: string, name: string, secret: string, claim?: Prefix[]): Promise<Member> {
+async function member(net: MemoryNetwork, hub: string, name: string, secret: string, claim?: Prefix[], announceIntervalMs?: number): Promise<Member> {
   n++;
   const key = generatePrivateKey(systemRng);
   const pub = crypto.x25519PrivateKey(key).publicKey;
@@ -52,11 +52,12 @@ async function member(net: MemoryNetwork, hub: string, name: string, secret: str
   const node = new MeshNode({
     device, bind, hubs: [hub], relay: 'auto', crypto, rng: systemRng, connect: nodeWebSocket, timers: nodeTimers,
     now: () => performance.now(), wallNow: () => Date.now(), hostAddresses: () => [], log: { error: () => {}, verbose: () => {} }, discovery: d,
+    ...(announceIntervalMs ? { announceIntervalMs } : {}),
   });
   node.start();
   await device.up();
   await device.ipcSet(`private_key=${encodeHex(key)}\n`);
-  stops.push(async () => { node.stop(); await device.close(); });
+  stops.push(async () => { node.stop(); await device.close().catch(() => {}); });
   return { name, device, tun, node, pub, addresses: d.addresses };
 }
 
@@ -118,5 +119,30 @@ describe('mesh discovery: members find each other by network secret', () => {
     }
     await ping(b, a, 4);
 
+  });
+
+  it('a member that stops announcing is withdrawn by the hub and removed; it comes back when it returns', async () => {
+    // A hub that forgets announcements after 1.5 s, and members that announce every 0.3 s.
+    const hub = await startHubServer({ host: '127.0.0.1', port: 0, crypto, rng: systemRng, limits: { announcementTtlMs: 1500 } });
+    servers.push(hub);
+    const net = new MemoryNetwork();
+    net.filter = () => false;
+    const secret = 'another long enough secret';
+    const a = await member(net, hub.url, 'alice', secret, undefined, 300);
+    const b = await member(net, hub.url, 'bob', secret, undefined, 300);
+    await until('alice to add bob', () => allowed(a, b).length === 2);
+    b.node.stop();
+    await until('alice to remove bob', () => !peerKeys(a).includes(encodeBase64(b.pub)), 10_000);
+    assert.equal(a.node.status().counters.membersRemoved, 1);
+    assert.equal(a.node.status().network?.members, 0);
+    // A fresh node with the same key announces a newer epoch: added again.
+    const again = new MeshNode({
+      device: b.device, bind: new MeshBind(new MemoryBind(net, '192.0.2.200')), hubs: [hub.url], relay: 'auto', crypto, rng: systemRng,
+      connect: nodeWebSocket, timers: nodeTimers, now: () => performance.now(), wallNow: () => Date.now() + 1, hostAddresses: () => [],
+      log: { error: () => {}, verbose: () => {} }, discovery: discovery('bob', secret, b.pub), announceIntervalMs: 300,
+    });
+    again.start();
+    stops.push(async () => { again.stop(); });
+    await until('alice to add bob again', () => allowed(a, b).length === 2, 10_000);
   });
 });

@@ -6,14 +6,14 @@
  */
 
 /** Our subcommands (main.ts dispatches them). */
-export const COMMANDS = ['genkey', 'pubkey', 'genpsk', 'demo', 'up', 'down', 'show', 'proxy', 'forward', 'hub', 'help', 'version'] as const;
+const COMMANDS = ['genkey', 'pubkey', 'genpsk', 'demo', 'up', 'down', 'show', 'proxy', 'forward', 'hub', 'help', 'version'] as const;
 
 /** `wg --help`'s subcommands we do not implement, and wg-quick's verbs we do not implement. */
 const WG_ONLY = ['showconf', 'set', 'setconf', 'addconf', 'syncconf'];
 const WG_QUICK_ONLY = ['save', 'strip'];
 
 /** Linux's IFNAMSIZ less the terminating NUL. */
-export const IFNAME_MAX = 15;
+const IFNAME_MAX = 15;
 
 /** Optimal string alignment distance: edits, with a swap of two neighbours counting as one. */
 export function editDistance(a: string, b: string): number {

@@ -15,7 +15,7 @@ import { systemClock } from '../device/clock.ts';
 import { WireweaveError } from '../core/errors.ts';
 import type { CliIo } from './main.ts';
 
-export const HUB_USAGE = `Usage: wireweave hub --listen [ADDR:]PORT [--nats URL[,URL...]] [--allow FILE]
+const HUB_USAGE = `Usage: wireweave hub --listen [ADDR:]PORT [--nats URL[,URL...]] [--allow FILE]
                      [--network-token FILE] [--log-format text|json] [-v]
        wireweave hub token < SECRET-FILE
 

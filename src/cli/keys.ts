@@ -38,7 +38,7 @@ export interface KeyCommandDeps {
   crypto?: CryptoProvider;
 }
 
-export const KEY_COMMAND_HELP = {
+const KEY_COMMAND_HELP = {
   genkey: 'Usage: wireweave genkey\n\nGenerates a new private key and writes it to stdout in base64.\n' +
     'Example: umask 077; wireweave genkey > private.key\n',
   genpsk: 'Usage: wireweave genpsk\n\nGenerates a new preshared key and writes it to stdout in base64.\n' +
@@ -175,7 +175,7 @@ export async function readKeyFromStream(stdin: NodeJS.ReadableStream): Promise<K
 }
 
 /** One line naming what is wrong with the input, without any of the input. */
-export function describeKeyInputProblem(input: Exclude<KeyInput, { ok: true }>): string {
+function describeKeyInputProblem(input: Exclude<KeyInput, { ok: true }>): string {
   switch (input.problem) {
     case 'empty':
       return 'no private key on stdin: expected 44 base64 characters';

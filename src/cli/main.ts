@@ -15,7 +15,7 @@ export interface CliIo {
   stderr: Writable;
 }
 
-export const USAGE = `Usage: wireweave <command> [<args>]
+const USAGE = `Usage: wireweave <command> [<args>]
        wireweave [-f|--foreground] [--metrics [HOST:]PORT] [--user NAME] [--] INTERFACE-NAME
 
 A userspace WireGuard for Node.js.
@@ -57,7 +57,7 @@ function write(stream: Writable, text: string): Promise<void> {
 }
 
 /** The version in the package.json next to src/. */
-export function packageVersion(): string {
+function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
   if (typeof pkg.version !== 'string') throw new WireweaveError('ERR_PACKAGE', 'package.json has no version');
   return pkg.version;

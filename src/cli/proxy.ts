@@ -99,7 +99,7 @@ never dialled directly. ADDR is PORT, HOST:PORT or [IPv6]:PORT; HOST defaults to
 IPv6 addresses in SPECs go in brackets: --tcp 8080:[fd00::2]:80.
 `;
 
-export const PROXY_USAGE = `Usage: wireweave proxy CONFIG [--socks5 [HOST:]PORT] [--http [HOST:]PORT] [--tcp SPEC]... [OPTIONS]
+const PROXY_USAGE = `Usage: wireweave proxy CONFIG [--socks5 [HOST:]PORT] [--http [HOST:]PORT] [--tcp SPEC]... [OPTIONS]
 
 Brings up the WireGuard tunnel described by the wg-quick CONFIG file without root or a TUN
 device (a userspace TCP/IP stack on an ordinary UDP socket) and serves proxies and port forwards
@@ -117,7 +117,7 @@ tunnel (reverse: by this host) and must be inside a peer's AllowedIPs.
 
 ${COMMON_USAGE}`;
 
-export class CliError extends WireweaveError {
+class CliError extends WireweaveError {
   constructor(message: string) {
     super('ERR_CLI', message);
     this.name = 'CliError';
@@ -125,7 +125,7 @@ export class CliError extends WireweaveError {
 }
 
 /** PORT, HOST:PORT or [v6]:PORT → host and port (host defaults to 127.0.0.1). */
-export function parseListenAddress(flag: string, text: string | undefined): { host: string; port: number } {
+function parseListenAddress(flag: string, text: string | undefined): { host: string; port: number } {
   if (text === undefined) throw new CliError(`${flag} needs an address ([HOST:]PORT)`);
   const port = parsePort(text, true);
   if (port !== null) return { host: '127.0.0.1', port };
@@ -135,7 +135,7 @@ export function parseListenAddress(flag: string, text: string | undefined): { ho
 }
 
 /** Reads USER:PASSWORD from a file (first line); never echoes its content. */
-export function readAuthFile(path: string | undefined): { username: string; password: string } {
+function readAuthFile(path: string | undefined): { username: string; password: string } {
   if (path === undefined) throw new CliError('--auth-file needs a file name');
   let text: string;
   try {
@@ -151,7 +151,7 @@ export function readAuthFile(path: string | undefined): { username: string; pass
   return { username, password };
 }
 
-export function write(stream: Writable, text: string): Promise<void> {
+function write(stream: Writable, text: string): Promise<void> {
   return new Promise((resolve) => stream.write(text, () => resolve()));
 }
 
@@ -159,7 +159,7 @@ export function write(stream: Writable, text: string): Promise<void> {
  * Brings the tunnel up; errors become one-line CliErrors (config errors already name file:line).
  * Like wg-quick, warns when the file (which holds a private key) is world accessible.
  */
-export async function openTunnel(config: string, options: NetstackOptions = {}, warn: (line: string) => void = () => {}, parsed?: WgQuickConfig): Promise<Netstack> {
+async function openTunnel(config: string, options: NetstackOptions = {}, warn: (line: string) => void = () => {}, parsed?: WgQuickConfig): Promise<Netstack> {
   try {
     const warning = checkConfigFilePermissions(config);
     if (warning) warn(warning);
@@ -174,7 +174,7 @@ export async function openTunnel(config: string, options: NetstackOptions = {}, 
 }
 
 /** Resolves when `signal` aborts, or on SIGINT/SIGTERM when there is no signal. */
-export function untilStopped(signal: AbortSignal | undefined): Promise<void> {
+function untilStopped(signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal) {
       if (signal.aborted) resolve();
@@ -192,7 +192,7 @@ export function untilStopped(signal: AbortSignal | undefined): Promise<void> {
  * SIGINT or SIGTERM (a third one then gets Node's default, which ends the process). Returns a
  * function that stops listening.
  */
-export function onSecondStop(signal: AbortSignal | undefined, act: () => void): () => void {
+function onSecondStop(signal: AbortSignal | undefined, act: () => void): () => void {
   if (signal) {
     if (signal.aborted) { act(); return () => {}; }
     signal.addEventListener('abort', act, { once: true });
@@ -205,7 +205,7 @@ export function onSecondStop(signal: AbortSignal | undefined, act: () => void): 
   return off;
 }
 
-export function describeTunnel(tunnel: Netstack): string {
+function describeTunnel(tunnel: Netstack): string {
   const peers = tunnel.config.peers.length;
   return `tunnel started: ${tunnel.addresses.join(', ')} via UDP port ${tunnel.port}, ${peers} peer${peers === 1 ? '' : 's'}; waiting for a handshake`;
 }

@@ -50,7 +50,7 @@ interface Ctx {
 }
 
 /** Resolves the CONFIG_FILE|INTERFACE argument like wg-quick. */
-export function resolveConfigPath(arg: string): { file: string; ifname: string } {
+function resolveConfigPath(arg: string): { file: string; ifname: string } {
   let file = arg;
   if (!arg.includes('/') && isInterfaceName(arg) && !arg.endsWith('.conf')) {
     file = `/etc/wireguard/${arg}.conf`;
@@ -347,7 +347,7 @@ function splitEndpoint(text: string): [string, number] {
 
 const USAGE = 'Usage: wireweave [ up | down ] [ CONFIG_FILE | INTERFACE ]\n';
 
-export const QUICK_HELP = `${USAGE}
+const QUICK_HELP = `${USAGE}
 Like wg-quick(8). CONFIG_FILE is a configuration file whose name is the interface
 name followed by \`.conf'; INTERFACE alone means /etc/wireguard/INTERFACE.conf.
 The file is what \`wg setconf' reads ([Interface] PrivateKey, ListenPort, FwMark;

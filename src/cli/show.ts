@@ -20,7 +20,7 @@ export interface ShowIo {
   stderr: Writable;
 }
 
-export function listInterfaces(dir = DEFAULT_SOCKET_DIR): string[] {
+function listInterfaces(dir = DEFAULT_SOCKET_DIR): string[] {
   try {
     return fs.readdirSync(dir).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5)).sort();
   } catch {
@@ -59,19 +59,19 @@ export function hideKeysFrom(env: NodeJS.ProcessEnv): boolean {
 }
 
 /** The mesh lines `show` adds: the hub connection under the interface, a path per mesh peer. */
-export function meshHubLine(mesh: MeshStatus): string {
+function meshHubLine(mesh: MeshStatus): string {
   const h = mesh.hub;
   const detail = h.state === 'connected' ? `connected${h.observed ? `, seen as ${h.observed}` : ''}` : `${h.state}${h.reason ? `: ${h.reason}` : ''}`;
   return `  hub: ${h.url} (${detail})`;
 }
 
 /** Discovery: the network, our name and addresses, how many members, what was refused. */
-export function meshNetworkLine(n: NonNullable<MeshStatus['network']>): string {
+function meshNetworkLine(n: NonNullable<MeshStatus['network']>): string {
   const refused = Object.values(n.announceDrops).reduce((a, b) => a + b, 0) + Object.values(n.helloRefused).reduce((a, b) => a + b, 0);
   return `  network: ${n.name} as ${n.self || '(no name)'} (${n.addresses.join(', ') || 'no address'}), ${n.members} ${n.members === 1 ? 'member' : 'members'}${refused ? `, ${refused} refused` : ''}`;
 }
 
-export function meshPathLine(p: MeshStatus['peers'][number]): string {
+function meshPathLine(p: MeshStatus['peers'][number]): string {
   return p.path.kind === 'direct' ? `  path: direct ${p.path.address}` : `  path: relay ${p.path.hub} (${p.path.reason})`;
 }
 
@@ -119,7 +119,7 @@ export const SHOW_FIELDS = [
 ] as const;
 export type ShowField = (typeof SHOW_FIELDS)[number];
 
-export const SHOW_USAGE = `Usage: wireweave show [ INTERFACE | all | interfaces ] [${SHOW_FIELDS.join(' | ')}]
+const SHOW_USAGE = `Usage: wireweave show [ INTERFACE | all | interfaces ] [${SHOW_FIELDS.join(' | ')}]
 
 Shows interfaces as wg show does: with no argument or \`all', every interface;
 \`interfaces' lists their names. A FIELD prints only that, in wg's tab-separated

@@ -36,7 +36,7 @@ export class EndpointCache {
   }
 }
 
-export function makeEndpoint(address: string, port: number, localAddress?: string): BindEndpoint {
+function makeEndpoint(address: string, port: number, localAddress?: string): BindEndpoint {
   // An IPv6 zone may be any interface name (br-lan, wlan0.1) — any bytes at all, as Go's netip
   // takes it; node:net's isIP refuses zones other than [0-9A-Za-z]+, so it judges the address
   // without it. (Refusing here threw out of a UAPI set that its parser had accepted: found by

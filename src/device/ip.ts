@@ -11,10 +11,10 @@
 
 export const IPV4_HEADER_LENGTH = 20;
 export const IPV6_HEADER_LENGTH = 40;
-export const IPV4_SOURCE_OFFSET = 12;
-export const IPV4_DESTINATION_OFFSET = 16;
-export const IPV6_SOURCE_OFFSET = 8;
-export const IPV6_DESTINATION_OFFSET = 24;
+const IPV4_SOURCE_OFFSET = 12;
+const IPV4_DESTINATION_OFFSET = 16;
+const IPV6_SOURCE_OFFSET = 8;
+const IPV6_DESTINATION_OFFSET = 24;
 
 /** 4 or 6 from the first nibble; 0 for an empty buffer or any other version. */
 export function ipVersion(p: Uint8Array): 0 | 4 | 6 {

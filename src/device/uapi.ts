@@ -132,7 +132,7 @@ function shortText(s: string): string {
  * trailing '\r' is dropped, as Go's bufio.ScanLines does). `line` throws a UapiError at the
  * first bad line; `finish` returns the validated request. Nothing is applied here.
  */
-export class SetRequestParser {
+class SetRequestParser {
   private readonly request: SetRequest = { replacePeers: false, peers: [] };
   private peer: PeerChange | null = null;
   /** After remove=true the peer section is a placeholder: lines are checked, not recorded. */
@@ -356,7 +356,7 @@ export interface UapiConnectionOptions {
   log?: (message: string) => void;
 }
 
-export const UAPI_CONNECTION_DEFAULTS = {
+const UAPI_CONNECTION_DEFAULTS = {
   maxRequestBytes: 8 * 1024 * 1024,
   maxLineBytes: 65536,
   requestTimeoutMs: 10_000,

@@ -35,7 +35,7 @@ export interface WgQuickMesh {
 }
 
 /** At most this many hubs: a failover list, not a directory. */
-export const MAX_MESH_HUBS = 8;
+const MAX_MESH_HUBS = 8;
 const MESH_KEYS = new Map([
   ['hub', 'Hub'], ['relay', 'Relay'], ['network', 'Network'], ['networksecret', 'NetworkSecret'], ['name', 'Name'], ['prefix4', 'Prefix4'], ['prefix6', 'Prefix6'],
 ] as const);

@@ -2,7 +2,7 @@
  * Counters: every packet the stack drops is counted under a reason, never thrown. The names
  * are listed up front so a dump shows zeros too, and so a typo is a type error.
  */
-export const COUNTER_NAMES = [
+const COUNTER_NAMES = [
   // IP
   'ipReceived', 'ipMalformed', 'ipBadChecksum', 'ipNotForUs', 'ipUnknownProtocol', 'ipUnsupportedExtension', 'ipNoNextHeader',
   'ipSent', 'ipTooBig',

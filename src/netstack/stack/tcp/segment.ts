@@ -8,9 +8,8 @@ export const SYN = 0x02;
 export const RST = 0x04;
 export const PSH = 0x08;
 export const ACK = 0x10;
-export const URG = 0x20;
 
-export const TCP_HEADER = 20;
+const TCP_HEADER = 20;
 /** NOP NOP TS(10): the timestamp option as every segment after the handshake carries it. */
 export const TS_OPTION_SPACE = 12;
 /** Option space is 40 bytes: with timestamps, three SACK blocks fit (12 + 4 + 3·8). */
@@ -68,7 +67,7 @@ export function parseTcp(b: Uint8Array): TcpSegment | null {
   };
 }
 
-export function parseOptions(b: Uint8Array, start: number, end: number): TcpOptions {
+function parseOptions(b: Uint8Array, start: number, end: number): TcpOptions {
   const o: TcpOptions = {};
   let i = start;
   while (i < end) {

@@ -15,7 +15,7 @@ export function seqGt(a: number, b: number): boolean { return ((a - b) | 0) > 0;
 export function seqGe(a: number, b: number): boolean { return ((a - b) | 0) >= 0; }
 
 /** seq in [start, start + size). */
-export function inWindow(seq: number, start: number, size: number): boolean {
+function inWindow(seq: number, start: number, size: number): boolean {
   const d = ((seq - start) | 0);
   return d >= 0 && d < size;
 }

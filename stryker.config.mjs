@@ -5,7 +5,7 @@
  * docs/mutation.md.
  *
  *   npm run mutate                         # src/core
- *   MUTATE_TARGET=uapi npm run mutate      # core | routing | allowedips | uapi | tcp | all
+ *   MUTATE_TARGET=uapi npm run mutate      # core | routing | ip | allowedips | uapi | tcp | all
  *   npm run mutate -- --mutate src/core/cookie.ts   # narrower, within the target's tests
  *   MUTATE_TESTS=test/core/replay.test.ts npm run mutate -- --mutate src/core/replay.ts
  *     # fewer test files for a quick look; survivors are then a superset of the full run's
@@ -17,7 +17,9 @@ import process from 'node:process';
 
 const TARGETS = {
   core: {
-    mutate: ['src/core/**/*.ts', '!src/core/index.ts'],
+    // checksum.ts and ip-address.ts (moved here from device/netstack as shared utilities, not
+    // protocol code) have their own target, `ip`, with the tests that exercise them.
+    mutate: ['src/core/**/*.ts', '!src/core/index.ts', '!src/core/checksum.ts', '!src/core/ip-address.ts'],
     // Listed, not globbed: the TAP runner takes no negations, and interop tests do not belong here.
     tests: [
       'test/core/@(bytes|constants|cookie|endpoint|endpoint.api|endpoint.load|endpoint.timers|errors|handshake|indexes|initiation|keys|messages|noise|peer|public-key|ratelimiter|recv.property|replay|rng|session|session-slots|tai64n).test.ts', 'test/fuzz/zeroize.test.ts',
@@ -26,6 +28,10 @@ const TARGETS = {
   // The cryptokey-routing checks of the device (onTunPacket: outbound destination; deliver:
   // inbound source). Line range: re-check it when device.ts changes above line 216.
   routing: { mutate: ['src/device/device.ts:184-216'], tests: ['test/device/device.test.ts', 'test/device/cryptokey-routing.test.ts'] },
+  ip: {
+    mutate: ['src/core/checksum.ts', 'src/core/ip-address.ts'],
+    tests: ['test/netstack/stack/ip.test.ts', 'test/device/offload.test.ts'],
+  },
   allowedips: { mutate: ['src/device/allowedips.ts'], tests: ['test/device/allowedips.test.ts'] },
   uapi: { mutate: ['src/device/uapi.ts'], tests: ['test/device/uapi.test.ts'] },
   tcp: {

@@ -16,6 +16,8 @@ import { encodeBase64, encodeHex, generatePrivateKey } from '../../../src/core/k
 import { systemRng } from '../../../src/core/rng.ts';
 import { nodeCrypto as crypto } from '../../../src/crypto/node.ts';
 import { startHubServer } from '../../../src/mesh/hub/ws-server.ts';
+import { MemoryFederationBus } from '../../../src/mesh/hub/memory-federation.ts';
+import { systemClock } from '../../../src/device/clock.ts';
 import type { HubServer } from '../../../src/mesh/hub/ws-server.ts';
 import { nodeTimers, nodeWebSocket } from '../../../src/mesh/client/node.ts';
 import { MeshBind } from '../../../src/mesh/peer/mesh-bind.ts';
@@ -144,5 +146,27 @@ describe('mesh discovery: members find each other by network secret', () => {
     again.start();
     stops.push(async () => { again.stop(); });
     await until('alice to add bob again', () => allowed(a, b).length === 2, 10_000);
+  });
+
+  it('members on two federated hubs find each other (the announcement registry crosses the fleet)', async () => {
+    const bus = new MemoryFederationBus();
+    const hubs = [];
+    for (let i = 0; i < 2; i++) {
+      const h = await startHubServer({ host: '127.0.0.1', port: 0, crypto, rng: systemRng, clock: systemClock, federation: bus.join(() => systemClock.now()) });
+      servers.push(h);
+      hubs.push(h);
+    }
+    // NATS delivers on its own; the memory bus when told to.
+    const pump = setInterval(() => bus.deliver(), 5);
+    stops.push(async () => { clearInterval(pump); });
+    const net = new MemoryNetwork();
+    net.filter = () => false;
+    const secret = 'a fleet-wide network secret';
+    const a = await member(net, hubs[0]!.url, 'alice', secret);
+    const b = await member(net, hubs[1]!.url, 'bob', secret);
+    await until('alice and bob to know each other across the hubs', () => allowed(a, b).length === 2 && allowed(b, a).length === 2);
+    assert.ok(bus.announcements.size >= 2, 'both announcements are in the registry');
+    await ping(a, b, 9);
+    assert.deepEqual(b.node.lookupName('alice'), a.addresses.map((p) => formatIp(p.bytes)));
   });
 });

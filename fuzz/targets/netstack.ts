@@ -11,9 +11,9 @@
  * batch TCP still carries data both ways (on a new connection if the fuzzer legitimately reset
  * the old one — RFC 5961 accepts an exact RST) and UDP gets through; connections stay bounded.
  */
-import { parseIp } from '../../src/device/allowedips.ts';
+import { parseIp } from '../../src/core/ip-address.ts';
 import { seededRng } from '../../src/core/rng.ts';
-import { finish, pseudoHeaderSum, sum16 } from '../../src/netstack/stack/checksum.ts';
+import { finish, pseudoHeaderSum, sum16 } from '../../src/core/checksum.ts';
 import { TcpIpStack } from '../../src/netstack/stack/stack.ts';
 import type { TcpConnection, UdpSocket } from '../../src/netstack/stack/types.ts';
 import type { FuzzTarget } from '../harness.ts';

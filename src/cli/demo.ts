@@ -18,6 +18,7 @@ import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import type { CliIo } from './main.ts';
+import { finish, sum16, verifies } from '../core/checksum.ts';
 import { KEEPALIVE_TIMEOUT, REKEY_AFTER_TIME, REKEY_TIMEOUT } from '../core/constants.ts';
 import type { CryptoProvider } from '../core/crypto.ts';
 import { Endpoint, DROP_REASONS } from '../core/endpoint.ts';
@@ -181,15 +182,6 @@ function sizeFor(seq: number): number {
   return seq % 2 === 0 ? SMALL : LARGE;
 }
 
-/** The Internet checksum over b[from, to): 0 when a region that includes its checksum is intact. */
-function checksum(b: Uint8Array, from: number, to: number): number {
-  let sum = 0;
-  for (let i = from; i + 1 < to; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
-  if ((to - from) % 2 === 1) sum += b[to - 1]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
 function putU16(b: Uint8Array, o: number, v: number): void {
   b[o] = (v >>> 8) & 0xff;
   b[o + 1] = v & 0xff;
@@ -214,13 +206,13 @@ function buildPing(seq: number, type: number, src: readonly number[], dst: reado
   p[9] = 1; // ICMP
   p.set(src, 12);
   p.set(dst, 16);
-  putU16(p, 10, checksum(p, 0, 20));
+  putU16(p, 10, finish(sum16(p, 0, 20)));
   p[20] = type;
   putU16(p, 24, 0x5757); // identifier
   putU16(p, 26, seq & 0xffff);
   new DataView(p.buffer).setUint32(28, seq);
   for (let i = 32; i < size; i++) p[i] = payloadByte(seq, i);
-  putU16(p, 22, checksum(p, 20, size));
+  putU16(p, 22, finish(sum16(p, 20, size)));
   return p;
 }
 
@@ -229,11 +221,11 @@ function checkPing(p: Uint8Array, type: number, src: readonly number[], dst: rea
   if (p.length < 32 || p[0] !== 0x45) return 'not an IPv4 packet';
   const total = getU16(p, 2);
   if (total < 32 || total > p.length) return 'IP length does not fit the packet';
-  if (checksum(p, 0, 20) !== 0) return 'bad IP header checksum';
+  if (!verifies(sum16(p, 0, 20))) return 'bad IP header checksum';
   if (p[9] !== 1 || p[20] !== type) return 'not the expected ICMP message';
   for (let i = 0; i < 4; i++) if (p[12 + i] !== src[i] || p[16 + i] !== dst[i]) return 'wrong addresses';
   for (let i = total; i < p.length; i++) if (p[i] !== 0) return 'padding is not zero';
-  if (checksum(p, 20, total) !== 0) return 'bad ICMP checksum';
+  if (!verifies(sum16(p, 20, total))) return 'bad ICMP checksum';
   const seq = new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(28);
   if (total !== sizeFor(seq) || getU16(p, 26) !== (seq & 0xffff)) return 'size or header does not match the sequence number';
   for (let i = 32; i < total; i++) if (p[i] !== payloadByte(seq, i)) return 'payload differs';

@@ -14,7 +14,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { formatIp, parseIp } from '../device/allowedips.ts';
+import { formatIp, parseIp } from '../core/ip-address.ts';
 import type { Bind } from '../device/bind.ts';
 import { chooseBind } from '../device/bind-choose.ts';
 import type { Clock } from '../device/clock.ts';

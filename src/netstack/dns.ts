@@ -6,7 +6,7 @@
  * Decoding never throws: a malformed message gives null. Compression pointers are followed with
  * a hop limit and must point backwards, so a crafted message cannot loop.
  */
-import { formatIp, parseIp } from '../device/allowedips.ts';
+import { formatIp, parseIp } from '../core/ip-address.ts';
 
 export const TYPE_A = 1;
 export const TYPE_CNAME = 5;

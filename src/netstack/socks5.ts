@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { formatIp, parseIp } from '../device/allowedips.ts';
+import { formatIp, parseIp } from '../core/ip-address.ts';
 import { ipFamily } from './addr.ts';
 import { messageOf, netError } from './errors.ts';
 import { relay, socksReplyFor } from './relay.ts';

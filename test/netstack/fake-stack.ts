@@ -8,7 +8,7 @@
  * is no retransmission (the in-memory network is reliable and ordered); flow control is a credit
  * window returned by `release`, so the backpressure paths of the Duplex are exercised.
  */
-import { formatIp, parseIp } from '../../src/device/allowedips.ts';
+import { formatIp, parseIp } from '../../src/core/ip-address.ts';
 import type {
   EchoReply, Endpoint4or6, TcpIpStackApi, StackConfig, StackIO, TcpConnection, TcpErrorCode, TcpEvents, TcpListener,
   TcpState, UdpSocket,

@@ -5,7 +5,7 @@
 import { ConfigError } from '../../core/errors.ts';
 import { systemRng } from '../../core/rng.ts';
 import type { Rng } from '../../core/rng.ts';
-import { parseIp } from '../../device/allowedips.ts';
+import { parseIp } from '../../core/ip-address.ts';
 import { MEMORY_FLOOR } from './tcp/memory-budget.ts';
 import type { StackConfig } from './types.ts';
 

@@ -3,7 +3,7 @@
  * replies to `onEchoReply`, send Destination Unreachable for closed UDP ports, and count the rest.
  * Errors are never sent in reply to errors, fragments beyond the first or multicast.
  */
-import { fold, sum16, pseudoHeaderSum } from './checksum.ts';
+import { fold, sum16, pseudoHeaderSum } from '../../core/checksum.ts';
 import type { EchoReply } from './types.ts';
 import { PROTO_ICMP, PROTO_ICMPV6 } from './ip.ts';
 import type { Family, IpInput, StackHost } from './ip.ts';

@@ -2,7 +2,7 @@
  * IPv4 headers (RFC 791): a view over the packet after one length check, and a builder.
  * Options are skipped (their length is in IHL); nothing here allocates except `slice` callers.
  */
-import { finish, sum16, verifies } from './checksum.ts';
+import { finish, sum16, verifies } from '../../core/checksum.ts';
 
 export const IPV4_HEADER = 20;
 export const IPV4_MF = 0x2000;

@@ -3,10 +3,10 @@
  * time as a parameter, timers as one deadline. This file is the IP layer: it checks headers,
  * reassembles fragments, dispatches to ICMP, UDP and TCP, and builds every outgoing datagram.
  */
-import { formatIp, parseIp } from '../../device/allowedips.ts';
+import { formatIp, parseIp } from '../../core/ip-address.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { randomUint32 } from '../../core/rng.ts';
-import { finish, pseudoHeaderSum, sum16 } from './checksum.ts';
+import { finish, pseudoHeaderSum, sum16 } from '../../core/checksum.ts';
 import { resolveConfig } from './config.ts';
 import type { ResolvedConfig } from './config.ts';
 import { newCounters } from './counters.ts';

@@ -4,12 +4,12 @@
  */
 import { ConfigError } from '../../core/errors.ts';
 import { randomUint32 } from '../../core/rng.ts';
-import { fold, pseudoHeaderSum, sum16 } from './checksum.ts';
+import { fold, pseudoHeaderSum, sum16 } from '../../core/checksum.ts';
 import { PROTO_UDP } from './ip.ts';
 import type { Family, IpInput, StackHost } from './ip.ts';
 import type { Icmp } from './icmp.ts';
 import type { Endpoint4or6, UdpSocket } from './types.ts';
-import { parseIp, formatIp } from '../../device/allowedips.ts';
+import { parseIp, formatIp } from '../../core/ip-address.ts';
 
 const UDP_HEADER = 8;
 /** Largest payload one IP datagram can carry (65535 − IP header − UDP header). */

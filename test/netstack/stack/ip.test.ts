@@ -4,14 +4,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { finish, pseudoHeaderSum, sum16, verifies } from '../../../src/netstack/stack/checksum.ts';
+import { finish, pseudoHeaderSum, sum16, verifies } from '../../../src/core/checksum.ts';
 import { parseIpv4, writeIpv4Header } from '../../../src/netstack/stack/ipv4.ts';
 import { parseIpv6, writeIpv6Header } from '../../../src/netstack/stack/ipv6.ts';
 import { Reassembler } from '../../../src/netstack/stack/fragments.ts';
 import { newCounters } from '../../../src/netstack/stack/counters.ts';
 import { DeadlineHeap } from '../../../src/netstack/stack/heap.ts';
 import { TcpIpStack } from '../../../src/netstack/stack/stack.ts';
-import { parseIp } from '../../../src/device/allowedips.ts';
+import { parseIp } from '../../../src/core/ip-address.ts';
 import type { EchoReply } from '../../../src/netstack/stack/types.ts';
 import { equalBytes, ipPacket, pattern, twoHosts } from './wire.ts';
 

@@ -193,8 +193,8 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-import { parseIp } from '../../../src/device/allowedips.ts';
-import { finish, pseudoHeaderSum, sum16 } from '../../../src/netstack/stack/checksum.ts';
+import { parseIp } from '../../../src/core/ip-address.ts';
+import { finish, pseudoHeaderSum, sum16 } from '../../../src/core/checksum.ts';
 import { writeIpv4Header } from '../../../src/netstack/stack/ipv4.ts';
 import { writeIpv6Header } from '../../../src/netstack/stack/ipv6.ts';
 import { parseTcp, tcpHeaderLength, writeTcpHeader } from '../../../src/netstack/stack/tcp/segment.ts';

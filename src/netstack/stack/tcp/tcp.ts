@@ -5,8 +5,8 @@
  */
 import { ConfigError } from '../../../core/errors.ts';
 import { randomUint32 } from '../../../core/rng.ts';
-import { formatIp, parseIp } from '../../../device/allowedips.ts';
-import { fold, pseudoHeaderSum, sum16 } from '../checksum.ts';
+import { formatIp, parseIp } from '../../../core/ip-address.ts';
+import { fold, pseudoHeaderSum, sum16 } from '../../../core/checksum.ts';
 import { DeadlineHeap } from '../heap.ts';
 import { PROTO_TCP } from '../ip.ts';
 import type { Family, IpInput, StackHost } from '../ip.ts';

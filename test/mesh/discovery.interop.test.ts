@@ -73,6 +73,7 @@ describe('mesh discovery: three members with only keys and a network secret', { 
       assert.match(addr, new RegExp(`inet ${s.v4.replace(/\./g, '\\.')}/16 `));
       assert.match(addr, new RegExp(`inet6 ${s.v6}/64 `));
     }
+    const allUp = Date.now();
     for (const s of sides) {
       const j = await until(`${s.name} to know both others`, async () => {
         const v = await show(s);
@@ -87,7 +88,7 @@ describe('mesh discovery: three members with only keys and a network secret', { 
       assert.equal(j.mesh.network?.members, 2);
       assert.equal(j.mesh.network?.self, s.name);
     }
-    t.diagnostic(`all three members know each other ${Date.now() - started} ms after the first up`);
+    t.diagnostic(`all three members know each other ${Date.now() - started} ms after the first up, ${Date.now() - allUp} ms after the last`);
   });
 
   it('all three reach each other over IPv4 and IPv6, both ways', async () => {

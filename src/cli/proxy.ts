@@ -20,6 +20,7 @@ import type { MetricsServer } from '../device/metrics.ts';
 import type { UapiServer } from '../device/uapi-server.ts';
 import { checkConfigFilePermissions, parseWgQuickConfig } from '../device/wgquick.ts';
 import type { WgQuickConfig, WgQuickMesh } from '../device/wgquick.ts';
+import { chooseCrypto } from '../crypto/choose.ts';
 import { chooseBind } from '../device/bind-choose.ts';
 import { MeshBind } from '../mesh/peer/mesh-bind.ts';
 import { meshDaemonOptions, runMesh } from '../mesh/peer/daemon.ts';
@@ -323,6 +324,7 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
       // The device's own lines (errors; handshakes and events with --verbose), on stderr.
       logger: makeLogger(name, verbose ? 'verbose' : 'error', io.stderr),
       connectTimeoutMs: parsed.connectTimeoutMs,
+      crypto: chooseCrypto(env),
       ...options.netstack,
     };
     if (meshBind) netstackOptions.bind = meshBind;

@@ -12,6 +12,7 @@
  *
  * `sodiumCrypto` is null when sodium-native is not installed (it is an optionalDependency) or
  * cannot load on this platform; `src/crypto/index.ts` then falls back to `nodeCrypto`.
+ * (WIREWEAVE_CRYPTO=node, for comparisons, is read at the edge: crypto/choose.ts.)
  */
 import { createRequire } from 'node:module';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
@@ -42,7 +43,6 @@ interface Sodium {
 }
 
 function loadSodium(): Sodium | null {
-  if (process.env.WIREWEAVE_CRYPTO === 'node') return null; // an escape hatch for comparisons
   try {
     return createRequire(import.meta.url)('sodium-native') as Sodium;
   } catch {

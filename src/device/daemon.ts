@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Device } from './device.ts';
 import { isInterfaceName } from './ifname.ts';
 import { chooseBind } from './bind-choose.ts';
+import { chooseCrypto } from '../crypto/choose.ts';
 import { openLinuxTun } from './linux/tun.ts';
 import { startUapiServer } from './uapi-server.ts';
 import { logFormatFrom, makeLogger } from './logger.ts';
@@ -135,7 +136,7 @@ export async function runForeground(
     // WIREWEAVE_TUN_OFFLOAD=0: no TSO/GRO on the TUN (comparisons, diagnosis).
     const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots, offload: env.WIREWEAVE_TUN_OFFLOAD !== '0' });
     const bind = await chooseBind(env, { error: (m) => logger.error(m), verbose: (m) => logger.verbose(m) });
-    device = new Device({ tun, bind: extension ? extension.wrapBind(bind) : bind, logger });
+    device = new Device({ tun, bind: extension ? extension.wrapBind(bind) : bind, logger, crypto: chooseCrypto(env) });
     try {
       uapi = await startUapiServer(tun.name, device);
     } catch (err) {

@@ -14,6 +14,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { CryptoProvider } from '../core/crypto.ts';
 import { formatIp, parseIp } from '../core/ip-address.ts';
 import type { Bind } from '../device/bind.ts';
 import { chooseBind } from '../device/bind-choose.ts';
@@ -58,6 +59,8 @@ export interface NetstackOptions {
   dnsTimeoutMs?: number;
   /** Name for logs (default "netstack0"). */
   name?: string;
+  /** The crypto provider (default: libsodium when it loads, else node:crypto). */
+  crypto?: CryptoProvider;
   /**
    * How long close() waits for the connections to deliver what they accepted, FIN included
    * (default 10000 ms), before it resets them and fails with ERR_NETSTACK_CLOSE_TIMEOUT.
@@ -119,7 +122,7 @@ export async function netstack(config: WgQuickConfig | string, options: Netstack
   const mtu = cfg.interface.mtu ?? 1420;
   const stackConfig: StackConfig = { ...options.stack, addresses: cfg.interface.addresses.map((a) => formatIp(a.bytes)), mtu };
   const tun = new NetstackTun({ name: options.name, mtu, clock: options.clock, createStack: (io) => createStack(stackConfig, io) });
-  const device = new Device({ tun, bind: options.bind ?? await chooseBind(), clock: tun.clock, logger: options.logger });
+  const device = new Device({ tun, bind: options.bind ?? await chooseBind(), clock: tun.clock, logger: options.logger, crypto: options.crypto });
   try {
     await device.applySet(request);
     await device.up();

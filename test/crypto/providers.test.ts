@@ -115,7 +115,7 @@ describe('crypto provider exports', () => {
   it('defaultCrypto is sodium when sodium-native loads, else node', () => {
     // sodium-native is an optionalDependency; `npm ci` installs it wherever a prebuild exists,
     // so in CI its absence is a failure, not a fallback.
-    if (process.env.CI && process.env.WIREWEAVE_CRYPTO !== 'node') assert.notEqual(sodiumCrypto, null, 'sodium-native did not load in CI');
+    if (process.env.CI) assert.notEqual(sodiumCrypto, null, 'sodium-native did not load in CI');
     assert.equal(defaultCrypto, sodiumCrypto ?? nodeCrypto);
     assert.equal(nodeCrypto.name, 'node');
     assert.equal(portableCrypto.name, 'portable');

@@ -10,10 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRig, genKeyPair, skipUnlessRig, WIREWEAVE_BIN } from '../support/netns.ts';
+import { skipUnlessRig, WIREWEAVE_BIN } from '../support/netns.ts';
 import type { Rig } from '../support/netns.ts';
-import { confDir as makeConfDir, meshConf, meshPeer, startHub, until, writeConf } from './mesh-rig.ts';
-import type { MeshSide } from './mesh-rig.ts';
+import { meshConf, meshLab, meshPeer, until, writeConf } from './mesh-rig.ts';
+import type { MeshLab, MeshSide } from './mesh-rig.ts';
 
 const skip = skipUnlessRig(['wireweave']);
 
@@ -40,6 +40,7 @@ s.on('error', (e) => { console.error(e.message); process.exit(1); });
 `;
 
 describe('mesh: the direct path is preferred, and the relay takes over when it fails', { skip }, () => {
+  let lab: MeshLab | undefined;
   let rig: Rig;
   let a: MeshSide, b: MeshSide;
   let dir = '';
@@ -50,22 +51,18 @@ describe('mesh: the direct path is preferred, and the relay takes over when it f
   const pathOf = async (s: MeshSide) => /^ {2}path: (.*)$/m.exec((await rig.exec(s.node, [WIREWEAVE_BIN, 'show', s.ifname])).stdout)?.[1] ?? '';
 
   before(async () => {
-    rig = await createRig({ name: 'mesh-direct', nodes: 3 });
-    const [, na, nb] = rig.nodes;
-    dir = makeConfDir();
-    a = { node: na!, keys: genKeyPair(), ifname: rig.ifname('da'), file: '' };
-    b = { node: nb!, keys: genKeyPair(), ifname: rig.ifname('db'), file: '' };
-    const hub = await startHub(rig, port);
-    writeConf(dir, a, meshConf(a, hub.url, [meshPeer(b)]));
-    writeConf(dir, b, meshConf(b, hub.url, [meshPeer(a)]));
+    lab = await meshLab({ name: 'mesh-direct', port, sides: [{ ifname: 'da', isolated: false }, { ifname: 'db', isolated: false }] });
+    rig = lab.rig;
+    dir = lab.dir;
+    [a, b] = lab.sides as [MeshSide, MeshSide];
+    writeConf(dir, a, meshConf(a, lab.hub.url, [meshPeer(b)]));
+    writeConf(dir, b, meshConf(b, lab.hub.url, [meshPeer(a)]));
     fs.writeFileSync(path.join(dir, 'receiver.mjs'), RECEIVER);
     fs.writeFileSync(path.join(dir, 'sender.mjs'), SENDER);
   });
 
   after(async () => {
-    for (const s of [a, b]) if (s) await rig?.exec(s.node, ['ip', 'link', 'del', s.ifname]);
-    await rig?.destroy();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await lab?.destroy();
   });
 
   it('chooses the direct path when one answers', async (t) => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WIREWEAVE_BIN } from '../support/netns.ts';
+import { createRig, genKeyPair, WIREWEAVE_BIN } from '../support/netns.ts';
 import type { KeyPair, Rig, RigNode, Spawned } from '../support/netns.ts';
 
 export interface MeshSide { node: RigNode; keys: KeyPair; ifname: string; file: string }
@@ -68,6 +68,44 @@ export function meshConf(self: MeshSide, hub: string, peers: string[], extra: st
     '',
     ...peers,
   ].join('\n');
+}
+
+export interface MeshLab {
+  rig: Rig;
+  hub: { proc: Spawned; url: string };
+  /** A private directory for config files and scripts, removed by `destroy`. */
+  dir: string;
+  /** One per side asked for, in order, in nodes B, C, … (H, node A, is the hub's). */
+  sides: MeshSide[];
+  /** Deletes the sides' interfaces (their daemons end with them), the namespaces and `dir`. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * What every mesh interop test starts with: a rig of H plus one node per side, `wireweave hub`
+ * in H on `port`, a fresh key pair and a run-unique interface name (`ifname` is the tag) per
+ * side; `isolated` sides reach H and never each other. Config files are the test's to write
+ * (meshConf, meshPeer, writeConf), since each test's differ.
+ */
+export async function meshLab(opts: { name: string; port: number; sides: { ifname: string; isolated: boolean }[] }): Promise<MeshLab> {
+  const rig = await createRig({ name: opts.name, nodes: 1 + opts.sides.length });
+  let dir = '';
+  const sides: MeshSide[] = [];
+  const destroy = async () => {
+    for (const s of sides) await rig.exec(s.node, ['ip', 'link', 'del', s.ifname]);
+    await rig.destroy();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    opts.sides.forEach((o, i) => sides.push({ node: rig.nodes[i + 1]!, keys: genKeyPair(), ifname: rig.ifname(o.ifname), file: '' }));
+    await isolate(rig, sides.filter((_, i) => opts.sides[i]!.isolated).map((s) => s.node));
+    dir = confDir();
+    const hub = await startHub(rig, opts.port);
+    return { rig, hub, dir, sides, destroy };
+  } catch (e) {
+    await destroy();
+    throw e;
+  }
 }
 
 /** A [Peer] without Endpoint: a mesh peer. */

@@ -6,29 +6,25 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { createRig, genKeyPair, skipUnlessRig, WIREWEAVE_BIN } from '../support/netns.ts';
+import { skipUnlessRig, WIREWEAVE_BIN } from '../support/netns.ts';
 import type { Rig } from '../support/netns.ts';
-import { confDir as makeConfDir, isolate, meshConf, meshPeer, startHub, until, writeConf } from './mesh-rig.ts';
-import type { MeshSide } from './mesh-rig.ts';
+import { meshConf, meshLab, meshPeer, until, writeConf } from './mesh-rig.ts';
+import type { MeshLab, MeshSide } from './mesh-rig.ts';
 
 const skip = skipUnlessRig(['wireweave', 'wireguard-go']);
 
 describe('mesh: a mesh peer and a static wireguard-go peer on one interface', { skip }, () => {
+  let lab: MeshLab | undefined;
   let rig: Rig;
   let a: MeshSide, b: MeshSide, d: MeshSide;
-  let confDir = '';
   const port = 20000 + ((process.pid + 7) % 20000);
 
   before(async () => {
-    rig = await createRig({ name: 'mesh-mixed', nodes: 4 });
-    const [, na, nb, nd] = rig.nodes;
-    await isolate(rig, [na!, nb!]); // D's port is not isolated: D reaches A directly
-    confDir = makeConfDir();
-    a = { node: na!, keys: genKeyPair(), ifname: rig.ifname('xa'), file: '' };
-    b = { node: nb!, keys: genKeyPair(), ifname: rig.ifname('xb'), file: '' };
-    d = { node: nd!, keys: genKeyPair(), ifname: rig.ifname('xd'), file: '' };
-    const hub = await startHub(rig, port);
+    // D (wireguard-go, a plain peer) is not isolated: it reaches A directly.
+    lab = await meshLab({ name: 'mesh-mixed', port, sides: [{ ifname: 'xa', isolated: true }, { ifname: 'xb', isolated: true }, { ifname: 'xd', isolated: false }] });
+    rig = lab.rig;
+    [a, b, d] = lab.sides as [MeshSide, MeshSide, MeshSide];
+    const { hub, dir: confDir } = lab;
     const staticD = ['[Peer]', `PublicKey = ${d.keys.publicKey}`, `AllowedIPs = ${d.node.tun4}/32, ${d.node.tun6}/128`, `Endpoint = ${d.node.addr4}:51830`, ''].join('\n');
     writeConf(confDir, a, meshConf(a, hub.url, [meshPeer(b), staticD], ['ListenPort = 51820']));
     writeConf(confDir, b, meshConf(b, hub.url, [meshPeer(a)]));
@@ -40,9 +36,7 @@ describe('mesh: a mesh peer and a static wireguard-go peer on one interface', { 
   });
 
   after(async () => {
-    for (const s of [a, b]) if (s) await rig?.exec(s.node, ['ip', 'link', 'del', s.ifname]);
-    await rig?.destroy();
-    if (confDir) fs.rmSync(confDir, { recursive: true, force: true });
+    await lab?.destroy();
   });
 
   it('A reaches B through the relay and D directly, v4 and v6, both ways', async () => {

@@ -6,37 +6,29 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { createRig, genKeyPair, skipUnlessRig, tcpTransfer, WIREWEAVE_BIN } from '../support/netns.ts';
+import { skipUnlessRig, tcpTransfer, WIREWEAVE_BIN } from '../support/netns.ts';
 import type { Rig } from '../support/netns.ts';
-import { confDir as makeConfDir, isolate, meshConf, meshPeer, startHub, until, writeConf } from './mesh-rig.ts';
-import type { MeshSide as Side } from './mesh-rig.ts';
+import { meshConf, meshLab, meshPeer, until, writeConf } from './mesh-rig.ts';
+import type { MeshLab, MeshSide as Side } from './mesh-rig.ts';
 
 const skip = skipUnlessRig(['wireweave']);
 
 describe('mesh: two peers without Endpoint, relayed by a hub they both reach', { skip }, () => {
+  let lab: MeshLab | undefined;
   let rig: Rig;
   let a: Side, b: Side;
-  let confDir = '';
   const port = 20000 + (process.pid % 20000);
 
   before(async () => {
-    rig = await createRig({ name: 'mesh-relay', nodes: 3 });
-    const [, na, nb] = rig.nodes;
-    await isolate(rig, [na!, nb!]);
-    confDir = makeConfDir();
-    a = { node: na!, keys: genKeyPair(), ifname: rig.ifname('ma'), file: '' };
-    b = { node: nb!, keys: genKeyPair(), ifname: rig.ifname('mb'), file: '' };
-    const hub = await startHub(rig, port);
-    writeConf(confDir, a, meshConf(a, hub.url, [meshPeer(b)]));
-    writeConf(confDir, b, meshConf(b, hub.url, [meshPeer(a)]));
+    lab = await meshLab({ name: 'mesh-relay', port, sides: [{ ifname: 'ma', isolated: true }, { ifname: 'mb', isolated: true }] });
+    rig = lab.rig;
+    [a, b] = lab.sides as [Side, Side];
+    writeConf(lab.dir, a, meshConf(a, lab.hub.url, [meshPeer(b)]));
+    writeConf(lab.dir, b, meshConf(b, lab.hub.url, [meshPeer(a)]));
   });
 
   after(async () => {
-    // The daemons detach (as wireguard-go does): deleting their links ends them.
-    for (const s of [a, b]) if (s) await rig?.exec(s.node, ['ip', 'link', 'del', s.ifname]);
-    await rig?.destroy();
-    if (confDir) fs.rmSync(confDir, { recursive: true, force: true });
+    await lab?.destroy();
   });
 
   it('A and B reach H but not each other (v4 and v6)', async () => {

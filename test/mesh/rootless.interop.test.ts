@@ -10,16 +10,17 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRig, genKeyPair, skipUnlessRig, WIREWEAVE_BIN } from '../support/netns.ts';
+import { skipUnlessRig, WIREWEAVE_BIN } from '../support/netns.ts';
 import type { Rig, Spawned } from '../support/netns.ts';
-import { confDir as makeConfDir, isolate, meshConf, meshPeer, startHub, until, writeConf } from './mesh-rig.ts';
-import type { MeshSide } from './mesh-rig.ts';
+import { meshConf, meshLab, meshPeer, until, writeConf } from './mesh-rig.ts';
+import type { MeshLab, MeshSide } from './mesh-rig.ts';
 
 const skip = skipUnlessRig(['wireweave']) || (fs.existsSync('/usr/bin/curl') && fs.existsSync('/usr/bin/setpriv') ? false : 'needs curl and setpriv');
 const NOBODY = 65534;
 const SIZE = 8_000_000;
 
 describe('mesh: a rootless proxy (as nobody) reaches a TUN peer through the hub', { skip }, () => {
+  let lab: MeshLab | undefined;
   let rig: Rig;
   let a: MeshSide, b: MeshSide;
   let dir = '', home = '', xdg = '';
@@ -29,13 +30,11 @@ describe('mesh: a rootless proxy (as nobody) reaches a TUN peer through the hub'
   const asNobody = () => ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'env', `XDG_RUNTIME_DIR=${xdg}`, 'HOME=/nonexistent', WIREWEAVE_BIN];
 
   before(async () => {
-    rig = await createRig({ name: 'mesh-rootless', nodes: 3 });
-    const [, na, nb] = rig.nodes;
-    await isolate(rig, [na!, nb!]);
-    dir = makeConfDir();
-    a = { node: na!, keys: genKeyPair(), ifname: rig.ifname('ra'), file: '' };
-    b = { node: nb!, keys: genKeyPair(), ifname: rig.ifname('rb'), file: '' };
-    const hub = await startHub(rig, port);
+    lab = await meshLab({ name: 'mesh-rootless', port, sides: [{ ifname: 'ra', isolated: true }, { ifname: 'rb', isolated: true }] });
+    rig = lab.rig;
+    dir = lab.dir;
+    [a, b] = lab.sides as [MeshSide, MeshSide];
+    const hub = lab.hub;
     writeConf(dir, b, meshConf(b, hub.url, [meshPeer(a)]));
     // A's file and runtime directory belong to nobody.
     home = fs.mkdtempSync(path.join(path.dirname(dir), 'ww-mesh-nobody-'));
@@ -55,9 +54,8 @@ http.createServer((q, r) => { r.writeHead(200, { 'content-length': blob.length }
   });
 
   after(async () => {
-    if (b) await rig?.exec(b.node, ['ip', 'link', 'del', b.ifname]);
-    await rig?.destroy();
-    for (const d of [dir, home]) if (d) fs.rmSync(d, { recursive: true, force: true });
+    await lab?.destroy();
+    if (home) fs.rmSync(home, { recursive: true, force: true });
   });
 
   it('curl through the proxy fetches 8 MB from B whole; show says relay, with the reason', async (t) => {

@@ -323,7 +323,8 @@ async function saveConfig(ctx: Ctx): Promise<void> {
   const cfg: WgQuickConfig = {
     interface: { ...ctx.cfg.interface, privateKey: state.privateKey ?? undefined, listenPort: state.listenPort || undefined, fwmark: state.fwmark || undefined },
     ...(ctx.cfg.mesh ? { mesh: ctx.cfg.mesh } : {}),
-    peers: state.peers.map((p) => {
+    // With Network, a peer the file does not list is a discovered member: found again, not saved.
+    peers: state.peers.filter((p) => !ctx.cfg.mesh?.network || ctx.cfg.peers.some((c) => encodeBase64(c.publicKey) === encodeBase64(p.publicKey))).map((p) => {
       // A mesh peer's endpoint (a relay slot or whatever path it has now) is found again, not saved.
       const meshPeer = ctx.cfg.mesh !== undefined && ctx.cfg.peers.some((c) => !c.endpoint && encodeBase64(c.publicKey) === encodeBase64(p.publicKey));
       const [host, port] = p.endpoint && !meshPeer ? splitEndpoint(p.endpoint) : [undefined, undefined];

@@ -50,7 +50,9 @@ describe('mesh discovery: three members with only keys and a network secret', { 
       const id = networkKeys(crypto, 'lab', new TextEncoder().encode(secret)).networkId;
       const [v4, v6] = derivedAddresses(crypto, crypto.x25519PrivateKey(decodeBase64(keys.privateKey)).publicKey, parsePrefix('100.96.0.0/16'), defaultPrefix6(id));
       const side: Side = { node: nodes[i]!, keys, ifname: rig.ifname(`d${name[0]}`), file: '', name, v4: formatIp(v4!.bytes), v6: formatIp(v6!.bytes) };
-      writeConf(confDir, side, ['[Interface]', `PrivateKey = ${keys.privateKey}`, '', '[Mesh]', `Hub = ${hub.url}`, 'Network = lab', `NetworkSecret = ${secret}`, `Name = ${name}`, ''].join('\n'));
+      // alpha saves its configuration on down: the members it found must not be written as [Peer]s.
+      const save = name === 'alpha' ? ['SaveConfig = true'] : [];
+      writeConf(confDir, side, ['[Interface]', `PrivateKey = ${keys.privateKey}`, ...save, '', '[Mesh]', `Hub = ${hub.url}`, 'Network = lab', `NetworkSecret = ${secret}`, `Name = ${name}`, ''].join('\n'));
       if (name === 'delta') outsider = side; else sides.push(side);
     });
   });
@@ -129,5 +131,15 @@ describe('mesh discovery: three members with only keys and a network secret', { 
       assert.ok(!dump.peers.some((p) => p.publicKey === outsider.keys.publicKey), `${s.name} must not have delta`);
     }
     assert.equal((await rig.ping(outsider.node, sides[0]!.v4, { count: 1, wait: 1 })).received, 0);
+  });
+
+  it('down with SaveConfig keeps the file a discovery file: no Address, no discovered [Peer]', async () => {
+    const alpha = sides[0]!;
+    const down = await rig.exec(alpha.node, [WIREWEAVE_BIN, 'down', alpha.file], { timeoutMs: 30_000 });
+    assert.equal(down.code, 0, down.stderr);
+    const text = fs.readFileSync(alpha.file, 'utf8');
+    assert.doesNotMatch(text, /\[Peer\]|Address/);
+    assert.match(text, /^Network = lab$/m);
+    assert.match(text, /^Name = alpha$/m);
   });
 });

@@ -29,7 +29,8 @@ import { realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError } from '../core/errors.ts';
 import { KeyFormatError, encodeBase64, parseKeyBase64 } from '../core/keys.ts';
-import { formatIp, formatPrefix } from './allowedips.ts';
+import { formatIp, tryParseIp } from '../core/ip-address.ts';
+import { formatPrefix } from './allowedips.ts';
 import type { EndpointAddress, PeerChange, Prefix, SetRequest } from './config.ts';
 import { MESH_KEY_NAMES, applyMeshKey, checkMeshSection, formatMeshSection, meshKey } from './wgquick-mesh.ts';
 import type { MeshKey, WgQuickMesh } from './wgquick-mesh.ts';
@@ -139,73 +140,13 @@ export class WgQuickConfigError extends ConfigError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IP addresses in the forms glibc's inet_pton accepts (what wg reads); written with allowedips.ts
+// IP addresses (core/ip-address.ts): for dotted-quad IPv4 and IPv6 without a zone, Go's netip
+// and glibc's inet_pton (what wg reads with) accept the same texts.
 
-function parseIPv4(text: string): Uint8Array | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    // inet_pton: 1-3 decimal digits, no leading zero, at most 255.
-    if (!/^(?:0|[1-9][0-9]{0,2})$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out[i] = v;
-  }
-  return out;
-}
-
-function parseIPv6(text: string): Uint8Array | null {
-  if (text.length === 0 || !/^[0-9A-Fa-f:.]+$/.test(text)) return null;
-  const dbl = text.indexOf('::');
-  if (dbl >= 0 && text.indexOf('::', dbl + 1) >= 0) return null;
-  const headText = dbl >= 0 ? text.slice(0, dbl) : text;
-  const tailText = dbl >= 0 ? text.slice(dbl + 2) : '';
-  const head = headText === '' ? [] : headText.split(':');
-  const tail = tailText === '' ? [] : tailText.split(':');
-  const groups = dbl >= 0 ? [...head, ...tail] : head;
-  const words: number[] = [];
-  for (let i = 0; i < groups.length; i++) {
-    const g = groups[i]!;
-    if (g.includes('.')) {
-      // An embedded IPv4 address may only end the text (so never before '::').
-      if (i !== groups.length - 1 || !text.endsWith(g) || (dbl >= 0 && tail.length === 0)) return null;
-      const v4 = parseIPv4(g);
-      if (!v4) return null;
-      words.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-    } else {
-      if (!/^[0-9A-Fa-f]{1,4}$/.test(g)) return null;
-      words.push(parseInt(g, 16));
-    }
-  }
-  const headWords = dbl >= 0 ? words.length - tailWordCount(tail) : words.length;
-  if (dbl >= 0 ? words.length > 7 : words.length !== 8) return null;
-  const out = new Uint8Array(16);
-  const full = dbl >= 0
-    ? [...words.slice(0, headWords), ...new Array<number>(8 - words.length).fill(0), ...words.slice(headWords)]
-    : words;
-  full.forEach((w, i) => {
-    out[2 * i] = w >> 8;
-    out[2 * i + 1] = w & 0xff;
-  });
-  return out;
-}
-
-function tailWordCount(tail: string[]): number {
-  let n = 0;
-  for (const g of tail) n += g.includes('.') ? 2 : 1;
-  return n;
-}
-
-/** An IPv4 or IPv6 literal as inet_pton reads it (family chosen by the presence of ':', as wg does). */
+/** An IPv4 or IPv6 literal, the family chosen by the presence of ':', as wg does. */
 function parseIp(text: string): { family: 4 | 6; bytes: Uint8Array } | null {
-  if (text.includes(':')) {
-    const bytes = parseIPv6(text);
-    return bytes ? { family: 6, bytes } : null;
-  }
-  const bytes = parseIPv4(text);
-  return bytes ? { family: 4, bytes } : null;
+  const bytes = tryParseIp(text);
+  return bytes ? { family: bytes.length === 4 ? 4 : 6, bytes } : null;
 }
 
 function maskBytes(bytes: Uint8Array, bits: number): Uint8Array {
@@ -259,13 +200,13 @@ function checkEndpointHost(host: string): string | null {
     const pct = host.indexOf('%');
     const addr = pct >= 0 ? host.slice(0, pct) : host;
     const zone = pct >= 0 ? host.slice(pct + 1) : null;
-    if (!parseIPv6(addr) || (zone !== null && !/^[A-Za-z0-9_.-]+$/.test(zone))) {
+    if (!addr.includes(':') || !tryParseIp(addr) || (zone !== null && !/^[A-Za-z0-9_.-]+$/.test(zone))) {
       return `Endpoint host ${quote(host)} is not a valid IPv6 address`;
     }
     return null;
   }
   if (/^[0-9.]+$/.test(host)) {
-    return parseIPv4(host) ? null : `Endpoint host ${quote(host)} is not a valid IPv4 address (expected a.b.c.d)`;
+    return tryParseIp(host) ? null : `Endpoint host ${quote(host)} is not a valid IPv4 address (expected a.b.c.d)`;
   }
   return HOSTNAME.test(host) ? null : `Endpoint host ${quote(host)} is not a valid IP address or hostname`;
 }

@@ -14,6 +14,8 @@ step "lint"
 npx eslint .
 step "layers: imports go down core < crypto < device < netstack < mesh < cli, no cycles"
 node --import tsx scripts/check-imports.ts
+step "reference docs (typedoc: every export documented, no warnings)"
+npx typedoc --out "$(mktemp -d)"
 step "core bundles for a browser (no node:* imports)"
 npx esbuild src/core/index.ts src/crypto/portable.ts --bundle --platform=browser --format=esm --outdir="$(mktemp -d)" --log-level=warning
 

@@ -69,6 +69,7 @@ export interface EndpointIO<S> {
   authenticated(peer: PeerId, source: S): void;
   /** Bytes identifying `source` for cookies (IP address ‖ port). Only called when needed. */
   sourceTag(source: S): Uint8Array;
+  /** Called with what happened: handshakes, sessions, drops; for logs and metrics. */
   event?(event: EndpointEvent): void;
 }
 
@@ -212,6 +213,7 @@ export class Endpoint<S = unknown> {
     }
   }
 
+  /** Adds a peer and returns its id; a bad or duplicate peer throws a ConfigError and changes nothing. */
   addPeer(config: PeerConfig, now: number): PeerId {
     const key = checkKey(config.publicKey, 'public key');
     checkPeerChanges(config); // before the peer exists: a refused config adds nothing
@@ -260,10 +262,12 @@ export class Endpoint<S = unknown> {
     this.peersByKey.delete(peer.publicKeyHex);
   }
 
+  /** The id of the peer with this public key, if there is one. */
   peerIdByKey(publicKey: Uint8Array): PeerId | undefined {
     return this.peersByKey.get(encodeHex(publicKey))?.id;
   }
 
+  /** Every peer's id. */
   peerIds(): IterableIterator<PeerId> {
     return this.peers.keys();
   }
@@ -272,6 +276,7 @@ export class Endpoint<S = unknown> {
     return this.peers.size;
   }
 
+  /** A peer's counters and handshake times (ERR_NO_PEER for an unknown id). */
   peerStats(id: PeerId): Readonly<PeerStats> {
     return this.mustPeer(id).stats;
   }
@@ -303,6 +308,7 @@ export class Endpoint<S = unknown> {
     this.underLoadMode = mode;
   }
 
+  /** Whether handshake messages now need a valid cookie (mac2) to be answered. */
   isUnderLoad(now: number): boolean {
     if (this.underLoadMode !== 'auto') return this.underLoadMode;
     return now < this.underLoadUntil;

@@ -6,9 +6,9 @@ import { nodeCrypto } from './node.ts';
 import { sodiumCrypto } from './sodium.ts';
 import type { CryptoProvider } from '../core/crypto.ts';
 
-/** node:crypto on the hot path, @noble where node:crypto lacks a primitive. */
+/** node:crypto on the hot path, `@noble` where node:crypto lacks a primitive. */
 export { nodeCrypto } from './node.ts';
-/** @noble only: runs anywhere JavaScript runs (browsers, Deno, Bun). */
+/** `@noble` only: runs anywhere JavaScript runs (browsers, Deno, Bun). */
 export { portableCrypto } from './portable.ts';
 /** libsodium through the optional `sodium-native`; null when it is not installed or cannot load. */
 export { sodiumCrypto } from './sodium.ts';

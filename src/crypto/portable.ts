@@ -50,6 +50,7 @@ function makeNonce(counterLo: number, counterHi: number): Uint8Array {
   return n;
 }
 
+/** The CryptoProvider on `@noble` alone: no `node:*`, so it runs in browsers, Deno and Bun. */
 export const portableCrypto: CryptoProvider = {
   name: 'portable',
 

@@ -14,6 +14,7 @@ export class MemoryNetwork {
   delivered = 0;
   dropped = 0;
 
+  /** Binds `address:port` (0: a free port) to a MemoryBind; returns the port. EADDRINUSE if taken. */
   attach(address: string, port: number, bind: MemoryBind, receiver: BindReceiver): number {
     if (port === 0) while (this.listeners.has(`${address}|${(port = this.nextPort++)}`));
     const key = `${address}|${port}`;
@@ -22,10 +23,12 @@ export class MemoryNetwork {
     return port;
   }
 
+  /** Frees `address:port`. */
   detach(address: string, port: number): void {
     this.listeners.delete(`${address}|${port}`);
   }
 
+  /** Hands a datagram to the bind at `to`, if any (else it is lost, as on a network). */
   deliver(datagram: Uint8Array, from: BindEndpoint, to: BindEndpoint): void {
     const l = this.listeners.get(`${to.address}|${to.port}`);
     if (!l || !this.filter(datagram, from, to)) { this.dropped++; return; }
@@ -76,6 +79,7 @@ export class MemoryBind implements Bind {
 
   setMark(_mark: number): void {}
 
+  /** Frees the address and port. */
   async close(): Promise<void> {
     if (this.receiver) this.network.detach(this.address, this.port);
     this.receiver = null;

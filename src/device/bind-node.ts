@@ -10,6 +10,7 @@ import { setSocketMark } from './linux/sockopt.ts';
 
 const SOCKET_BUFFER = 4 * 1024 * 1024;
 
+/** A NodeUdpBind's counters. */
 export interface NodeBindStats {
   sendErrors: number;
 }
@@ -70,6 +71,7 @@ export class NodeUdpBind implements Bind {
     for (const s of [this.v4, this.v6]) if (s) setSocketMark(s, this.mark);
   }
 
+  /** Closes the sockets; resolves when they are closed. */
   async close(): Promise<void> {
     const sockets = [this.v4, this.v6].filter((s): s is dgram.Socket => s !== null);
     this.v4 = this.v6 = null;

@@ -45,5 +45,6 @@ export interface Bind {
   clearSource?(endpoint: BindEndpoint): BindEndpoint;
   /** SO_MARK for outgoing packets where supported (0 clears). */
   setMark(mark: number): void;
+  /** Closes the sockets; resolves when they are closed. */
   close(): Promise<void>;
 }

@@ -9,7 +9,9 @@ export interface Clock {
   now(): number;
   /** Milliseconds since the Unix epoch at monotonic time `now`. */
   wall(now: number): number;
+  /** Calls `callback` once after `delayMs` milliseconds; returns a handle for clearTimer. */
   setTimer(callback: () => void, delayMs: number): unknown;
+  /** Cancels a timer that has not fired. */
   clearTimer(handle: unknown): void;
 }
 
@@ -40,12 +42,14 @@ export class ManualClock implements Clock {
   now(): number { return this.t; }
   wall(now: number): number { return this.epoch + now; }
 
+  /** Arms a timer that fires when `advance` passes its time. */
   setTimer(callback: () => void, delayMs: number): unknown {
     const timer = { at: this.t + Math.max(0, delayMs), seq: this.seq++, callback };
     this.timers.push(timer);
     return timer;
   }
 
+  /** Cancels a timer that has not fired. */
   clearTimer(handle: unknown): void {
     this.timers = this.timers.filter((t) => t !== handle);
   }

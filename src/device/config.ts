@@ -66,6 +66,7 @@ export interface DeviceState {
 
 /** What the UAPI needs from a device. */
 export interface UapiTarget {
+  /** The configuration and peer statistics for `get=1`. */
   getState(): DeviceState;
   /** Applies a validated request all or nothing; throws a UapiError (with errno) when it cannot. */
   applySet(request: SetRequest): Promise<void>;

@@ -27,7 +27,9 @@ import type { Tun } from './tun.ts';
 import { formatGetResponse, parseSetRequest } from './uapi.ts';
 
 export interface DeviceLogger {
+  /** Something went wrong and the device carries on or closes; always logged. */
   error(message: string): void;
+  /** What the device does (handshakes, roaming, up/down); logged when verbose. */
   verbose(message: string): void;
 }
 
@@ -66,6 +68,7 @@ export interface DeviceCounters {
 
 export class Device implements UapiTarget {
   readonly endpoint: Endpoint<BindEndpoint>;
+  /** @internal The cryptokey routing table (the netstack asks it which addresses route in). */
   readonly allowedIps = new AllowedIps<DevicePeer>();
   readonly counters: DeviceCounters = {
     tunPacketsIn: 0, tunPacketsOut: 0, noRoute: 0, invalidTunPacket: 0, sourceNotAllowed: 0,
@@ -147,6 +150,7 @@ export class Device implements UapiTarget {
     this.armTimer();
   }
 
+  /** Calls `listener` once the device has closed, with the reason. */
   onClose(listener: (reason: string) => void): void {
     this.closeListeners.push(listener);
   }
@@ -164,6 +168,7 @@ export class Device implements UapiTarget {
     this.eventListeners.push(listener);
   }
 
+  /** Closes the TUN and the bind, zeroes the keys; resolves when both are closed. */
   async close(reason = 'closed'): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -262,6 +267,7 @@ export class Device implements UapiTarget {
 
   // ---------------------------------------------------------------- configuration
 
+  /** The device's configuration and peer statistics, as the UAPI's `get=1` gives them. */
   getState(): DeviceState {
     const peers: PeerState[] = [];
     for (const peer of this.peers.values()) {

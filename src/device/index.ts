@@ -35,9 +35,14 @@ export { NodeUdpBind } from './bind-node.ts';
 export { openLinuxTun } from './linux/tun.ts';
 /** The Linux TUN returned by openLinuxTun, and its options. */
 export type { LinuxTun, LinuxTunOptions } from './linux/tun.ts';
+/** Counters of a LinuxTun and of a NodeUdpBind (packets, batches, drops). */
+export type { LinuxTunStats } from './linux/tun.ts';
+export type { NodeBindStats } from './bind-node.ts';
 
 /** The configuration model: a parsed `set=1` operation and the state `get=1` reports. */
 export type { DeviceState, PeerChange, PeerState, Prefix, SetRequest } from './config.ts';
+/** A peer's endpoint as configured (address and port); what a Device serves its UAPI to. */
+export type { EndpointAddress, UapiTarget } from './config.ts';
 /** A configuration change the device refused; `errno` is what the UAPI reports. */
 export { UapiError } from './config.ts';
 /** Parses a wg-quick configuration file's text; formats one back. */
@@ -51,3 +56,5 @@ export type {
   InterfaceAddress, ParseWgQuickOptions, ToSetRequestOptions, WgQuickConfig, WgQuickEndpoint, WgQuickInterface, WgQuickPeer,
   WgQuickTable,
 } from './wgquick.ts';
+/** The [Mesh] section of a wg-quick configuration (hubs, network, relay policy). */
+export type { MeshRelayPolicy, WgQuickMesh } from './wgquick-mesh.ts';

@@ -106,6 +106,7 @@ export class MemoryTun implements Tun {
     for (const l of this.closeListeners.splice(0)) l(reason);
   }
 
+  /** Closes this end; the other end's reads end too. */
   close(): Promise<void> {
     if (this.state === 'open') this.state = 'closed';
     this.handler = undefined;

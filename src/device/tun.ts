@@ -15,5 +15,6 @@ export interface Tun {
   write(packet: Uint8Array): boolean;
   /** Called once when the interface goes away underneath us (e.g. `ip link del`). */
   onClose(listener: (reason: string) => void): void;
+  /** Closes the device; resolves when it is gone. */
   close(): Promise<void>;
 }

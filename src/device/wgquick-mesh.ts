@@ -16,6 +16,7 @@
  */
 import { formatPrefix, parsePrefix } from './allowedips.ts';
 
+/** `Relay =` of [Mesh]: through the hub while no direct path works (auto), always, or never. */
 export type MeshRelayPolicy = 'auto' | 'always' | 'never';
 
 export interface WgQuickMesh {

@@ -29,6 +29,7 @@ export interface ForwardSpec {
 export interface Forward {
   /** "127.0.0.1:8080", where it actually listens. */
   readonly listening: string;
+  /** Stops listening and closes its connections. */
   close(): Promise<void>;
 }
 

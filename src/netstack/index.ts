@@ -45,5 +45,12 @@ export { forwardUdp } from './forward.ts';
 export { formatForwardSpec, parseForwardSpec } from './forward.ts';
 /** A forward's description, a running forward (close it), UDP forward options. */
 export type { Forward, ForwardSpec, UdpForwardOptions } from './forward.ts';
+/** What a custom StackFactory returns and gets: the TCP/IP stack's interface, options and I/O. */
+export type {
+  EchoReply, Endpoint4or6, StackConfig, StackCounters, StackIO, TcpConnection, TcpEvents, TcpIpStackApi, TcpErrorCode, TcpListener, TcpState,
+  UdpSocket,
+} from './stack/types.ts';
+/** The Tun between a Netstack's device and its TCP/IP stack (Netstack.tun). */
+export type { NetstackTun, NetstackTunCounters } from './tun.ts';
 /** What the proxies and forwards need from a tunnel (a Netstack has it); their log callback. */
 export type { LogLine, TunnelNet } from './relay.ts';

@@ -7,7 +7,9 @@ import type { TunnelUdpSocket } from './udp.ts';
 import { netError } from './errors.ts';
 
 export interface TunnelNet {
+  /** A TCP connection through the tunnel to `host:port`. */
   connect(options: { host: string; port: number; allowHalfOpen?: boolean }): Duplex & { localAddress?: string | undefined; localPort?: number | undefined };
+  /** A UDP socket in the tunnel. */
   udp(): TunnelUdpSocket;
 }
 

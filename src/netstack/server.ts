@@ -14,7 +14,10 @@ export class TunnelServer extends EventEmitter {
   private readonly sockets = new Set<TunnelSocket>();
   private closed = false;
 
-  /** `track` sees every accepted socket (the Netstack drains them on close). */
+  /**
+   * @internal Made by Netstack.listen. `track` sees every accepted socket (the Netstack drains
+   * them on close).
+   */
   constructor(listener: TcpListener, driver: StackDriver, options: TunnelSocketOptions = {}, track?: (socket: TunnelSocket) => void) {
     super();
     this.listener = listener;
@@ -31,6 +34,7 @@ export class TunnelServer extends EventEmitter {
     queueMicrotask(() => { if (!this.closed) this.emit('listening'); });
   }
 
+  /** The address and port it listens on in the tunnel. */
   address(): { address: string; family: string; port: number } {
     const { address, port } = this.listener.local;
     return { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port };

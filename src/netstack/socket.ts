@@ -76,6 +76,7 @@ export class TunnelSocket extends Duplex {
   private idleTimer: NodeJS.Timeout | null = null;
   private resetOnDestroy = false;
 
+  /** @internal Made by Netstack.connect and a TunnelServer. */
   constructor(driver: StackDriver, options: TunnelSocketOptions = {}) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false });
     this.driver = driver;
@@ -126,6 +127,7 @@ export class TunnelSocket extends Duplex {
     else this.unreleased += chunk.length;
   }
 
+  /** @internal Readable: more data wanted. */
   override _read(): void {
     if (this.unreleased > 0) {
       const n = this.unreleased;
@@ -149,6 +151,7 @@ export class TunnelSocket extends Duplex {
     });
   }
 
+  /** @internal Writable: queue a chunk on the connection. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const p: PendingWrite = { data: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length), callback };
     if (this.connecting) { this.pending = p; return; }
@@ -176,6 +179,7 @@ export class TunnelSocket extends Duplex {
     this.writeSome(p);
   }
 
+  /** @internal Writable: end() sends a FIN. */
   override _final(callback: (error?: Error | null) => void): void {
     this.finalCallback = callback;
     if (!this.connecting) this.finishWriting();
@@ -191,6 +195,7 @@ export class TunnelSocket extends Duplex {
     callback();
   }
 
+  /** @internal Duplex: destroy() resets the connection. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.clearIdle();
     const conn = this.conn;
@@ -273,6 +278,7 @@ export class TunnelSocket extends Duplex {
     return this.idleMs || undefined;
   }
 
+  /** TCP keepalive probes after `initialDelay` ms of silence, as net.Socket.setKeepAlive. */
   setKeepAlive(enable = false, initialDelay = 0): this {
     this.keepAliveMs = enable ? (initialDelay > 0 ? initialDelay : 60_000) : 0;
     if (this.conn && !this.connecting && !this.connGone) this.conn.setKeepAlive(this.keepAliveMs, this.driver.now());
@@ -286,8 +292,10 @@ export class TunnelSocket extends Duplex {
 
   /** The socket never holds the event loop open by itself (the UDP socket underneath does). */
   ref(): this { return this; }
+  /** For net.Socket compatibility: the tunnel, not the socket, keeps the process alive. */
   unref(): this { return this; }
 
+  /** The local address and port in the tunnel, or {} before the connection exists. */
   address(): { address: string; family: string; port: number } | Record<string, never> {
     if (this.localAddress === undefined) return {};
     return { address: this.localAddress, family: this.localAddress.includes(':') ? 'IPv6' : 'IPv4', port: this.localPort ?? 0 };

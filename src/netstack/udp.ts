@@ -35,6 +35,7 @@ export class TunnelUdpSocket extends EventEmitter {
   /** One lookup per name at a time, shared by its datagrams (which so keep their order). */
   private readonly resolving = new Map<string, Promise<string>>();
 
+  /** @internal Made by Netstack.udp. */
   constructor(socket: UdpSocket, driver: StackDriver, route: UdpRouter) {
     super();
     this.socket = socket;
@@ -47,6 +48,7 @@ export class TunnelUdpSocket extends EventEmitter {
     };
   }
 
+  /** The local address and port in the tunnel. */
   address(): { address: string; family: string; port: number } {
     const { address, port } = this.socket.local;
     return { address, family: address.includes(':') ? 'IPv6' : 'IPv4', port };
@@ -101,6 +103,7 @@ export class TunnelUdpSocket extends EventEmitter {
     return this.waiting.size;
   }
 
+  /** Closes the socket; emits 'close', then calls `callback`. */
   close(callback?: () => void): void {
     if (!this.closed) {
       this.closed = true;

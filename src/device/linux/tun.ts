@@ -312,6 +312,7 @@ export class LinuxTun implements Tun {
     } else this.closeListeners.push(listener);
   }
 
+  /** Stops the reader thread and closes the TUN file descriptor. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;

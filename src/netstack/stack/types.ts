@@ -140,6 +140,7 @@ export interface TcpListener {
   readonly local: Endpoint4or6;
   /** A new fully established connection. */
   onConnection?: (conn: TcpConnection) => void;
+  /** Stops listening. */
   close(): void;
 }
 
@@ -149,6 +150,7 @@ export interface UdpSocket {
   onMessage?: (data: Uint8Array, from: Endpoint4or6) => void;
   /** Send one datagram. Returns false if it was dropped (too large, no route, closed). */
   send(data: Uint8Array, to: Endpoint4or6, now: number): boolean;
+  /** Frees the port. */
   close(): void;
 }
 
@@ -176,5 +178,6 @@ export interface TcpIpStackApi {
   udpBind(port?: number, address?: IpAddress): UdpSocket;
   /** Send an ICMP/ICMPv6 echo request; replies arrive at `onEchoReply`. Returns false if not sent. */
   ping(to: IpAddress, id: number, sequence: number, payload: Uint8Array, now: number): boolean;
+  /** Called with each echo reply that answers a `ping`. */
   onEchoReply?: (reply: EchoReply) => void;
 }

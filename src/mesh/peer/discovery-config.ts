@@ -24,7 +24,7 @@ export interface MeshDiscoveryOptions {
 }
 
 /** The network's ranges, with Prefix6's default from the network id. */
-export function networkRanges(crypto: CryptoProvider, mesh: WgQuickMesh): { prefix4: string; prefix6: string } {
+function networkRanges(crypto: CryptoProvider, mesh: WgQuickMesh): { prefix4: string; prefix6: string } {
   const prefix4 = mesh.prefix4 ?? DEFAULT_PREFIX4;
   if (mesh.prefix6) return { prefix4, prefix6: mesh.prefix6 };
   const id = networkKeys(crypto, mesh.network!, new TextEncoder().encode(mesh.networkSecret!)).networkId;

@@ -19,14 +19,14 @@ import type { Prefix } from '../../device/config.ts';
 import { label } from './keys.ts';
 import type { TunnelAddress } from './signal-body.ts';
 
-export const ANNOUNCE_VERSION = 1;
+const ANNOUNCE_VERSION = 1;
 /** A member re-announces this often; it is forgotten this long after its last new announcement. */
 export const ANNOUNCE_INTERVAL_MS = 20_000;
 export const MEMBER_TTL_MS = 60_000;
 /** Announcements sent longer ago (or further ahead) than this are refused, as envelopes are. */
-export const MAX_ANNOUNCE_SKEW_MS = 120_000;
+const MAX_ANNOUNCE_SKEW_MS = 120_000;
 /** At most this many discovered members per network (docs/mesh.md §4). */
-export const MAX_MEMBERS = 1024;
+const MAX_MEMBERS = 1024;
 /** Replay state is kept this long for keys no longer members (bounded LRU). */
 const MAX_SEEN = 4096;
 export const DEFAULT_PREFIX4 = '100.96.0.0/16';
@@ -34,7 +34,7 @@ export const DEFAULT_PREFIX4 = '100.96.0.0/16';
 const NONCE_LENGTH = 24;
 const BODY_LENGTH = 24;
 const TAG_LENGTH = 16;
-export const ANNOUNCEMENT_LENGTH = 1 + NONCE_LENGTH + BODY_LENGTH + TAG_LENGTH;
+const ANNOUNCEMENT_LENGTH = 1 + NONCE_LENGTH + BODY_LENGTH + TAG_LENGTH;
 const AD_LABEL = label('announcement');
 const ADDRESS_LABEL = label('address');
 
@@ -146,10 +146,8 @@ export function nameFromHostname(host: string): string {
 
 // ------------------------------------------------------------------------------- members
 
-export const ANNOUNCE_DROPS = ['malformed', 'seal', 'stale', 'replay', 'full'] as const;
-export type AnnounceDrop = (typeof ANNOUNCE_DROPS)[number];
-export const HELLO_REFUSALS = ['notMember', 'old', 'noAddress', 'outOfRange', 'overlap'] as const;
-export type HelloRefusal = (typeof HELLO_REFUSALS)[number];
+export type AnnounceDrop = 'malformed' | 'seal' | 'stale' | 'replay' | 'full';
+export type HelloRefusal = 'notMember' | 'old' | 'noAddress' | 'outOfRange' | 'overlap';
 
 export interface Member {
   readonly key: Uint8Array;
@@ -308,9 +306,4 @@ export class DiscoveryBook {
     }
     return [];
   }
-}
-
-/** A text Prefix4/Prefix6 as the config gives it, checked by the config parser already. */
-export function networkPrefix(text: string): Prefix {
-  return parsePrefix(text);
 }

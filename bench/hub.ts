@@ -307,7 +307,7 @@ interface PhaseResult {
   nats?: { rssMiB: number; cpuSeconds: number };
   light: RttResult;
   loaded: RttResult;
-  relay: Throughput & { refusedByBuffer: number; rateLimitedAtHub: number };
+  relay: Throughput & { refusedByBuffer: number; rateLimitedAtHub: number; droppedAtHubs?: Record<string, number> };
   direct: Throughput;
   relayToDirect: number;
 }
@@ -341,9 +341,20 @@ async function phase(name: string, hubs: HubProc[], natsPid: number | null): Pro
   const loaded = await roundTrips(workers, LOADED_ROUNDS, 100);
   const s3 = hubs.map((h) => procStat(h.child.pid!));
   log(`${name}: loaded p50 ${loaded.p50Ms} ms, p99 ${loaded.p99Ms} ms; relay for ${RELAY_SECONDS} s`);
-  const rl0 = (await Promise.all(hubs.map((h) => metrics(h.port)))).reduce((n, m) => n + (m.get('wireweave_hub_dropped_frames_total{reason="rateLimited"}') ?? 0), 0);
+  const m0 = await Promise.all(hubs.map((h) => metrics(h.port)));
+  const rl0 = m0.reduce((n, m) => n + (m.get('wireweave_hub_dropped_frames_total{reason="rateLimited"}') ?? 0), 0);
   const relay = await relayThroughput(hubs[0]!.url, hubs[hubs.length - 1]!.url, RELAY_SECONDS);
-  const rl1 = (await Promise.all(hubs.map((h) => metrics(h.port)))).reduce((n, m) => n + (m.get('wireweave_hub_dropped_frames_total{reason="rateLimited"}') ?? 0), 0);
+  const m1 = await Promise.all(hubs.map((h) => metrics(h.port)));
+  const rl1 = m1.reduce((n, m) => n + (m.get('wireweave_hub_dropped_frames_total{reason="rateLimited"}') ?? 0), 0);
+  // Every frame a hub (or its federation) dropped during the relay, by metric and reason.
+  const droppedAtHubs: Record<string, number> = {};
+  m1.forEach((m, i) => {
+    for (const [k, v] of m) {
+      if (!/_dropped_(frames_)?total\{/.test(k)) continue;
+      const d = v - (m0[i]!.get(k) ?? 0);
+      if (d > 0) droppedAtHubs[k.replace(/^wireweave_hub_/, '')] = (droppedAtHubs[k.replace(/^wireweave_hub_/, '')] ?? 0) + d;
+    }
+  });
   const s4 = hubs.map((h) => procStat(h.child.pid!));
   log(`${name}: relay ${relay.mbitPerSecond} Mbit/s; direct UDP for ${RELAY_SECONDS} s`);
   const direct = await directThroughput(RELAY_SECONDS);
@@ -365,7 +376,7 @@ async function phase(name: string, hubs: HubProc[], natsPid: number | null): Pro
     ...(registrySeconds !== undefined ? { registrySeconds } : {}),
     hubProcesses,
     ...(natsStat ? { nats: { rssMiB: mib(natsStat.rssKb), cpuSeconds: round(natsStat.cpuSeconds, 2) } } : {}),
-    light, loaded, relay: { ...relay, rateLimitedAtHub: rl1 - rl0 }, direct,
+    light, loaded, relay: { ...relay, rateLimitedAtHub: rl1 - rl0, droppedAtHubs }, direct,
     relayToDirect: round(relay.mbitPerSecond / direct.mbitPerSecond, 3),
   };
 }
@@ -396,6 +407,7 @@ function markdown(r: { time: string; machine: string; hub: string; clients: numb
   row('relay / direct', (p) => String(p.relayToDirect));
   row('hub CPU during the relay, s', hubs((h) => h.cpuRelaySeconds));
   row('relayed frames the hub rate-limited', (p) => String(p.relay.rateLimitedAtHub));
+  row('frames the hubs dropped during the relay', (p) => (p.relay.droppedAtHubs ? Object.entries(p.relay.droppedAtHubs).map(([k, v]) => `${k} ${v}`).join(', ') || '0' : '–'));
   row('nats-server RSS MiB, CPU s (whole phase)', (p) => (p.nats ? `${p.nats.rssMiB}, ${p.nats.cpuSeconds}` : '–'));
   out.push('');
   out.push('Light: one round trip at a time per client process; loaded: 100 in flight per client process. A round trip is a',

@@ -60,7 +60,7 @@ class VirtualTimers implements Timers {
 
 interface Carried { dir: 'up' | 'down'; conn: number; bytes: Uint8Array }
 
-/** What the double does with one frame on its way: pass it, drop it, or keep it for later. */
+/** What the double does with one frame on its way: pass it, or take it (a test may deliver it later). */
 type Tap = (dir: 'up' | 'down', conn: number, frame: Uint8Array) => 'pass' | 'drop';
 
 /**

@@ -32,7 +32,7 @@ import { defaultCrypto } from '../crypto/index.ts';
 import type { StackFactory } from '../netstack/api.ts';
 import { runNetstackDemo } from './demo-netstack.ts';
 
-export const DEMO_USAGE = `Usage: wireweave demo [--seconds N] [--speed N] [--rate N] [--quiet] [--no-netstack]
+const DEMO_USAGE = `Usage: wireweave demo [--seconds N] [--speed N] [--rate N] [--quiet] [--no-netstack]
 
 Runs two WireGuard endpoints, alice and bob, inside this process. Each has its own UDP socket on
 127.0.0.1 (loopback only; no root, no TUN device, nothing to configure). alice sends numbered

@@ -27,9 +27,9 @@ export const RATELIMIT_BURST = 5;
 /** Entries idle longer than this are forgotten (a forgotten source starts with a full bucket). */
 export const RATELIMIT_GC_AFTER = 1_000;
 /** The sweep runs at most this often. */
-export const RATELIMIT_GC_INTERVAL = 1_000;
+const RATELIMIT_GC_INTERVAL = 1_000;
 /** Default bound on tracked sources (the kernel's minimum: 8192 buckets × 8). */
-export const RATELIMIT_MAX_ENTRIES = 65_536;
+const RATELIMIT_MAX_ENTRIES = 65_536;
 
 export interface RateLimiterOptions {
   packetsPerSecond?: number;

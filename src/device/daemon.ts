@@ -35,7 +35,7 @@ export interface DaemonExtension {
   attach(device: Device, ifname: string, logger: DeviceLogger): Promise<{ close(): Promise<void> }>;
 }
 
-export const DEFAULT_MTU = 1420;
+const DEFAULT_MTU = 1420;
 
 export interface DaemonIo {
   stdout: NodeJS.WritableStream;
@@ -120,7 +120,7 @@ async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): 
 }
 
 /** Runs the interface in this process until it is told or made to stop. */
-export async function runForeground(
+async function runForeground(
   ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv, signal: AbortSignal | null, extension?: DaemonExtension,
 ): Promise<number> {
   const logger = makeLogger(ifname, env.LOG_LEVEL, io.stdout, logFormatFrom(env.WIREWEAVE_LOG_FORMAT));

@@ -52,7 +52,7 @@ export async function startSocks5(tunnel: TunnelNet, host: string, port: number,
  * Reads `[ATYP, ADDR..., PORT]` at `o`: the target and the offset after it, 'short' if more
  * bytes are needed, or null if the address type is unknown or the name empty.
  */
-export function readAddress(b: Uint8Array, o: number): { target: Target; next: number } | 'short' | null {
+function readAddress(b: Uint8Array, o: number): { target: Target; next: number } | 'short' | null {
   if (b.length <= o) return 'short';
   const atyp = b[o]!;
   let host: string;

@@ -57,7 +57,7 @@ export interface FederationLimits {
   maxWatchedNetworks: number;
 }
 
-export const DEFAULT_FEDERATION_LIMITS: FederationLimits = {
+const DEFAULT_FEDERATION_LIMITS: FederationLimits = {
   maxQueueFrames: 8192,
   maxQueueBytes: 4 << 20,
   maxPresence: 200_000,
@@ -66,7 +66,7 @@ export const DEFAULT_FEDERATION_LIMITS: FederationLimits = {
   maxWatchedNetworks: 1024,
 };
 
-export const FEDERATION_DROPS = ['down', 'queueFull', 'malformed', 'notHere', 'presenceFull', 'tooManyNetworks'] as const;
+const FEDERATION_DROPS = ['down', 'queueFull', 'malformed', 'notHere', 'presenceFull', 'tooManyNetworks'] as const;
 export type FederationDrop = (typeof FEDERATION_DROPS)[number];
 
 export interface FederationCounters {
@@ -84,7 +84,7 @@ export const ANNOUNCE_BUCKET = 'ww_v1_announce';
 export const subjectOf = (hubHex: string): string => SUBJECT_PREFIX + hubHex;
 
 /** Hub to hub: recipient (32) ‖ a RecvSignal or RecvPacket frame as the hub would send it. */
-export const MAX_FORWARD = KEY_LENGTH + MAX_FRAME;
+const MAX_FORWARD = KEY_LENGTH + MAX_FRAME;
 
 export function encodeForward(recipient: Uint8Array, frame: Uint8Array): Uint8Array {
   const out = new Uint8Array(KEY_LENGTH + frame.length);

@@ -73,10 +73,10 @@ export interface HubOptions {
   log?: (line: string) => void;
 }
 
-export const HUB_DROPS = ['malformed', 'unexpected', 'rateLimited', 'queueFull', 'notConnected', 'federation', 'tooManyNetworks', 'announcementTooLarge'] as const;
+const HUB_DROPS = ['malformed', 'unexpected', 'rateLimited', 'queueFull', 'notConnected', 'federation', 'tooManyNetworks', 'announcementTooLarge'] as const;
 export type HubDrop = (typeof HUB_DROPS)[number];
 
-export const HELLO_REFUSALS = ['badVersion', 'badProof', 'badToken', 'notAllowed', 'timeout', 'full'] as const;
+const HELLO_REFUSALS = ['badVersion', 'badProof', 'badToken', 'notAllowed', 'timeout', 'full'] as const;
 export type HelloRefusal = (typeof HELLO_REFUSALS)[number];
 
 export interface HubCounters {

@@ -16,10 +16,10 @@ import type { HubFederation, HubLimits, HubLink } from './hub.ts';
 import { MAX_FRAME } from '../protocol/frames.ts';
 import { renderHubMetrics } from './metrics.ts';
 
-export const MESH_PATH = '/mesh';
+const MESH_PATH = '/mesh';
 /** How soon a client paused by its rate limit is looked at again (its bucket refills meanwhile). */
 const RESUME_CHECK_MS = 20;
-export const MESH_SUBPROTOCOL = 'wireweave-mesh.v1';
+const MESH_SUBPROTOCOL = 'wireweave-mesh.v1';
 
 export interface HubServerOptions {
   host: string;

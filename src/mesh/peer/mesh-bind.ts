@@ -13,7 +13,7 @@ import { isProbe } from '../protocol/probe.ts';
 export const RELAY_ADDRESS = '127.3.3.40';
 export const MAX_RELAY_SLOT = 65535;
 
-export function isRelayEndpoint(e: { address: string }): boolean {
+function isRelayEndpoint(e: { address: string }): boolean {
   return e.address === RELAY_ADDRESS;
 }
 

@@ -81,7 +81,7 @@ export interface MeshNodeOptions {
 }
 
 /** At most this many mesh peers per interface (relay slots are 16 bits). */
-export const MAX_MESH_PEERS = 4096;
+const MAX_MESH_PEERS = 4096;
 const MAX_PENDING_PINGS = 32;
 const PRIORITY = { host: 100, hubObserved: 50 } as const;
 /** Our addresses are looked at again this often (a laptop changes networks without telling us). */
@@ -607,7 +607,7 @@ export class MeshNode {
   }
 }
 
-export function describePath(s: PathState, hub: string): string {
+function describePath(s: PathState, hub: string): string {
   return s.kind === 'direct' ? `direct ${s.candidate}` : `relay ${hub} (${s.reason})`;
 }
 

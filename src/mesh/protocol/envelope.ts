@@ -11,7 +11,7 @@ import { ReplayWindow } from '../../core/replay.ts';
 import { label } from './keys.ts';
 import type { SignalKeys } from './keys.ts';
 
-export const ENVELOPE_VERSION = 1;
+const ENVELOPE_VERSION = 1;
 const HEADER_LENGTH = 1 + 8 + 8 + 8;
 const NONCE_LENGTH = 24;
 const TAG_LENGTH = 16;
@@ -21,7 +21,6 @@ export const MAX_CLOCK_SKEW_MS = 120_000;
 const AD_LABEL = label('envelope');
 
 export type EnvelopeDrop = 'malformed' | 'seal' | 'stale' | 'oldEpoch' | 'replay';
-export const ENVELOPE_DROPS: readonly EnvelopeDrop[] = ['malformed', 'seal', 'stale', 'oldEpoch', 'replay'];
 
 export type OpenResult = { ok: true; body: Uint8Array; epoch: number; counter: number } | { ok: false; reason: EnvelopeDrop };
 

@@ -25,7 +25,7 @@ export const FRAME = {
 export const PROTOCOL_VERSION = 1;
 export const KEY_LENGTH = 32;
 export const NETWORK_ID_LENGTH = 16;
-export const PROOF_LENGTH = 16;
+const PROOF_LENGTH = 16;
 /** The largest WireGuard datagram the relay carries, as DERP's 64 KiB. */
 export const MAX_PAYLOAD = 65_535;
 export const MAX_FRAME = 1 + KEY_LENGTH + NETWORK_ID_LENGTH + MAX_PAYLOAD;

@@ -6,11 +6,11 @@ import type { CryptoProvider, X25519PrivateKey } from '../../core/crypto.ts';
 import { concatBytes, utf8 } from '../../core/bytes.ts';
 import { zeroize } from '../../core/crypto.ts';
 
-export const LABEL_PREFIX = 'wireweave mesh v1 ';
+const LABEL_PREFIX = 'wireweave mesh v1 ';
 const ZERO_KEY = new Uint8Array(32);
 
 /** HKDF (RFC 5869) over HMAC-BLAKE2s with one 32-byte output block: salt `key`, IKM `input`, info `label`. */
-export function meshKdf(crypto: CryptoProvider, key: Uint8Array, input: Uint8Array, label: Uint8Array): Uint8Array {
+function meshKdf(crypto: CryptoProvider, key: Uint8Array, input: Uint8Array, label: Uint8Array): Uint8Array {
   const prk = crypto.hmac(key.length === 0 ? ZERO_KEY : key, input);
   const out = crypto.hmac(prk, concatBytes(label, Uint8Array.of(1)));
   zeroize(prk);

@@ -10,7 +10,7 @@
  */
 import { ENVELOPE_OVERHEAD } from './envelope.ts';
 
-export const PROBE_MAGIC = Uint8Array.of(0x57, 0x57, 0x6d, 0x01);
+const PROBE_MAGIC = Uint8Array.of(0x57, 0x57, 0x6d, 0x01);
 const HEADER = PROBE_MAGIC.length + 32;
 /** Probes are small; anything larger is not one of ours. */
 export const MAX_PROBE = 512;

@@ -6,12 +6,11 @@
 import { formatIp, parseIp } from '../../device/allowedips.ts';
 
 export const SIGNAL = { candidates: 0x01, callMeMaybe: 0x02, hello: 0x03, helloRequest: 0x04, bye: 0x05, ping: 0x06, pong: 0x07 } as const;
-export const CANDIDATE_KIND = { host: 1, hubObserved: 2, stun: 3, mapped: 4, turn: 5 } as const;
+const CANDIDATE_KIND = { host: 1, hubObserved: 2, stun: 3, mapped: 4, turn: 5 } as const;
 export type CandidateKind = keyof typeof CANDIDATE_KIND;
 
 export const MAX_CANDIDATES = 16;
-export const MAX_ADDRESSES = 16;
-export const MAX_NAME_LENGTH = 63;
+const MAX_ADDRESSES = 16;
 
 const FIELD = { generation: 1, candidate: 2, address: 3, name: 4, txid: 5, observed: 6 } as const;
 /** A path probe's transaction id (docs/mesh.md §3), as Tailscale's disco pings. */
@@ -41,7 +40,7 @@ export type SignalBody =
 const KIND_BY_CODE = new Map(Object.entries(CANDIDATE_KIND).map(([k, v]) => [v, k as CandidateKind]));
 
 /** A name as `show` prints and `connect({ host })` resolves it: a DNS label. */
-export function isValidPeerName(name: string): boolean {
+function isValidPeerName(name: string): boolean {
   return /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(name);
 }
 

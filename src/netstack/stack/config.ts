@@ -44,7 +44,7 @@ export interface ResolvedConfig {
   readonly ephemeralPortMax: number;
 }
 
-export const DEFAULTS = {
+const DEFAULTS = {
   mtu: 1420,
   tcpSendBuffer: 4 * 1024 * 1024,
   tcpReceiveBuffer: 4 * 1024 * 1024,

@@ -1,4 +1,4 @@
-/** errno names and errors for the koffi syscall wrappers (tun-linux.ts, bind-linux.ts). */
+/** errno names and errors for the koffi syscall wrappers (linux/tun.ts, linux/bind.ts and their threads). */
 import koffi from 'koffi';
 import { getSystemErrorMap } from 'node:util';
 

@@ -1,5 +1,5 @@
 /**
- * The TUN edge: where IP packets enter and leave the device. Linux TUN (tun-linux.ts), the
+ * The TUN edge: where IP packets enter and leave the device. Linux TUN (linux/tun.ts), the
  * in-memory twin (tun-memory.ts) and later the netstack all implement it.
  */
 export interface Tun {

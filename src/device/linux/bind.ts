@@ -71,22 +71,20 @@ import type { Worker } from 'node:worker_threads';
 import { errno, errnoName, sysError } from '../errno.ts';
 import type { Bind, BindEndpoint, BindReceiver } from '../bind.ts';
 import { EndpointCache } from '../endpoint-address.ts';
-import { formatIp, tryParseIp } from '../../core/ip-address.ts';
+import { tryParseIp } from '../../core/ip-address.ts';
 import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, SOL_UDP, UDP_GRO, writeSegmentSize } from './gso.ts';
 import { EFD_CLOEXEC, EFD_NONBLOCK, libc, wake } from './libc.ts';
 import type { Libc } from './libc.ts';
 import { IP_PKTINFO, IPV6_RECVPKTINFO, sourceInfo, writePktinfo } from './pktinfo.ts';
 import type { SourceInfo } from './pktinfo.ts';
-import { checkSlots, controlBlock, HEAD, pumpRing, release, stop } from './ring.ts';
+import { checkSlots, controlBlock, HEAD, pumpRing, release, stop, throwLater } from './ring.ts';
 import {
   AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_V6ONLY, MSG_CONTROL, MSG_CONTROLLEN, MSG_IOV, MSG_IOVLEN, MSG_NAME, MSG_NAMELEN,
   SO_MARK, SO_RCVBUF, SO_RCVBUFFORCE, SO_RXQ_OVFL, SO_SNDBUF, SO_SNDBUFFORCE, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN,
   SOCKADDR_IN6, SOL_SOCKET,
 } from './socket-abi.ts';
-import {
-  FD0, GEN, H_GSO, H_IFINDEX, H_LEN, H_LOCAL, H_LOCAL_FAMILY, H_NAME, HDR_SIZE, NFDS, OVFL, QUIT, RX_ERRORS, STOPPED, UDP_SLOT_SIZE,
-  udpRingLayout, WAKE_FD,
-} from './udp-ring.ts';
+import { ReceivedEndpoints } from './received-endpoints.ts';
+import { FD0, GEN, H_GSO, H_LEN, HDR_SIZE, NFDS, OVFL, QUIT, RX_ERRORS, STOPPED, UDP_SLOT_SIZE, udpRingLayout, WAKE_FD } from './udp-ring.ts';
 import type { UdpReceiverData, UdpReceiverMessage } from './udp-ring.ts';
 import { startWorker } from './worker.ts';
 
@@ -133,8 +131,8 @@ const DEFAULT_SOCKET_BUFFER = 7 << 20;
  * used: 256 slots bound that memory to 16 MiB and still queue thousands of packets. */
 const DEFAULT_SLOTS = 256;
 const DEFAULT_BATCH = 64;
-/** Bounds the raw-address index of endpoints and the set of endpoints whose source failed. */
-const MAX_INDEX = 65536;
+/** Bounds the set of endpoints whose source failed. */
+const MAX_STALE = 65536;
 
 // The send area (bytes), in its own SharedArrayBuffer so its address is fixed: a msghdr, its
 // iovec, the destination sockaddr, the control messages (PKTINFO, UDP_SEGMENT), the data.
@@ -202,18 +200,13 @@ export class LinuxUdpBind implements Bind {
   private readonly onSourceCleared: LinuxBindOptions['onSourceCleared'];
   private readonly onError: (err: Error) => void;
   private readonly endpoints = new EndpointCache();
-  /** Raw (address, port, local) words → endpoint, so the receive path formats no text. */
-  private readonly index = new Map<string, BindEndpoint>();
-  private indexGeneration = 0;
+  /** Where received datagrams come from, without formatting text per datagram. */
+  private readonly received = new ReceivedEndpoints(this.endpoints);
   /** The receive ring, kept across re-opens (listen-port changes). */
   private ring: SharedArrayBuffer | undefined;
   /** The receiving thread, kept across re-opens (it serves the open numbered GEN). */
   private receiverThread: ReceiverThread | undefined;
   private generation = 0;
-  private last4: BindEndpoint | null = null;
-  private readonly last4Key = new Int32Array(4);
-  private last6: BindEndpoint | null = null;
-  private readonly last6Key = new Int32Array(11);
   private readonly sources = new WeakMap<BindEndpoint, SourceInfo | null>();
   /** sin6_scope_id of link-local remotes configured with a zone (fe80::1%eth0, fe80::1%3), and until when (performance.now()) a looked-up name holds. */
   private readonly zoneScopes = new WeakMap<BindEndpoint, { scope: number; until: number }>();
@@ -452,7 +445,7 @@ export class LinuxUdpBind implements Bind {
       const len = hdr32[(h + H_LEN) >> 2]!;
       done++;
       try {
-        const from = this.endpointAt(session, h);
+        const from = this.received.at(session.hdr8, session.hdr16, hdr32, h);
         if (from) {
           if (this.staleSources.size !== 0) this.staleSources.delete(from);
           const at = dataOffset + slot * UDP_SLOT_SIZE;
@@ -469,89 +462,13 @@ export class LinuxUdpBind implements Bind {
           }
         }
       } catch (e) {
-        process.nextTick(() => {
-          throw e;
-        });
+        throwLater(e);
       } finally {
         session.tail = (session.tail + 1) | 0;
         release(ctrl, session.tail);
       }
     }
     return done;
-  }
-
-  /** The canonical endpoint for the source and local address in the slot header at byte `h`. */
-  private endpointAt(session: Session, h: number): BindEndpoint | null {
-    const { hdr16, hdr32 } = session;
-    if (this.indexGeneration !== this.endpoints.generation) {
-      this.index.clear();
-      this.last4 = this.last6 = null;
-      this.indexGeneration = this.endpoints.generation;
-    }
-    const family = hdr16[(h + H_NAME) >> 1];
-    const w = h >> 2;
-    const lw = (h + H_LOCAL) >> 2;
-    const lf = hdr32[(h + H_LOCAL_FAMILY) >> 2]!;
-    if (family === AF_INET) {
-      const k = this.last4Key;
-      const portWord = hdr32[w]!;
-      const addr = hdr32[w + 1]!;
-      const local = hdr32[lw]!;
-      if (this.last4 && k[0] === portWord && k[1] === addr && k[2] === lf && k[3] === local) return this.last4;
-      k[0] = portWord; k[1] = addr; k[2] = lf; k[3] = local;
-      const key = `4|${portWord}|${addr}|${lf}|${local}`;
-      let e = this.index.get(key);
-      if (!e) {
-        const b = session.hdr8;
-        const address = `${b[h + 4]}.${b[h + 5]}.${b[h + 6]}.${b[h + 7]}`;
-        const port = (b[h + 2]! << 8) | b[h + 3]!;
-        const localAddress = lf === 4 ? `${b[h + H_LOCAL]}.${b[h + H_LOCAL + 1]}.${b[h + H_LOCAL + 2]}.${b[h + H_LOCAL + 3]}` : undefined;
-        e = this.remember(key, address, port, localAddress);
-      }
-      this.last4 = e;
-      return e;
-    }
-    if (family === AF_INET6) {
-      const k = this.last6Key;
-      const aw = (h + H_NAME + 8) >> 2;
-      const ifindex = hdr32[(h + H_IFINDEX) >> 2]!;
-      if (
-        this.last6 && k[0] === hdr32[w] && k[1] === hdr32[aw] && k[2] === hdr32[aw + 1] && k[3] === hdr32[aw + 2] && k[4] === hdr32[aw + 3] &&
-        k[5] === lf && k[6] === hdr32[lw] && k[7] === hdr32[lw + 1] && k[8] === hdr32[lw + 2] && k[9] === hdr32[lw + 3] && k[10] === ifindex
-      ) return this.last6;
-      k[0] = hdr32[w]!; k[1] = hdr32[aw]!; k[2] = hdr32[aw + 1]!; k[3] = hdr32[aw + 2]!; k[4] = hdr32[aw + 3]!;
-      k[5] = lf; k[6] = hdr32[lw]!; k[7] = hdr32[lw + 1]!; k[8] = hdr32[lw + 2]!; k[9] = hdr32[lw + 3]!; k[10] = ifindex;
-      const key = `6|${k.join('|')}`;
-      let e = this.index.get(key);
-      if (!e) {
-        const b = session.hdr8;
-        const address = formatIp(b.subarray(h + H_NAME + 8, h + H_NAME + 24));
-        const port = (b[h + 2]! << 8) | b[h + 3]!;
-        let localAddress: string | undefined;
-        if (lf === 6) {
-          localAddress = formatIp(b.subarray(h + H_LOCAL, h + H_LOCAL + 16));
-          // Link-local: the address means nothing without its interface.
-          if (b[h + H_LOCAL] === 0xfe && (b[h + H_LOCAL + 1]! & 0xc0) === 0x80) localAddress += `%${ifindex >>> 0}`;
-        }
-        e = this.remember(key, address, port, localAddress);
-      }
-      this.last6 = e;
-      return e;
-    }
-    return null; // cannot happen on these sockets
-  }
-
-  private remember(key: string, address: string, port: number, localAddress: string | undefined): BindEndpoint {
-    const e = this.endpoints.get(address, port, localAddress);
-    if (this.indexGeneration !== this.endpoints.generation) {
-      // The cache was emptied while making e: everything indexed is stale.
-      this.index.clear();
-      this.last4 = this.last6 = null;
-      this.indexGeneration = this.endpoints.generation;
-    }
-    if (this.index.size >= MAX_INDEX) this.index.clear();
-    this.index.set(key, e);
-    return e;
   }
 
   // ---------------------------------------------------------------- send
@@ -663,7 +580,7 @@ export class LinuxUdpBind implements Bind {
         w[(S_MSG + MSG_CONTROLLEN) >> 2] = 0;
         if (to.family === 6) w[(S_NAME + 24) >> 2] = this.zoneScope(to);
         this.counters.sourceCleared++;
-        if (this.staleSources.size >= MAX_INDEX) this.staleSources.clear();
+        if (this.staleSources.size >= MAX_STALE) this.staleSources.clear();
         this.staleSources.add(to);
         const refused = errnoName(e);
         if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) this.counters.txPackets++;

@@ -64,6 +64,13 @@ export function release(ctrl: Int32Array, tail: number): void {
   }
 }
 
+/** A handler's exception surfaces as an uncaught exception, like an EventEmitter listener's; the ring goes on. */
+export function throwLater(e: unknown): void {
+  process.nextTick(() => {
+    throw e;
+  });
+}
+
 /** Asks the reader to stop and wakes it if it waits for room (a poll() needs its eventfd too). */
 export function stop(ctrl: Int32Array): void {
   Atomics.store(ctrl, STOP, 1);

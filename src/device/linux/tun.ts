@@ -47,9 +47,10 @@ import { libc, O_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK, wake } from './libc.ts';
 import type { Libc } from './libc.ts';
 import { TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_ECN, VNET_HDR_LEN, completeChecksum, readVnetHeader, segmentTcp } from './offload.ts';
 import type { VnetHeader } from './offload.ts';
-import { checkSlots, controlBlock, HEAD, pumpRing, release, stop } from './ring.ts';
+import { checkSlots, controlBlock, HEAD, pumpRing, release, stop, throwLater } from './ring.ts';
 import { DROPPED, TUN_SLOT_SIZE, tunDataOffset, tunLengths, tunRingBytes } from './tun-ring.ts';
 import type { TunReaderData, TunReaderMessage } from './tun-ring.ts';
+import { AF_INET, SOCK_DGRAM } from './socket-abi.ts';
 import { startWorker } from './worker.ts';
 
 export interface LinuxTunOptions {
@@ -107,8 +108,6 @@ const TUNSETOFFLOAD = 0x400454d0;
 const TUN_F_CSUM = 0x01;
 const TUN_F_TSO4 = 0x02;
 const TUN_F_TSO6 = 0x04;
-const AF_INET = 2;
-const SOCK_DGRAM = 2;
 
 /** Each slot can hold a 64 KiB TSO/GRO batch (about 45 packets), and its pages stay resident once
  * used: 256 slots bound that memory to 16 MiB and still queue thousands of packets. */
@@ -370,10 +369,7 @@ export class LinuxTun implements Tun {
             this.handler(view);
           }
         } catch (e) {
-          // Like an EventEmitter listener: the error surfaces as an uncaught exception, the tunnel goes on.
-          process.nextTick(() => {
-            throw e;
-          });
+          throwLater(e);
         } finally {
           this.tail = (this.tail + 1) | 0;
           release(ctrl, this.tail);

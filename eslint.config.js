@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'bench/results/**', 'dist/**', '.stryker-tmp/**', 'reports/**'] },
+  { ignores: ['node_modules/**', 'bench/results/**', 'dist/**', 'docs/api/**', '.stryker-tmp/**', 'reports/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,6 +1,7 @@
 /**
  * `wireweave hub`: the mesh hub (docs/mesh.md). One process, no configuration needed to start:
- *   wireweave hub --listen [ADDR:]PORT [--nats URL[,URL…]] [--allow FILE] [--network-token FILE] [--log-format json] [-v]
+ *   wireweave hub --listen [ADDR:]PORT [--nats URL[,URL…] [--nats-token FILE | --nats-creds FILE]] [--allow FILE]
+ *                 [--network-token FILE] [--log-format json] [-v]
  *   wireweave hub token < network-secret     (prints the token a hub admits members with)
  */
 import { readFileSync } from 'node:fs';
@@ -11,11 +12,13 @@ import { decodeBase64, encodeBase64, encodeHex, parseKeyBase64 } from '../core/k
 import { networkKeys } from '../mesh/protocol/keys.ts';
 import { startHubServer } from '../mesh/hub/ws-server.ts';
 import { NatsFederation, parseNatsServers } from '../mesh/hub/nats.ts';
+import type { NatsAuth } from '../mesh/hub/nats.ts';
 import { systemClock } from '../device/clock.ts';
 import { WireweaveError } from '../core/errors.ts';
 import type { CliIo } from './main.ts';
 
 const HUB_USAGE = `Usage: wireweave hub --listen [ADDR:]PORT [--nats URL[,URL...]] [--allow FILE]
+                     [--nats-token FILE | --nats-creds FILE]
                      [--network-token FILE] [--log-format text|json] [-v]
        wireweave hub token < SECRET-FILE
 
@@ -26,6 +29,9 @@ datagrams (the hub reads neither). Prometheus metrics at /metrics.
   --listen [ADDR:]PORT    where to listen (ADDR defaults to 0.0.0.0; [::]:PORT for IPv6)
   --nats URL[,URL...]     join a fleet: hubs on one NATS cluster (JetStream on) are one hub;
                           without it the hub stands alone
+  --nats-token FILE       authenticate to NATS with the token in FILE (nats-server --auth)
+  --nats-creds FILE       authenticate to NATS with a user's .creds file (JWT and nkey seed);
+                          credentials never go in a --nats URL, where logs would show them
   --allow FILE            admit only the public keys listed in FILE (base64, one per line, # comments)
   --network-token FILE    admit only members of the network whose token is in FILE
   --log-format text|json  one line per event (default text)
@@ -106,6 +112,7 @@ export async function hub(args: string[], io: CliIo, signal?: AbortSignal): Prom
     }
     let listen: { host: string; port: number } | null = null;
     let nats: string[] | null = null;
+    let natsAuth: NatsAuth | undefined;
     let allow: Set<string> | undefined;
     let networkToken: Uint8Array | undefined;
     let json = false;
@@ -130,6 +137,20 @@ export async function hub(args: string[], io: CliIo, signal?: AbortSignal): Prom
             throw e;
           }
           break;
+        case '--nats-token': case '--nats-creds': {
+          if (natsAuth) throw new HubArgError('give one of --nats-token and --nats-creds');
+          const f = value();
+          const text = readFile(f, a).trim();
+          // The file's contents never appear in a message: only its name.
+          if (a === '--nats-token') {
+            if (text === '' || /\s/.test(text)) throw new HubArgError(`--nats-token ${f}: expected one token on one line`);
+            natsAuth = { token: text };
+          } else {
+            if (!text.includes('NATS USER JWT') || !text.includes('USER NKEY SEED')) throw new HubArgError(`--nats-creds ${f}: not a NATS .creds file (a user JWT and an nkey seed)`);
+            natsAuth = { creds: new TextEncoder().encode(text) };
+          }
+          break;
+        }
         case '--allow': { const f = value(); allow = parseAllowFile(readFile(f, '--allow'), f); break; }
         case '--network-token': {
           const f = value();
@@ -154,10 +175,11 @@ export async function hub(args: string[], io: CliIo, signal?: AbortSignal): Prom
       }
     }
     if (!listen) throw new HubArgError('--listen [ADDR:]PORT is required, e.g. wireweave hub --listen 8443');
+    if (natsAuth && !nats) throw new HubArgError('--nats-token and --nats-creds need --nats');
     const log = (line: string) => {
       io.stderr.write(json ? JSON.stringify({ time: new Date().toISOString(), msg: line }) + '\n' : `${new Date().toISOString()} hub: ${line}\n`);
     };
-    const fleet = nats ? new NatsFederation({ servers: nats, now: systemClock.now, log }) : null;
+    const fleet = nats ? new NatsFederation({ servers: nats, now: systemClock.now, log, ...(natsAuth ? { auth: natsAuth } : {}) }) : null;
     let server;
     try {
       server = await startHubServer({
@@ -170,7 +192,7 @@ export async function hub(args: string[], io: CliIo, signal?: AbortSignal): Prom
       const why = code === 'EADDRINUSE' ? 'address already in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (e as Error).message;
       throw new HubArgError(`cannot listen on ${listen.host}:${listen.port}: ${why}`);
     }
-    log(`listening on ${server.url}${allow ? `, ${allow.size} allowed keys` : ''}${networkToken ? ', network token required' : ''}${nats ? `, fleet through NATS ${nats.join(',')}` : ''}`);
+    log(`listening on ${server.url}${allow ? `, ${allow.size} allowed keys` : ''}${networkToken ? ', network token required' : ''}${nats ? `, fleet through NATS ${nats.join(',')}${natsAuth ? ('token' in natsAuth ? ' (token auth)' : ' (creds auth)') : ''}` : ''}`);
     fleet?.start();
     let lastClients = -1;
     const status = verbose ? setInterval(() => {

@@ -5,7 +5,7 @@
  * drops and re-registration are `Federation`'s. The hub serves its own clients from the start;
  * NATS joins when it answers, and its loss is logged and counted, never fatal.
  */
-import { connect } from '@nats-io/transport-node';
+import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
@@ -22,7 +22,12 @@ export interface NatsFederationOptions {
   /** KV replicas; 3 on a cluster of three or more (so losing a server loses no entry), else 1. */
   replicas?: number;
   log?: (line: string) => void;
+  /** How the hub authenticates to NATS, if the cluster asks: never logged, never in a URL. */
+  auth?: NatsAuth;
 }
+
+/** A token (`nats-server --auth`, `authorization { token }`) or a user's .creds file (JWT and nkey seed). */
+export type NatsAuth = { token: string } | { creds: Uint8Array };
 
 const BATCH_BYTES = 256 << 10;
 const MAX_KV_INFLIGHT = 32;
@@ -43,8 +48,8 @@ export function parseNatsServers(text: string): string[] {
   const servers = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (servers.length === 0) throw new WireweaveError('MESH_NATS_URL', '--nats needs at least one nats://HOST:PORT');
   for (const s of servers) {
-    // No user:password@ (it would end up in logs and process lists); not supported yet.
-    if (s.includes('@')) throw new WireweaveError('MESH_NATS_URL', '--nats: credentials in the URL are not supported');
+    // No user:password@: it would end up in logs and process lists. Credentials come from files.
+    if (s.includes('@')) throw new WireweaveError('MESH_NATS_URL', '--nats: credentials in the URL are not supported; give them with --nats-token FILE or --nats-creds FILE');
     if (!/^(nats|tls):\/\/[^\s/,]+(:\d{1,5})?\/?$/.test(s)) throw new WireweaveError('MESH_NATS_URL', `--nats ${JSON.stringify(s)}: expected nats://HOST:PORT`);
   }
   return servers;
@@ -140,6 +145,8 @@ export class NatsFederation implements FederationTransport {
 
   private async run(): Promise<void> {
     const servers = this.options.servers;
+    const auth = this.options.auth;
+    const credentials = !auth ? {} : 'token' in auth ? { token: auth.token } : { authenticator: credsAuthenticator(auth.creds) };
     let nc: NatsConnection | null = null;
     // Our own retry loop for the first connection (not waitOnFirstConnect) so close() ends it.
     for (let attempt = 0; !this.closed && !nc; attempt++) {
@@ -149,6 +156,7 @@ export class NatsFederation implements FederationTransport {
           maxReconnectAttempts: -1, reconnectTimeWait: 500, reconnectJitter: 200,
           // A dead server is noticed within a few seconds, not NATS's default two minutes.
           pingInterval: 2000, maxPingOut: 2, timeout: 2000,
+          ...credentials,
         });
       } catch (e) {
         if (attempt === 0) this.log(`nats: cannot reach ${servers.join(',')} (${(e as Error).message}): serving local clients only, retrying`);

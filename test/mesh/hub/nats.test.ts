@@ -5,7 +5,10 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { main } from '../../../src/cli/main.ts';
 import { nodeCrypto as crypto } from '../../../src/crypto/node.ts';
@@ -46,7 +49,30 @@ describe('hub on NATS, without NATS', () => {
     err.on('data', (d) => { e += d; });
     const code = await main(['hub', '--listen', '127.0.0.1:0', '--nats', 'nats://u:hunter2@h:4222'], { stdin: Readable.from(['']), stdout: out, stderr: err });
     assert.equal(code, 1);
-    assert.equal(e, 'wireweave: hub: --nats: credentials in the URL are not supported\n');
+    assert.equal(e, 'wireweave: hub: --nats: credentials in the URL are not supported; give them with --nats-token FILE or --nats-creds FILE\n');
+  });
+
+  it('--nats-token and --nats-creds: checked, one-line errors that name the file, never its contents', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `ww-nats-auth-${process.pid}-`));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = (name: string, text: string) => { const f = join(dir, name); writeFileSync(f, text, { mode: 0o600 }); return f; };
+    const token = file('token', 'hunter2-token\n');
+    const cases: [string[], RegExp][] = [
+      [['--nats-token', token], /^wireweave: hub: --nats-token and --nats-creds need --nats\n$/],
+      [['--nats', 'nats://127.0.0.1:1', '--nats-token', token, '--nats-creds', token], /^wireweave: hub: give one of --nats-token and --nats-creds\n$/],
+      [['--nats', 'nats://127.0.0.1:1', '--nats-token', file('two', 'hunter2 words')], /^wireweave: hub: --nats-token \S+two: expected one token on one line\n$/],
+      [['--nats', 'nats://127.0.0.1:1', '--nats-creds', token], /^wireweave: hub: --nats-creds \S+token: not a NATS \.creds file/],
+      [['--nats', 'nats://127.0.0.1:1', '--nats-token', join(dir, 'missing')], /^wireweave: hub: --nats-token \S+missing: no such file\n$/],
+    ];
+    for (const [args, want] of cases) {
+      const err = new PassThrough();
+      let e = '';
+      err.on('data', (d) => { e += d; });
+      const code = await main(['hub', '--listen', '127.0.0.1:0', ...args], { stdin: Readable.from(['']), stdout: new PassThrough(), stderr: err });
+      assert.equal(code, 1, args.join(' '));
+      assert.match(e, want);
+      assert.doesNotMatch(e, /hunter2/, 'the secret is never echoed');
+    }
   });
 
   it('a hub whose NATS cluster is unreachable serves its own clients and reports it', async () => {

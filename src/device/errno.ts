@@ -1,6 +1,7 @@
 /** errno names and errors for the koffi syscall wrappers (linux/tun.ts, linux/bind.ts and their threads). */
 import koffi from 'koffi';
 import { getSystemErrorMap } from 'node:util';
+import { WireweaveError } from '../core/errors.ts';
 
 const errnoNames = new Map<number, string>();
 
@@ -12,14 +13,14 @@ export function errnoName(n: number): string {
 /** The number of an errno name on this platform (e.g. 'EAGAIN'). */
 export function errno(name: string): number {
   const v = koffi.os.errno[name];
-  if (v === undefined) throw new Error(`unknown errno ${name}`);
+  if (v === undefined) throw new WireweaveError('ERR_UNKNOWN_ERRNO', `unknown errno ${name}`);
   return v;
 }
 
-/** An Error carrying the syscall and errno name, e.g. "TUNSETIFF wg0: EBUSY (device or resource busy)". */
-export function sysError(what: string, e: number): Error & { code: string; errno: number } {
+/** A WireweaveError whose code is the errno name, e.g. "TUNSETIFF wg0: EBUSY (device or resource busy)". */
+export function sysError(what: string, e: number): WireweaveError & { errno: number } {
   const name = errnoName(e);
-  return Object.assign(new Error(`${what}: ${name} (${errnoText(e)})`), { code: name, errno: e });
+  return Object.assign(new WireweaveError(name, `${what}: ${name} (${errnoText(e)})`), { errno: e });
 }
 
 /**

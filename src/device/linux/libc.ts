@@ -9,6 +9,7 @@
  */
 import koffi from 'koffi';
 import type { LibraryHandle } from 'koffi';
+import { WireweaveError } from '../../core/errors.ts';
 
 export interface Libc {
   open(path: string, flags: number, mode: number): number;
@@ -59,7 +60,7 @@ function load(): LibraryHandle {
 /** This thread's libc functions; throws off Linux. */
 export function libc(): Libc {
   if (cached) return cached;
-  if (process.platform !== 'linux') throw new Error(`Linux I/O is not available on ${process.platform}`);
+  if (process.platform !== 'linux') throw new WireweaveError('ERR_PLATFORM', `Linux I/O is not available on ${process.platform}`);
   const lib = load();
   const ioctl = lib.func('int ioctl(int fd, unsigned long request, ...)');
   const memmove = lib.func('uintptr_t memmove(void *dst, const void *src, size_t n)');

@@ -4,6 +4,7 @@
  * socket's fd publicly; the fd is read from the handle dgram keeps internally.
  */
 import type dgram from 'node:dgram';
+import { WireweaveError } from '../../core/errors.ts';
 import { errnoName } from '../errno.ts';
 import { libc } from './libc.ts';
 import { SO_MARK, SOL_SOCKET } from './socket-abi.ts';
@@ -18,9 +19,10 @@ export function dgramFd(socket: dgram.Socket): number {
 /** Sets SO_MARK (needs CAP_NET_ADMIN); throws with errno text on failure. */
 export function setSocketMark(socket: dgram.Socket, mark: number): void {
   const fd = dgramFd(socket);
-  if (fd < 0) throw new Error('cannot find the socket file descriptor');
+  if (fd < 0) throw new WireweaveError('ERR_SOCKET_FD', 'cannot find the socket file descriptor');
   const lib = libc();
   if (lib.setsockopt(fd, SOL_SOCKET, SO_MARK, Uint32Array.of(mark >>> 0), 4) !== 0) {
-    throw new Error(`setsockopt(SO_MARK) failed: ${errnoName(lib.errno())}`);
+    const name = errnoName(lib.errno());
+    throw new WireweaveError(name, `setsockopt(SO_MARK) failed: ${name}`);
   }
 }

@@ -41,6 +41,7 @@
  *   errno values used: EINTR 4, EAGAIN 11, EBADFD 77 (taken from koffi.os.errno at run time).
  */
 import type { Worker } from 'node:worker_threads';
+import { WireweaveError } from '../../core/errors.ts';
 import { errnoName, errno, sysError } from '../errno.ts';
 import type { Tun } from '../tun.ts';
 import { libc, O_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK, wake } from './libc.ts';
@@ -233,8 +234,8 @@ export class LinuxTun implements Tun {
   }
 
   start(onPacket: (packet: Uint8Array) => void): void {
-    if (this.handler) throw new Error(`${this.name}: already started`);
-    if (this.closing || this.closedReason !== undefined) throw new Error(`${this.name}: closed`);
+    if (this.handler) throw new WireweaveError('ERR_STARTED', `${this.name}: already started`);
+    if (this.closing || this.closedReason !== undefined) throw new WireweaveError('ERR_CLOSED', `${this.name}: closed`);
     this.handler = onPacket;
     const workerData: TunReaderData = { fd: this.fd, wakeFd: this.wakeFd, sab: this.sab, slots: this.ringSlots, fullWaitMs: this.fullWaitMs };
     const worker = startWorker('tun-reader', { name: `tun-reader ${this.name}`, workerData });

@@ -1,17 +1,18 @@
 /**
  * The layer check (run by scripts/test.sh and `npm run lint`): every import in src/ goes down
  * the layer diagram or stays in its own layer, and no two files import each other, directly or
- * round a loop, at load time.
+ * round a loop.
  *
  * Layers, lowest first: core, crypto, device, netstack, mesh, cli. crypto sits above core
  * because the providers implement core's CryptoProvider interface (and use its byte helpers);
  * core never imports a provider, it is handed one. A layer may import from itself and any layer
  * below it, type-only imports and dynamic import() included.
  *
- * Cycles are checked per file over the imports that run at load time: static imports that are
- * not type-only. A type-only import vanishes from the JavaScript, and a dynamic import() runs
- * when called, after every module has loaded (the cli loads its commands that way), so neither
- * can make a module see another half-initialised.
+ * Cycles are checked per file over static imports, type-only ones included (none of them can
+ * be part of a loop: two modules that need each other's types are one concern or want a third
+ * module for the types). A dynamic import() is left out: it runs when called, after every
+ * module has loaded, and the cli loads its commands that way (a command imports the cli's
+ * types, the cli imports the command when it is asked for).
  *
  * Usage: node --import tsx scripts/check-imports.ts [src-dir]   exit 1 on any violation
  */
@@ -25,8 +26,8 @@ export const LAYERS = ['core', 'crypto', 'device', 'netstack', 'mesh', 'cli'] as
 interface Edge {
   to: string;
   line: number;
-  /** Evaluated when the importing module loads (static, not type-only). */
-  runtime: boolean;
+  /** A static import or re-export (type-only or not): part of the cycle check. */
+  static: boolean;
 }
 
 function sourceFiles(dir: string): string[] {
@@ -43,30 +44,16 @@ function importsOf(file: string): Edge[] {
   const text = readFileSync(file, 'utf8');
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const edges: Edge[] = [];
-  const add = (spec: ts.Expression, runtime: boolean): void => {
+  const add = (spec: ts.Expression, isStatic: boolean): void => {
     if (!ts.isStringLiteral(spec) || !spec.text.startsWith('.')) return;
     const line = sf.getLineAndCharacterOfPosition(spec.getStart(sf)).line + 1;
-    edges.push({ to: resolve(dirname(file), spec.text), line, runtime });
+    edges.push({ to: resolve(dirname(file), spec.text), line, static: isStatic });
   };
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node)) {
-      const clause = node.importClause;
-      const named = clause?.namedBindings;
-      const allTypes =
-        clause !== undefined &&
-        (clause.isTypeOnly ||
-          (clause.name === undefined &&
-            named !== undefined &&
-            ts.isNamedImports(named) &&
-            named.elements.length > 0 &&
-            named.elements.every((e) => e.isTypeOnly)));
-      add(node.moduleSpecifier, !allTypes);
+      add(node.moduleSpecifier, true);
     } else if (ts.isExportDeclaration(node) && node.moduleSpecifier !== undefined) {
-      const named = node.exportClause;
-      const allTypes =
-        node.isTypeOnly ||
-        (named !== undefined && ts.isNamedExports(named) && named.elements.length > 0 && named.elements.every((e) => e.isTypeOnly));
-      add(node.moduleSpecifier, !allTypes);
+      add(node.moduleSpecifier, true);
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] !== undefined) {
       add(node.arguments[0], false);
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
@@ -150,7 +137,7 @@ export function checkImports(srcDir: string): string[] {
   const problems: string[] = [];
   const files = sourceFiles(srcDir);
   const known = new Set(files);
-  const runtimeGraph = new Map<string, string[]>();
+  const graph = new Map<string, string[]>();
   for (const file of files) {
     const from = layerOf(srcDir, file);
     const rank = LAYERS.indexOf(from as (typeof LAYERS)[number]);
@@ -159,7 +146,7 @@ export function checkImports(srcDir: string): string[] {
       problems.push(`src/${name}: not in a layer (${LAYERS.join(', ')})`);
       continue;
     }
-    const runtime: string[] = [];
+    const statics: string[] = [];
     for (const edge of importsOf(file)) {
       const target = relative(srcDir, edge.to);
       const to = layerOf(srcDir, edge.to);
@@ -169,11 +156,11 @@ export function checkImports(srcDir: string): string[] {
       } else if (toRank > rank) {
         problems.push(`src/${name}:${edge.line}: ${from} imports ${to} (src/${target}), a layer above it`);
       }
-      if (edge.runtime && known.has(edge.to)) runtime.push(edge.to);
+      if (edge.static && known.has(edge.to)) statics.push(edge.to);
     }
-    runtimeGraph.set(file, runtime);
+    graph.set(file, statics);
   }
-  for (const loop of cycles(runtimeGraph)) {
+  for (const loop of cycles(graph)) {
     problems.push(`import cycle: ${loop.map((f) => 'src/' + relative(srcDir, f)).join(' -> ')}`);
   }
   return problems;

@@ -23,20 +23,21 @@
  * then the length, local address and interface index the worker parses out of them) and a
  * 64 KiB data area. recvmmsg's mmsghdr/iovec vector is built once, one entry per slot, pointing
  * into the ring, so a batch is one call on a run of consecutive entries. The worker publishes
- * `head`, the main thread `tail` (ring.ts, udp-ring.ts; the thread is udp-receiver.ts): the main thread drains in order and hands the receiver a view of the slot,
- * valid only during the call, with the canonical BindEndpoint for (source address, port, local
- * address). When the ring is full the worker stops reading until the main thread frees slots;
+ * `head`, the main thread `tail` (ring.ts, udp-ring.ts; the thread is udp-receiver.ts): the
+ * main thread drains in order and hands the receiver a view of the slot, valid only during the
+ * call, with the canonical BindEndpoint for (source address, port, local address)
+ * (received-endpoints.ts). When the ring is full the worker stops reading until the main thread frees slots;
  * meanwhile the socket buffer holds the burst and, when it overflows, the kernel drops (counted
  * by SO_RXQ_OVFL, reported as `stats.rxKernelDropped`).
  *
- * Sending: sendmsg() on the calling thread, nonblocking: EAGAIN/ENOBUFS count a drop
+ * Sending (udp-sender.ts): sendmsg() on the calling thread, nonblocking: EAGAIN/ENOBUFS count a drop
  * (`txDropped`), never block. Each datagram is copied into a fixed send area (the msghdr must
  * point at memory that does not move). Datagrams sent to the same endpoint in one task (a burst
  * the device encrypted from one TUN drain) gather there and leave in a microtask as one sendmsg
  * with UDP_SEGMENT (UDP GSO, Linux ≥ 4.18): the kernel's UDP/IP path runs once per batch
- * instead of once per datagram (gso.ts). A single datagram goes without it; the option `gso: false`
- * turns batching off, and it turns itself off if the kernel refuses it (`gsoRefused`). An endpoint with `localAddress` is sent
- * with an IP_PKTINFO (ipi_spec_dst) / IPV6_PKTINFO (ipi6_addr) control message carrying that
+ * instead of once per datagram (gso.ts). A single datagram goes without it; the option
+ * `gso: false` turns batching off, and it turns itself off if the kernel refuses it
+ * (`gsoRefused`). An endpoint with `localAddress` is sent with an IP_PKTINFO (ipi_spec_dst) / IPV6_PKTINFO (ipi6_addr) control message carrying that
  * address as the source. If the kernel refuses it (EINVAL, EADDRNOTAVAIL, ENETUNREACH: the
  * address went away), the datagram is sent again without a source, `stats.sourceCleared` counts
  * it, `onSourceCleared` (option) is told, and further sends to that endpoint go without a
@@ -68,24 +69,23 @@
  * Pointers inside the structs are addresses in a SharedArrayBuffer (libc.ts: addressOf).
  */
 import type { Worker } from 'node:worker_threads';
-import { errno, errnoName, sysError } from '../errno.ts';
+import { errno, sysError } from '../errno.ts';
 import type { Bind, BindEndpoint, BindReceiver } from '../bind.ts';
 import { EndpointCache } from '../endpoint-address.ts';
 import { tryParseIp } from '../../core/ip-address.ts';
-import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, SOL_UDP, UDP_GRO, writeSegmentSize } from './gso.ts';
+import { SOL_UDP, UDP_GRO } from './gso.ts';
 import { EFD_CLOEXEC, EFD_NONBLOCK, libc, wake } from './libc.ts';
 import type { Libc } from './libc.ts';
-import { IP_PKTINFO, IPV6_RECVPKTINFO, sourceInfo, writePktinfo } from './pktinfo.ts';
-import type { SourceInfo } from './pktinfo.ts';
+import { IP_PKTINFO, IPV6_RECVPKTINFO } from './pktinfo.ts';
 import { checkSlots, controlBlock, HEAD, pumpRing, release, stop, throwLater } from './ring.ts';
 import {
-  AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_V6ONLY, MSG_CONTROL, MSG_CONTROLLEN, MSG_IOV, MSG_IOVLEN, MSG_NAME, MSG_NAMELEN,
-  SO_MARK, SO_RCVBUF, SO_RCVBUFFORCE, SO_RXQ_OVFL, SO_SNDBUF, SO_SNDBUFFORCE, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN,
-  SOCKADDR_IN6, SOL_SOCKET,
+  AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_V6ONLY, SO_MARK, SO_RCVBUF, SO_RCVBUFFORCE, SO_RXQ_OVFL, SO_SNDBUF, SO_SNDBUFFORCE,
+  SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN, SOCKADDR_IN6, SOL_SOCKET,
 } from './socket-abi.ts';
 import { ReceivedEndpoints } from './received-endpoints.ts';
 import { FD0, GEN, H_GSO, H_LEN, HDR_SIZE, NFDS, OVFL, QUIT, RX_ERRORS, STOPPED, UDP_SLOT_SIZE, udpRingLayout, WAKE_FD } from './udp-ring.ts';
 import type { UdpReceiverData, UdpReceiverMessage } from './udp-ring.ts';
+import { UdpSender } from './udp-sender.ts';
 import { startWorker } from './worker.ts';
 
 export interface LinuxBindOptions {
@@ -131,16 +131,7 @@ const DEFAULT_SOCKET_BUFFER = 7 << 20;
  * used: 256 slots bound that memory to 16 MiB and still queue thousands of packets. */
 const DEFAULT_SLOTS = 256;
 const DEFAULT_BATCH = 64;
-/** Bounds the set of endpoints whose source failed. */
-const MAX_STALE = 65536;
 
-// The send area (bytes), in its own SharedArrayBuffer so its address is fixed: a msghdr, its
-// iovec, the destination sockaddr, the control messages (PKTINFO, UDP_SEGMENT), the data.
-const S_MSG = 0;
-const S_IOV = 64;
-const S_NAME = 80;
-const S_CONTROL = 112;
-const S_DATA = 192;
 
 /** The receiving thread and what the main thread waits for from it. */
 interface ReceiverThread {
@@ -197,7 +188,6 @@ export class LinuxUdpBind implements Bind {
   private readonly slots: number;
   private readonly batch: number;
   private readonly socketBuffer: number;
-  private readonly onSourceCleared: LinuxBindOptions['onSourceCleared'];
   private readonly onError: (err: Error) => void;
   private readonly endpoints = new EndpointCache();
   /** Where received datagrams come from, without formatting text per datagram. */
@@ -207,31 +197,16 @@ export class LinuxUdpBind implements Bind {
   /** The receiving thread, kept across re-opens (it serves the open numbered GEN). */
   private receiverThread: ReceiverThread | undefined;
   private generation = 0;
-  private readonly sources = new WeakMap<BindEndpoint, SourceInfo | null>();
-  /** sin6_scope_id of link-local remotes configured with a zone (fe80::1%eth0, fe80::1%3), and until when (performance.now()) a looked-up name holds. */
-  private readonly zoneScopes = new WeakMap<BindEndpoint, { scope: number; until: number }>();
-  /** Endpoints whose local address the kernel refused; sent without a source until one arrives on it. */
-  private readonly staleSources = new Set<BindEndpoint>();
   private session: Session | null = null;
   private opening: Promise<unknown> = Promise.resolve();
   private mark = 0;
   private lib: Libc | null = null;
-  private sendSab: SharedArrayBuffer | null = null;
-  private send8: Uint8Array = new Uint8Array(0);
-  private send32: Int32Array = new Int32Array(0);
-  private sendAddr = 0;
-  private counters = { rxPackets: 0, rxErrors: 0, txPackets: 0, txDropped: 0, txErrors: 0, sourceCleared: 0, gsoBatches: 0, gsoRefused: 0 };
-  /** Datagrams gathered in the send area for one sendmsg (see send/flush). */
-  private readonly pending = { to: null as BindEndpoint | null, count: 0, bytes: 0, segmentSize: 0, sealed: false };
-  private flushQueued = false;
-  /** UDP GSO (UDP_SEGMENT) in use: as the options say, off once the kernel refuses it. */
-  private gso: boolean;
+  private readonly sender: UdpSender;
+  private counters = { rxPackets: 0, rxErrors: 0 };
   private readonly gro: boolean;
   private kernelDroppedBefore = 0;
   private readonly E = {
-    EAGAIN: errno('EAGAIN'), EINTR: errno('EINTR'), ENOBUFS: errno('ENOBUFS'), EINVAL: errno('EINVAL'),
-    EADDRNOTAVAIL: errno('EADDRNOTAVAIL'), ENETUNREACH: errno('ENETUNREACH'), EADDRINUSE: errno('EADDRINUSE'),
-    EAFNOSUPPORT: errno('EAFNOSUPPORT'), EBADF: errno('EBADF'),
+    EADDRNOTAVAIL: errno('EADDRNOTAVAIL'), EADDRINUSE: errno('EADDRINUSE'), EAFNOSUPPORT: errno('EAFNOSUPPORT'),
   };
 
   constructor(opts: LinuxBindOptions = {}) {
@@ -242,9 +217,8 @@ export class LinuxUdpBind implements Bind {
     this.slots = slots;
     this.batch = batch;
     this.socketBuffer = opts.socketBuffer ?? DEFAULT_SOCKET_BUFFER;
-    this.onSourceCleared = opts.onSourceCleared;
     this.onError = opts.onError ?? ((err) => process.emitWarning(err));
-    this.gso = opts.gso ?? true;
+    this.sender = new UdpSender(this.endpoints, { gso: opts.gso ?? true, onSourceCleared: opts.onSourceCleared });
     this.gro = opts.gro ?? true;
   }
 
@@ -252,7 +226,7 @@ export class LinuxUdpBind implements Bind {
     const s = this.session;
     const ovfl = s ? (Atomics.load(s.ctrl, OVFL) >>> 0) + (Atomics.load(s.ctrl, OVFL + 1) >>> 0) : 0;
     const rxErrors = this.counters.rxErrors + (s ? Atomics.load(s.ctrl, RX_ERRORS) : 0);
-    return { ...this.counters, rxErrors, rxKernelDropped: this.kernelDroppedBefore + ovfl };
+    return { ...this.counters, ...this.sender.counters, rxErrors, rxKernelDropped: this.kernelDroppedBefore + ovfl };
   }
 
   /** The socket file descriptors of the current open ({ v4, v6 }; -1 when absent), for diagnostics. */
@@ -271,7 +245,6 @@ export class LinuxUdpBind implements Bind {
     await this.shutdown();
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port ${port}`);
     const lib = (this.lib ??= libc());
-    this.ensureSendArea(lib);
     let fd4 = -1;
     let fd6 = -1;
     let wakeFd = -1;
@@ -306,6 +279,7 @@ export class LinuxUdpBind implements Bind {
       const session = new Session(fds, wakeFd, this.slots, receiver, this.ring);
       this.ring = session.sab;
       this.session = session;
+      this.sender.open(lib, fds);
       this.port = actual;
       fd4 = fd6 = wakeFd = -1; // owned by the session now
       await this.startWorker(session);
@@ -356,22 +330,6 @@ export class LinuxUdpBind implements Bind {
     const sa = new Uint8Array(SOCKADDR_IN6);
     if (lib.getsockname(fd, sa, Uint32Array.of(sa.length)) !== 0) throw sysError('getsockname', lib.errno());
     return (sa[2]! << 8) | sa[3]!;
-  }
-
-  private ensureSendArea(lib: Libc): void {
-    if (this.sendSab) return;
-    const sab = new SharedArrayBuffer(S_DATA + UDP_SLOT_SIZE);
-    this.sendSab = sab;
-    this.send8 = new Uint8Array(sab);
-    this.send32 = new Int32Array(sab);
-    const base = lib.addressOf(this.send8);
-    this.sendAddr = base;
-    const v = new DataView(sab);
-    v.setBigUint64(S_MSG + MSG_NAME, BigInt(base + S_NAME), true);
-    v.setBigUint64(S_MSG + MSG_IOV, BigInt(base + S_IOV), true);
-    v.setBigUint64(S_MSG + MSG_IOVLEN, 1n, true);
-    v.setBigUint64(S_MSG + MSG_CONTROL, BigInt(base + S_CONTROL), true);
-    v.setBigUint64(S_IOV + 0, BigInt(base + S_DATA), true); // iov_base
   }
 
   /** Hands the session to the receiving thread (started on first use) and waits until it reads. */
@@ -447,7 +405,7 @@ export class LinuxUdpBind implements Bind {
       try {
         const from = this.received.at(session.hdr8, session.hdr16, hdr32, h);
         if (from) {
-          if (this.staleSources.size !== 0) this.staleSources.delete(from);
+          this.sender.arrived(from);
           const at = dataOffset + slot * UDP_SLOT_SIZE;
           const gso = hdr32[(h + H_GSO) >> 2]!;
           if (gso > 0 && len > gso) {
@@ -474,161 +432,7 @@ export class LinuxUdpBind implements Bind {
   // ---------------------------------------------------------------- send
 
   send(datagram: Uint8Array, to: BindEndpoint): void {
-    const len = datagram.length;
-    if (!this.session || len > UDP_SLOT_SIZE) { this.counters.txErrors++; return; }
-    const p = this.pending;
-    if (p.count > 0) {
-      // Same destination, no longer than the first segment, room left: one more GSO segment.
-      if (p.to === to && !p.sealed && len <= p.segmentSize && p.count < GSO_MAX_SEGMENTS && p.bytes + len <= GSO_MAX_BYTES) {
-        this.send8.set(datagram, S_DATA + p.bytes);
-        p.bytes += len;
-        p.count++;
-        if (len < p.segmentSize) p.sealed = true; // only the last segment may be shorter
-        return;
-      }
-      this.flush();
-    }
-    this.send8.set(datagram, S_DATA);
-    p.to = to; p.count = 1; p.bytes = len; p.segmentSize = len; p.sealed = false;
-    if (!this.gso) { this.flush(); return; }
-    // Whatever else this task sends to the same place joins the batch; the batch leaves before
-    // any timer or I/O callback runs, so nothing waits longer than the current burst.
-    if (!this.flushQueued) { this.flushQueued = true; queueMicrotask(this.flushTask); }
-  }
-
-  private readonly flushTask = (): void => {
-    this.flushQueued = false;
-    this.flush();
-  };
-
-  /** Sends what `send` has gathered: one sendmsg, with UDP_SEGMENT when it is more than one datagram. */
-  private flush(): void {
-    const p = this.pending;
-    const count = p.count;
-    if (count === 0) return;
-    p.count = 0;
-    const to = p.to!;
-    p.to = null;
-    const s = this.session;
-    const fd = s ? (to.family === 4 ? s.fds[0] : s.fds[1]) : undefined;
-    if (fd === undefined) { this.counters.txErrors += count; return; }
-    if (count === 1) { this.sendOne(fd, to, 0, p.bytes); return; }
-    const w = this.send32;
-    const control = this.writeHeader(to);
-    // UDP_SEGMENT: the kernel cuts the payload into segmentSize-byte datagrams (the last may be
-    // shorter), so the whole batch crosses the socket layer once.
-    w[(S_MSG + MSG_CONTROLLEN) >> 2] = control + writeSegmentSize(w, S_CONTROL + control, p.segmentSize);
-    w[(S_IOV + 8) >> 2] = p.bytes;
-    const lib = this.lib!;
-    if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) {
-      this.counters.txPackets += count;
-      this.counters.gsoBatches++;
-      return;
-    }
-    const e = lib.errno();
-    if (e === this.E.EAGAIN || e === this.E.ENOBUFS) { this.counters.txDropped += count; return; }
-    // Refused (a device without checksum offload says EIO, old kernels EINVAL/ENOPROTOOPT, or
-    // the source went away): send the datagrams one by one. If that works, GSO was the problem.
-    const txBefore = this.counters.txPackets;
-    for (let off = 0, i = 0; i < count; i++, off += p.segmentSize) {
-      this.sendOne(fd, to, off, Math.min(p.segmentSize, p.bytes - off));
-    }
-    if (this.counters.txPackets - txBefore === count) { this.gso = false; this.counters.gsoRefused++; }
-  }
-
-  /** Writes msg_name and the source control message for `to`; returns the control length used. */
-  private writeHeader(to: BindEndpoint): number {
-    const b = this.send8;
-    const w = this.send32;
-    const t = to.tag;
-    let source: SourceInfo | null | undefined;
-    if (to.localAddress !== undefined && (this.staleSources.size === 0 || !this.staleSources.has(to))) {
-      source = this.sources.get(to);
-      if (source === undefined) { source = sourceInfo(to); this.sources.set(to, source); }
-    }
-    if (to.family === 4) {
-      b[S_NAME] = AF_INET; b[S_NAME + 1] = 0;
-      b[S_NAME + 2] = t[4]!; b[S_NAME + 3] = t[5]!;
-      b[S_NAME + 4] = t[0]!; b[S_NAME + 5] = t[1]!; b[S_NAME + 6] = t[2]!; b[S_NAME + 7] = t[3]!;
-      w[(S_MSG + MSG_NAMELEN) >> 2] = SOCKADDR_IN;
-      return source ? writePktinfo(b, w, S_CONTROL, 4, source) : 0;
-    }
-    b[S_NAME] = AF_INET6 & 0xff; b[S_NAME + 1] = 0;
-    b[S_NAME + 2] = t[16]!; b[S_NAME + 3] = t[17]!;
-    w[(S_NAME + 4) >> 2] = 0; // flowinfo
-    for (let i = 0; i < 16; i++) b[S_NAME + 8 + i] = t[i]!;
-    // A link-local remote needs a scope: the interface our link-local source lives on, else the
-    // zone it was configured with.
-    w[(S_NAME + 24) >> 2] = t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? (source?.ifindex || this.zoneScope(to)) : 0;
-    w[(S_MSG + MSG_NAMELEN) >> 2] = SOCKADDR_IN6;
-    return source ? writePktinfo(b, w, S_CONTROL, 6, source) : 0;
-  }
-
-  /** One datagram: the `len` bytes at S_DATA + `off` of the send area. */
-  private sendOne(fd: number, to: BindEndpoint, off: number, len: number): void {
-    const w = this.send32;
-    w[(S_MSG + MSG_CONTROLLEN) >> 2] = this.writeHeader(to);
-    w[(S_IOV + 8) >> 2] = len; // iov_len (high word stays 0)
-    if (off !== 0) this.setIovBase(S_DATA + off);
-    try {
-      const lib = this.lib!;
-      if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) { this.counters.txPackets++; return; }
-      const e = lib.errno();
-      if (w[(S_MSG + MSG_CONTROLLEN) >> 2] !== 0 && (e === this.E.EINVAL || e === this.E.EADDRNOTAVAIL || e === this.E.ENETUNREACH)) {
-        // The local address went away (or is not routable any more): send from whatever the
-        // kernel picks, and stop asking for it until a datagram arrives on it again.
-        w[(S_MSG + MSG_CONTROLLEN) >> 2] = 0;
-        if (to.family === 6) w[(S_NAME + 24) >> 2] = this.zoneScope(to);
-        this.counters.sourceCleared++;
-        if (this.staleSources.size >= MAX_STALE) this.staleSources.clear();
-        this.staleSources.add(to);
-        const refused = errnoName(e);
-        if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) this.counters.txPackets++;
-        else this.countSendError(lib.errno());
-        // Last: the listener may send (and so reuse the send area).
-        if (off !== 0) this.setIovBase(S_DATA);
-        off = 0;
-        this.onSourceCleared?.(to, this.endpoints.withoutSource(to), refused);
-        return;
-      }
-      this.countSendError(e);
-    } finally {
-      if (off !== 0) this.setIovBase(S_DATA);
-    }
-  }
-
-  /**
-   * The interface index of `to`'s zone: a number as it is; an interface name looked up in the
-   * namespace the daemon runs in (as Go's runtime does for wireguard-go), again after a minute
-   * (an interface may come, go or be re-created), or after a second while the name is unknown
-   * (the kernel refuses a link-local remote without a scope: counted as a send error). 0 without
-   * a zone.
-   */
-  private zoneScope(to: BindEndpoint): number {
-    const now = performance.now();
-    const cached = this.zoneScopes.get(to);
-    if (cached !== undefined && now < cached.until) return cached.scope;
-    const pct = to.address.indexOf('%');
-    const zone = pct < 0 ? '' : to.address.slice(pct + 1);
-    let scope = 0, until = Infinity;
-    if (/^\d+$/.test(zone)) scope = Number(zone) >>> 0;
-    else if (zone !== '' && !zone.includes('\0')) {
-      scope = (this.lib ?? libc()).if_nametoindex(zone) >>> 0;
-      until = now + (scope === 0 ? 1000 : 60_000);
-    }
-    this.zoneScopes.set(to, { scope, until });
-    return scope;
-  }
-
-  private setIovBase(offset: number): void {
-    const addr = this.sendAddr + offset;
-    this.send32[(S_IOV + 0) >> 2] = addr % 0x100000000 | 0;
-    this.send32[(S_IOV + 4) >> 2] = Math.floor(addr / 0x100000000) | 0;
-  }
-
-  private countSendError(e: number): void {
-    if (e === this.E.EAGAIN || e === this.E.ENOBUFS) this.counters.txDropped++;
-    else this.counters.txErrors++;
+    this.sender.send(datagram, to);
   }
 
   endpointFor(address: string, port: number): BindEndpoint {
@@ -690,7 +494,7 @@ export class LinuxUdpBind implements Bind {
   private async shutdown(): Promise<void> {
     const s = this.session;
     if (!s) return;
-    this.flush(); // what this task already sent leaves before the sockets close
+    this.sender.close(); // what this task already sent leaves before the sockets close
     this.session = null;
     s.receiver = undefined;
     const lib = this.lib!;

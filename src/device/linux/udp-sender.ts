@@ -1,0 +1,254 @@
+/**
+ * The Linux UDP bind's send path (see bind.ts). sendmsg() on the calling thread, nonblocking:
+ * EAGAIN/ENOBUFS count a drop, never block. Each datagram is copied into a fixed send area (the
+ * msghdr must point at memory that does not move); datagrams to one endpoint in one task gather
+ * there and leave in a microtask as one UDP_SEGMENT sendmsg (gso.ts). An endpoint with a local
+ * address is sent from it (pktinfo.ts) until the kernel refuses it; then without, until a
+ * datagram arrives on it again (`arrived`).
+ */
+import type { BindEndpoint } from '../bind.ts';
+import type { EndpointCache } from '../endpoint-address.ts';
+import { errno, errnoName } from '../errno.ts';
+import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, writeSegmentSize } from './gso.ts';
+import { libc } from './libc.ts';
+import type { Libc } from './libc.ts';
+import { sourceInfo, writePktinfo } from './pktinfo.ts';
+import type { SourceInfo } from './pktinfo.ts';
+import { AF_INET, AF_INET6, MSG_CONTROL, MSG_CONTROLLEN, MSG_IOV, MSG_IOVLEN, MSG_NAME, MSG_NAMELEN, SOCKADDR_IN, SOCKADDR_IN6 } from './socket-abi.ts';
+import { UDP_SLOT_SIZE } from './udp-ring.ts';
+
+/** Bounds the set of endpoints whose source failed. */
+const MAX_STALE = 65536;
+
+// The send area (bytes), in its own SharedArrayBuffer so its address is fixed: a msghdr, its
+// iovec, the destination sockaddr, the control messages (PKTINFO, UDP_SEGMENT), the data.
+const S_MSG = 0;
+const S_IOV = 64;
+const S_NAME = 80;
+const S_CONTROL = 112;
+const S_DATA = 192;
+
+export interface UdpSenderOptions {
+  /** Batch with UDP_SEGMENT (off by itself once the kernel refuses it). */
+  gso: boolean;
+  /** Told when a sticky source address was refused by the kernel and the datagram went without it. */
+  onSourceCleared?: ((endpoint: BindEndpoint, cleared: BindEndpoint, errno: string) => void) | undefined;
+}
+
+export class UdpSender {
+  readonly counters = { txPackets: 0, txDropped: 0, txErrors: 0, sourceCleared: 0, gsoBatches: 0, gsoRefused: 0 };
+  private readonly endpoints: EndpointCache;
+  private readonly onSourceCleared: UdpSenderOptions['onSourceCleared'];
+  /** UDP GSO (UDP_SEGMENT) in use: as the options say, off once the kernel refuses it. */
+  private gso: boolean;
+  /** The open's sockets (IPv4, IPv6); null while closed. */
+  private fds: readonly number[] | null = null;
+  private lib: Libc | null = null;
+  private send8: Uint8Array = new Uint8Array(0);
+  private send32: Int32Array = new Int32Array(0);
+  private sendAddr = 0;
+  /** Datagrams gathered in the send area for one sendmsg (see send/flush). */
+  private readonly pending = { to: null as BindEndpoint | null, count: 0, bytes: 0, segmentSize: 0, sealed: false };
+  private flushQueued = false;
+  private readonly sources = new WeakMap<BindEndpoint, SourceInfo | null>();
+  /** sin6_scope_id of link-local remotes configured with a zone (fe80::1%eth0, fe80::1%3), and until when (performance.now()) a looked-up name holds. */
+  private readonly zoneScopes = new WeakMap<BindEndpoint, { scope: number; until: number }>();
+  /** Endpoints whose local address the kernel refused; sent without a source until one arrives on it. */
+  private readonly staleSources = new Set<BindEndpoint>();
+  private readonly E = {
+    EAGAIN: errno('EAGAIN'), ENOBUFS: errno('ENOBUFS'), EINVAL: errno('EINVAL'), EADDRNOTAVAIL: errno('EADDRNOTAVAIL'), ENETUNREACH: errno('ENETUNREACH'),
+  };
+
+  constructor(endpoints: EndpointCache, opts: UdpSenderOptions) {
+    this.endpoints = endpoints;
+    this.gso = opts.gso;
+    this.onSourceCleared = opts.onSourceCleared;
+  }
+
+  /** The sockets of an open (IPv4, then IPv6 if any); the send area is made on the first. */
+  open(lib: Libc, fds: readonly number[]): void {
+    this.fds = fds;
+    if (this.lib) return;
+    this.lib = lib;
+    const sab = new SharedArrayBuffer(S_DATA + UDP_SLOT_SIZE);
+    this.send8 = new Uint8Array(sab);
+    this.send32 = new Int32Array(sab);
+    const base = lib.addressOf(this.send8);
+    this.sendAddr = base;
+    const v = new DataView(sab);
+    v.setBigUint64(S_MSG + MSG_NAME, BigInt(base + S_NAME), true);
+    v.setBigUint64(S_MSG + MSG_IOV, BigInt(base + S_IOV), true);
+    v.setBigUint64(S_MSG + MSG_IOVLEN, 1n, true);
+    v.setBigUint64(S_MSG + MSG_CONTROL, BigInt(base + S_CONTROL), true);
+    v.setBigUint64(S_IOV + 0, BigInt(base + S_DATA), true); // iov_base
+  }
+
+  /** Sends what this task gathered, then refuses sends until the next open. */
+  close(): void {
+    this.flush();
+    this.fds = null;
+  }
+
+  /** A datagram arrived from `from`: its local address works again. */
+  arrived(from: BindEndpoint): void {
+    if (this.staleSources.size !== 0) this.staleSources.delete(from);
+  }
+
+  send(datagram: Uint8Array, to: BindEndpoint): void {
+    const len = datagram.length;
+    if (this.fds === null || len > UDP_SLOT_SIZE) { this.counters.txErrors++; return; }
+    const p = this.pending;
+    if (p.count > 0) {
+      // Same destination, no longer than the first segment, room left: one more GSO segment.
+      if (p.to === to && !p.sealed && len <= p.segmentSize && p.count < GSO_MAX_SEGMENTS && p.bytes + len <= GSO_MAX_BYTES) {
+        this.send8.set(datagram, S_DATA + p.bytes);
+        p.bytes += len;
+        p.count++;
+        if (len < p.segmentSize) p.sealed = true; // only the last segment may be shorter
+        return;
+      }
+      this.flush();
+    }
+    this.send8.set(datagram, S_DATA);
+    p.to = to; p.count = 1; p.bytes = len; p.segmentSize = len; p.sealed = false;
+    if (!this.gso) { this.flush(); return; }
+    // Whatever else this task sends to the same place joins the batch; the batch leaves before
+    // any timer or I/O callback runs, so nothing waits longer than the current burst.
+    if (!this.flushQueued) { this.flushQueued = true; queueMicrotask(this.flushTask); }
+  }
+
+  private readonly flushTask = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+
+  /** Sends what `send` has gathered: one sendmsg, with UDP_SEGMENT when it is more than one datagram. */
+  flush(): void {
+    const p = this.pending;
+    const count = p.count;
+    if (count === 0) return;
+    p.count = 0;
+    const to = p.to!;
+    p.to = null;
+    const fds = this.fds;
+    const fd = fds ? (to.family === 4 ? fds[0] : fds[1]) : undefined;
+    if (fd === undefined) { this.counters.txErrors += count; return; }
+    if (count === 1) { this.sendOne(fd, to, 0, p.bytes); return; }
+    const w = this.send32;
+    const control = this.writeHeader(to);
+    // UDP_SEGMENT: the kernel cuts the payload into segmentSize-byte datagrams (the last may be
+    // shorter), so the whole batch crosses the socket layer once.
+    w[(S_MSG + MSG_CONTROLLEN) >> 2] = control + writeSegmentSize(w, S_CONTROL + control, p.segmentSize);
+    w[(S_IOV + 8) >> 2] = p.bytes;
+    const lib = this.lib!;
+    if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) {
+      this.counters.txPackets += count;
+      this.counters.gsoBatches++;
+      return;
+    }
+    const e = lib.errno();
+    if (e === this.E.EAGAIN || e === this.E.ENOBUFS) { this.counters.txDropped += count; return; }
+    // Refused (a device without checksum offload says EIO, old kernels EINVAL/ENOPROTOOPT, or
+    // the source went away): send the datagrams one by one. If that works, GSO was the problem.
+    const txBefore = this.counters.txPackets;
+    for (let off = 0, i = 0; i < count; i++, off += p.segmentSize) {
+      this.sendOne(fd, to, off, Math.min(p.segmentSize, p.bytes - off));
+    }
+    if (this.counters.txPackets - txBefore === count) { this.gso = false; this.counters.gsoRefused++; }
+  }
+
+  /** Writes msg_name and the source control message for `to`; returns the control length used. */
+  private writeHeader(to: BindEndpoint): number {
+    const b = this.send8;
+    const w = this.send32;
+    const t = to.tag;
+    let source: SourceInfo | null | undefined;
+    if (to.localAddress !== undefined && (this.staleSources.size === 0 || !this.staleSources.has(to))) {
+      source = this.sources.get(to);
+      if (source === undefined) { source = sourceInfo(to); this.sources.set(to, source); }
+    }
+    if (to.family === 4) {
+      b[S_NAME] = AF_INET; b[S_NAME + 1] = 0;
+      b[S_NAME + 2] = t[4]!; b[S_NAME + 3] = t[5]!;
+      b[S_NAME + 4] = t[0]!; b[S_NAME + 5] = t[1]!; b[S_NAME + 6] = t[2]!; b[S_NAME + 7] = t[3]!;
+      w[(S_MSG + MSG_NAMELEN) >> 2] = SOCKADDR_IN;
+      return source ? writePktinfo(b, w, S_CONTROL, 4, source) : 0;
+    }
+    b[S_NAME] = AF_INET6 & 0xff; b[S_NAME + 1] = 0;
+    b[S_NAME + 2] = t[16]!; b[S_NAME + 3] = t[17]!;
+    w[(S_NAME + 4) >> 2] = 0; // flowinfo
+    for (let i = 0; i < 16; i++) b[S_NAME + 8 + i] = t[i]!;
+    // A link-local remote needs a scope: the interface our link-local source lives on, else the
+    // zone it was configured with.
+    w[(S_NAME + 24) >> 2] = t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? (source?.ifindex || this.zoneScope(to)) : 0;
+    w[(S_MSG + MSG_NAMELEN) >> 2] = SOCKADDR_IN6;
+    return source ? writePktinfo(b, w, S_CONTROL, 6, source) : 0;
+  }
+
+  /** One datagram: the `len` bytes at S_DATA + `off` of the send area. */
+  private sendOne(fd: number, to: BindEndpoint, off: number, len: number): void {
+    const w = this.send32;
+    w[(S_MSG + MSG_CONTROLLEN) >> 2] = this.writeHeader(to);
+    w[(S_IOV + 8) >> 2] = len; // iov_len (high word stays 0)
+    if (off !== 0) this.setIovBase(S_DATA + off);
+    try {
+      const lib = this.lib!;
+      if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) { this.counters.txPackets++; return; }
+      const e = lib.errno();
+      if (w[(S_MSG + MSG_CONTROLLEN) >> 2] !== 0 && (e === this.E.EINVAL || e === this.E.EADDRNOTAVAIL || e === this.E.ENETUNREACH)) {
+        // The local address went away (or is not routable any more): send from whatever the
+        // kernel picks, and stop asking for it until a datagram arrives on it again.
+        w[(S_MSG + MSG_CONTROLLEN) >> 2] = 0;
+        if (to.family === 6) w[(S_NAME + 24) >> 2] = this.zoneScope(to);
+        this.counters.sourceCleared++;
+        if (this.staleSources.size >= MAX_STALE) this.staleSources.clear();
+        this.staleSources.add(to);
+        const refused = errnoName(e);
+        if (lib.sendmsg(fd, this.sendAddr + S_MSG, 0) >= 0) this.counters.txPackets++;
+        else this.countSendError(lib.errno());
+        // Last: the listener may send (and so reuse the send area).
+        if (off !== 0) this.setIovBase(S_DATA);
+        off = 0;
+        this.onSourceCleared?.(to, this.endpoints.withoutSource(to), refused);
+        return;
+      }
+      this.countSendError(e);
+    } finally {
+      if (off !== 0) this.setIovBase(S_DATA);
+    }
+  }
+
+  /**
+   * The interface index of `to`'s zone: a number as it is; an interface name looked up in the
+   * namespace the daemon runs in (as Go's runtime does for wireguard-go), again after a minute
+   * (an interface may come, go or be re-created), or after a second while the name is unknown
+   * (the kernel refuses a link-local remote without a scope: counted as a send error). 0 without
+   * a zone.
+   */
+  private zoneScope(to: BindEndpoint): number {
+    const now = performance.now();
+    const cached = this.zoneScopes.get(to);
+    if (cached !== undefined && now < cached.until) return cached.scope;
+    const pct = to.address.indexOf('%');
+    const zone = pct < 0 ? '' : to.address.slice(pct + 1);
+    let scope = 0, until = Infinity;
+    if (/^\d+$/.test(zone)) scope = Number(zone) >>> 0;
+    else if (zone !== '' && !zone.includes('\0')) {
+      scope = (this.lib ?? libc()).if_nametoindex(zone) >>> 0;
+      until = now + (scope === 0 ? 1000 : 60_000);
+    }
+    this.zoneScopes.set(to, { scope, until });
+    return scope;
+  }
+
+  private setIovBase(offset: number): void {
+    const addr = this.sendAddr + offset;
+    this.send32[(S_IOV + 0) >> 2] = addr % 0x100000000 | 0;
+    this.send32[(S_IOV + 4) >> 2] = Math.floor(addr / 0x100000000) | 0;
+  }
+
+  private countSendError(e: number): void {
+    if (e === this.E.EAGAIN || e === this.E.ENOBUFS) this.counters.txDropped++;
+    else this.counters.txErrors++;
+  }
+}

@@ -21,7 +21,7 @@ const mesh: MeshStatus = {
   hub: { url: 'ws://hub.example:8443/mesh', state: 'connected', observed: '198.51.100.7:40000' },
   relay: 'auto',
   peers: [{ publicKey: encodeBase64(meshKey), slot: 1, path: { kind: 'relay', hub: 'ws://hub.example:8443/mesh', reason: 'no UDP answer from any candidate' }, candidates: ['203.0.113.5:51820'], drops }],
-  counters: { unknownSender: 0, badBody: 0, signalsSent: 3, signalsReceived: 2, probesSent: 4, pongs: 0, pathChanges: 0, relayFromUnknown: 0, announcementsSent: 0, membersAdded: 0, membersRemoved: 0 },
+  counters: { unknownSender: 0, badBody: 0, signalsSent: 3, signalsReceived: 2, probesSent: 4, pongs: 0, pathChanges: 0, relayFromUnknown: 0, staleCandidates: 0, announcementsSent: 0, membersAdded: 0, membersRemoved: 0 },
 };
 
 describe('show with a mesh', () => {

@@ -283,6 +283,7 @@ describe('mesh security: a hostile hub, a hostile client, a flood (must-show 7)'
     const port = a.device.port;
     assert.ok(b.peer(a.key.publicKey).candidates.includes(`192.0.2.12:${port}`), 'the newest generation stands');
     assert.ok(!b.peer(a.key.publicKey).candidates.includes(`192.0.2.11:${port}`), 'the older one did not come back');
+    assert.equal(b.node.counters.staleCandidates, 1, 'the older generation is counted, not acted on');
 
     // A restarts its mesh session (a new epoch); an envelope of the old epoch delivered after the
     // new one is refused, and counted.

@@ -133,7 +133,7 @@ const ABSENT_TEXT: Record<number, string> = { 1: 'the peer is not connected to t
 export class MeshNode {
   readonly counters = {
     unknownSender: 0, badBody: 0, signalsSent: 0, signalsReceived: 0, probesSent: 0, pongs: 0, pathChanges: 0, relayFromUnknown: 0,
-    announcementsSent: 0, membersAdded: 0, membersRemoved: 0,
+    staleCandidates: 0, announcementsSent: 0, membersAdded: 0, membersRemoved: 0,
   };
   private readonly o: MeshNodeOptions;
   private readonly peers = new Map<string, MeshPeer>();
@@ -337,7 +337,12 @@ export class MeshNode {
     peer.absent = null;
     if (body.type === SIGNAL.candidates || body.type === SIGNAL.callMeMaybe) {
       const newer = opened.epoch > peer.remoteEpoch || (opened.epoch === peer.remoteEpoch && body.generation > peer.remoteGeneration);
-      if (!newer) return;
+      if (!newer) {
+        // Older than what we hold: reordered or re-sent, and ignored. (An equal generation is the
+        // peer answering ours, not counted.)
+        if (opened.epoch === peer.remoteEpoch && body.generation < peer.remoteGeneration) this.counters.staleCandidates++;
+        return;
+      }
       peer.remoteEpoch = opened.epoch;
       peer.remoteGeneration = body.generation;
       this.setRemoteCandidates(peer, body.candidates);

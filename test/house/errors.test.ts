@@ -60,14 +60,10 @@ describe('one error hierarchy', () => {
     assert.deepEqual(seen.sort(), Object.keys(SAMPLES).sort(), 'the classes in SAMPLES are the exported ones');
   });
 
-  // The Linux UDP bind is being split up (issue 13); its errors convert with it.
-  const PENDING = [/^device\/linux\/bind\.ts$/];
-
   it('src/ throws no plain Error and declares no class extending Error but WireweaveError', () => {
     const offenders: string[] = [];
     for (const file of sources(SRC)) {
       const name = relative(SRC, file).split('\\').join('/');
-      if (PENDING.some((p) => p.test(name))) continue;
       readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
         if (/\bnew Error\(/.test(line) || (/\bclass \w+ extends Error\b/.test(line) && name !== 'core/errors.ts')) {
           offenders.push(`src/${name}:${i + 1}: ${line.trim()}`);

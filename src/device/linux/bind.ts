@@ -69,6 +69,7 @@
  * Pointers inside the structs are addresses in a SharedArrayBuffer (libc.ts: addressOf).
  */
 import type { Worker } from 'node:worker_threads';
+import { ConfigError, WireweaveError } from '../../core/errors.ts';
 import { errno, sysError } from '../errno.ts';
 import type { Bind, BindEndpoint, BindReceiver } from '../bind.ts';
 import { EndpointCache } from '../endpoint-address.ts';
@@ -379,11 +380,11 @@ export class LinuxUdpBind implements Bind {
         return;
       }
       const err = sysError('recvmmsg', m.errno);
-      if (m.fatal) this.onError(new Error(`UDP receiver on port ${this.port} stopped: ${err.message}`));
-      else this.onError(new Error(`UDP receive on port ${this.port} failed: ${err.message}`));
+      if (m.fatal) this.onError(new WireweaveError('ERR_BIND_RECEIVER', `UDP receiver on port ${this.port} stopped: ${err.message}`));
+      else this.onError(new WireweaveError('ERR_BIND_RECEIVER', `UDP receive on port ${this.port} failed: ${err.message}`));
     });
-    worker.on('error', (e) => fail(new Error(`UDP receiver thread failed: ${e instanceof Error ? e.message : String(e)}`)));
-    worker.once('exit', () => { if (!t.dead) fail(new Error('UDP receiver thread exited')); });
+    worker.on('error', (e) => fail(new WireweaveError('ERR_BIND_RECEIVER', `UDP receiver thread failed: ${e instanceof Error ? e.message : String(e)}`)));
+    worker.once('exit', () => { if (!t.dead) fail(new WireweaveError('ERR_BIND_RECEIVER', 'UDP receiver thread exited')); });
     return t;
   }
 
@@ -442,7 +443,7 @@ export class LinuxUdpBind implements Bind {
   /** The canonical endpoint for a remote with a local (source) address. */
   endpointWithSource(address: string, port: number, localAddress: string): BindEndpoint {
     const pct = localAddress.indexOf('%');
-    if (tryParseIp(pct < 0 ? localAddress : localAddress.slice(0, pct)) === null) throw new Error(`not an IP address: ${localAddress}`);
+    if (tryParseIp(pct < 0 ? localAddress : localAddress.slice(0, pct)) === null) throw new ConfigError('ERR_ADDRESS', `not an IP address: ${localAddress}`);
     return this.endpoints.get(address, port, localAddress);
   }
 

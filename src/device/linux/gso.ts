@@ -8,7 +8,7 @@ import { CMSG_HDR, cmsgSpace } from './socket-abi.ts';
 
 export const SOL_UDP = 17;
 /** cmsg type (u16 segment size) and socket option. */
-export const UDP_SEGMENT = 103;
+const UDP_SEGMENT = 103;
 /** Socket option, and the cmsg type that gives the segment size of a coalesced datagram. */
 export const UDP_GRO = 104;
 /** The kernel's UDP_MAX_SEGMENTS. */

@@ -51,7 +51,7 @@ export function readVnetHeader(b: Uint8Array, h: VnetHeader): void {
   h.csumOffset = b[8]! | (b[9]! << 8);
 }
 
-export function writeVnetHeader(b: Uint8Array, off: number, flags: number, gsoType: number, hdrLen: number, gsoSize: number, csumStart: number, csumOffset: number): void {
+function writeVnetHeader(b: Uint8Array, off: number, flags: number, gsoType: number, hdrLen: number, gsoSize: number, csumStart: number, csumOffset: number): void {
   b[off] = flags; b[off + 1] = gsoType;
   b[off + 2] = hdrLen & 0xff; b[off + 3] = hdrLen >>> 8;
   b[off + 4] = gsoSize & 0xff; b[off + 5] = gsoSize >>> 8;

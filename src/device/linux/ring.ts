@@ -14,15 +14,15 @@
  */
 
 export const HEAD = 0;
-export const WAITING = 1;
+const WAITING = 1;
 export const STOP = 2;
-export const READER_WAITING = 3;
+const READER_WAITING = 3;
 /** The first control word free for the ring's user (up to 15). */
 export const FIRST_USER_WORD = 4;
 export const TAIL = 16;
 export const CTRL_BYTES = 128;
 /** Items handed out per event-loop turn before yielding (timers and I/O get a turn). */
-export const DRAIN_BUDGET = 512;
+const DRAIN_BUDGET = 512;
 export const PAGE = 4096;
 
 /** Throws unless `slots` is a power of two in 2..65536. */

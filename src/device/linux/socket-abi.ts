@@ -33,7 +33,6 @@ export const IPV6_V6ONLY = 26;
 
 export const SOCKADDR_IN = 16;
 export const SOCKADDR_IN6 = 28;
-export const MSGHDR = 56;
 export const MMSGHDR = 64;
 export const IOVEC = 16;
 export const CMSG_HDR = 16;

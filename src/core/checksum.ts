@@ -7,7 +7,13 @@
 
 /** Every platform wireweave runs on is little-endian; the fast path below checks anyway. */
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
-/** One Uint32Array view per buffer (a TUN ring, a packet pool), made once, not per packet. */
+/**
+ * Buffers at least this large (a TUN or UDP ring, a packet pool) get one Uint32Array view, made
+ * once: packets come from them again and again. Smaller ones are mostly one packet's own buffer,
+ * where making and remembering a view per packet cost more than it saves (a third more time a
+ * sum, measured on 1420-byte packets in fresh buffers).
+ */
+const VIEW_MIN_BYTES = 65536;
 const words32 = new WeakMap<ArrayBufferLike, Uint32Array>();
 
 function words32Of(buffer: ArrayBufferLike): Uint32Array {
@@ -21,27 +27,44 @@ function words32Of(buffer: ArrayBufferLike): Uint32Array {
 
 /**
  * Adds the big-endian 16-bit words of b[start, end) to `acc`, unfolded; an odd last byte is
- * padded with zero. Long even-aligned spans are summed as aligned native (little-endian) 32-bit
- * words, a quarter of the loads: the ones'-complement sum folds out of wider words the same, and
- * summing in the other byte order gives the byte-swapped result (RFC 1071 §2 A and B).
+ * padded with zero. Long spans are summed as 32-bit words, half or a quarter of the loads: the
+ * ones'-complement sum folds out of wider words the same (RFC 1071 §2 B). In a large buffer,
+ * even-aligned spans are read as aligned native (little-endian) words, and summing in the other
+ * byte order gives the byte-swapped result (§2 A); elsewhere as big-endian words (a DataView).
  */
 export function sum16(b: Uint8Array, start: number, end: number, acc = 0): number {
   let i = start;
-  let at = b.byteOffset + i;
-  if (LITTLE_ENDIAN && end - i >= 64 && (at & 1) === 0) {
-    if ((at & 2) !== 0) { acc += (b[i]! << 8) | b[i + 1]!; i += 2; at += 2; }
-    const n = (end - i) >>> 2;
-    const w = words32Of(b.buffer);
-    const first = at >>> 2;
-    let le = 0;
-    for (let k = first; k < first + n; k++) le += w[k]!;
-    le = fold(le);
-    acc += ((le & 0xff) << 8) | (le >>> 8);
-    i += n * 4;
+  if (end - i >= 64) {
+    const at = b.byteOffset + i;
+    if (LITTLE_ENDIAN && (at & 1) === 0 && b.buffer.byteLength >= VIEW_MIN_BYTES) {
+      if ((at & 2) !== 0) { acc += (b[i]! << 8) | b[i + 1]!; i += 2; }
+      const n = (end - i) >>> 2;
+      acc += sumNative32(words32Of(b.buffer), (b.byteOffset + i) >>> 2, n);
+      i += n * 4;
+    } else {
+      const n = (end - i) >>> 2;
+      acc += sumBigEndian32(new DataView(b.buffer, b.byteOffset + i, n * 4), n);
+      i += n * 4;
+    }
   }
   for (; i + 3 < end; i += 4) acc += ((b[i]! << 8) | b[i + 1]!) + ((b[i + 2]! << 8) | b[i + 3]!);
   for (; i + 1 < end; i += 2) acc += (b[i]! << 8) | b[i + 1]!;
   if (i < end) acc += b[i]! << 8;
+  return acc;
+}
+
+/** The 16-bit ones'-complement sum, in network byte order, of `n` native little-endian words from `first`. */
+function sumNative32(w: Uint32Array, first: number, n: number): number {
+  let le = 0;
+  for (let k = first; k < first + n; k++) le += w[k]!;
+  le = fold(le);
+  return ((le & 0xff) << 8) | (le >>> 8);
+}
+
+/** The unfolded sum of `n` big-endian 32-bit words. */
+function sumBigEndian32(v: DataView, n: number): number {
+  let acc = 0;
+  for (let k = 0; k < n; k++) acc += v.getUint32(4 * k);
   return acc;
 }
 

@@ -17,6 +17,11 @@ describe('protocol constants', () => {
     assert.equal(C.COOKIE_VALID_TIME, 118_000, 'a received cookie is used 2 s less than its secret lives');
   });
 
+  it('names the construction and labels as the whitepaper spells them', () => {
+    assert.deepEqual([C.CONSTRUCTION, C.IDENTIFIER, C.LABEL_MAC1, C.LABEL_COOKIE],
+      ['Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s', 'WireGuard v1 zx2c4 Jason@zx2c4.com', 'mac1----', 'cookie--']);
+  });
+
   it('gives the 64-bit message limits as exact 32-bit halves', () => {
     assert.equal(C.REKEY_AFTER_MESSAGES_HI * 2 ** 32, 2 ** 60);
     assert.equal(BigInt(C.REJECT_AFTER_MESSAGES_HI) * 2n ** 32n + BigInt(C.REJECT_AFTER_MESSAGES_LO), 2n ** 64n - 2n ** 13n - 1n);

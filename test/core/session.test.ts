@@ -36,6 +36,16 @@ describe('Session', () => {
     assert.deepEqual([s.sendLo, s.sendHi], [0, 1]);
   });
 
+  it("a low half at or past the limit's low half is fine while the high half is below its limit", () => {
+    const { s } = session();
+    s.sendHi = REJECT_AFTER_MESSAGES_HI - 1;
+    s.sendLo = 0xffff_ffff;
+    assert.equal(s.canSend(1000), true);
+    s.sendHi = 0;
+    s.sendLo = REJECT_AFTER_MESSAGES_LO;
+    assert.equal(s.canSend(1000), true);
+  });
+
   it('stops sending at REJECT_AFTER_MESSAGES but still receives', () => {
     const { s } = session();
     s.sendHi = REJECT_AFTER_MESSAGES_HI;

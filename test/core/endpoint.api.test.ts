@@ -207,3 +207,13 @@ describe('receive edges', () => {
     assert.deepEqual(b.delivered.map((d) => d.data.subarray(0, 8)), [3000, 9000, 2000].map((n) => packet(1, n, 8)));
   });
 });
+
+describe('padding', () => {
+  it("pads with zeros, never with the bytes of an earlier, longer packet", () => {
+    const { sim, a, b, aToB } = pair();
+    a.send(aToB, new Uint8Array(100).fill(0xff));
+    a.send(aToB, Uint8Array.of(0x45));
+    sim.run(50);
+    assert.deepEqual([...b.delivered[1]!.data], [0x45, ...new Array<number>(15).fill(0)]);
+  });
+});

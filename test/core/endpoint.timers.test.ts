@@ -48,6 +48,13 @@ describe('endpoint bookkeeping', () => {
     const keepalives = b.sentOfType(MESSAGE_TRANSPORT).filter((s) => s.length === 32).map((s) => s.at);
     assert.deepEqual(keepalives, [first + KEEPALIVE_TIMEOUT, first + 2 * KEEPALIVE_TIMEOUT]);
   });
+
+  it('one packet received and not answered earns exactly one keepalive', () => {
+    const { sim, a, b, aToB } = pair();
+    a.send(aToB, packet(1, 0));
+    sim.run(4 * KEEPALIVE_TIMEOUT);
+    assert.equal(b.sentOfType(MESSAGE_TRANSPORT).filter((s) => s.length === 32).length, 1);
+  });
 });
 
 describe('session slots expire on their own', () => {

@@ -132,6 +132,11 @@ describe('RateLimiter edges', () => {
     // An opaque 8-byte tag made of the same bytes as that /64 is another source.
     const opaque = v6(base).subarray(0, 8);
     assert.equal(rl.allow(0, opaque), true, 'an opaque tag never shares an IPv6 bucket');
+    // Nor do opaque tags of 7 or 9 bytes that spell a /64's bytes with or without a prefix.
+    const net = '78010203040506070000000000000001';
+    burst(rl, 0, v6(net), RATELIMIT_BURST);
+    assert.equal(rl.allow(0, v6(net).subarray(1, 8)), true, '7 bytes: the /64 without its first byte');
+    assert.equal(rl.allow(0, Uint8Array.of(0x36, ...v6(net).subarray(0, 8))), true, "9 bytes: '6' and the /64");
     // Opaque tags count every byte: two 7-byte tags differing only in the last byte.
     burst(rl, 0, Uint8Array.of(1, 2, 3, 4, 5, 6, 7), RATELIMIT_BURST);
     assert.equal(rl.allow(0, Uint8Array.of(1, 2, 3, 4, 5, 6, 8)), true);

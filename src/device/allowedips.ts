@@ -35,9 +35,8 @@ import type { Prefix } from './config.ts';
 import { formatIp, parseIp, PrefixError } from '../core/ip-address.ts';
 
 // ---------------------------------------------------------------------------------------------
-// Text forms (addresses: core/ip-address.ts, re-exported for the UAPI and the tests)
+// Text forms of prefixes (addresses themselves: core/ip-address.ts)
 
-export { formatIp, parseIp, PrefixError };
 
 /**
  * Parses `address/bits` into a canonical prefix (host bits zeroed): `10.0.0.1/24` gives

@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { ConfigError } from '../core/errors.ts';
-import { parseIp } from './allowedips.ts';
+import { parseIp } from './../core/ip-address.ts';
 import type { BindEndpoint } from './bind.ts';
 
 const MAX_CACHED = 65536;

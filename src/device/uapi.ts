@@ -21,7 +21,8 @@ import { clampPrivateKey, decodeHex, encodeHex, KEY_HEX_LENGTH, parseKeyHex } fr
 import type { DeviceState, EndpointAddress, PeerChange, Prefix, SetRequest, UapiTarget } from './config.ts';
 import { Errno, UapiError } from './config.ts';
 import { isAllZero } from '../core/bytes.ts';
-import { formatIp, formatPrefix, parseIp, parsePrefix, PrefixError } from './allowedips.ts';
+import { formatPrefix, parsePrefix } from './allowedips.ts';
+import { formatIp, parseIp, PrefixError } from './../core/ip-address.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import { WireweaveError } from '../core/errors.ts';

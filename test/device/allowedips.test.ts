@@ -9,9 +9,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { fcParams } from '../support/property.ts';
 import type { AllowedIpsOptions } from '../../src/device/allowedips.ts';
-import {
-  AllowedIps, PrefixError, canonicalPrefix, formatIp, formatPrefix, parseIp, parsePrefix,
-} from '../../src/device/allowedips.ts';
+import { AllowedIps, canonicalPrefix, formatPrefix, parsePrefix } from '../../src/device/allowedips.ts';
+import { PrefixError, formatIp, parseIp } from '../../src/core/ip-address.ts';
 import type { Prefix } from '../../src/device/config.ts';
 import { WireweaveError } from '../../src/core/errors.ts';
 import { destinationAddressOffset, sourceAddressOffset } from '../../src/device/ip.ts';

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { ConfigError, WireweaveError } from '../../src/core/errors.ts';
 import { decodeBase64, encodeBase64, encodeHex } from '../../src/core/keys.ts';
-import { formatIp, formatPrefix, parseIp, parsePrefix } from '../../src/device/allowedips.ts';
+import { formatPrefix, parsePrefix } from '../../src/device/allowedips.ts';
+import { formatIp, parseIp } from '../../src/core/ip-address.ts';
 import type { SetRequest } from '../../src/device/config.ts';
 import {
   WgQuickConfigError,

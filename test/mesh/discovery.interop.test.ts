@@ -15,7 +15,8 @@ import type { Rig } from '../support/netns.ts';
 import { confDir as makeConfDir, isolate, startHub, until, writeConf } from './mesh-rig.ts';
 import type { MeshSide } from './mesh-rig.ts';
 import { nodeCrypto as crypto } from '../../src/crypto/node.ts';
-import { formatIp, parsePrefix } from '../../src/device/allowedips.ts';
+import { parsePrefix } from '../../src/device/allowedips.ts';
+import { formatIp } from '../../src/core/ip-address.ts';
 import { networkKeys } from '../../src/mesh/protocol/keys.ts';
 import { defaultPrefix6, derivedAddresses } from '../../src/mesh/protocol/discovery.ts';
 

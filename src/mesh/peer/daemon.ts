@@ -11,7 +11,7 @@ import { systemRng } from '../../core/rng.ts';
 import { nodeCrypto } from '../../crypto/node.ts';
 import type { DaemonExtension } from '../../device/daemon.ts';
 import { DEFAULT_SOCKET_DIR } from '../../device/uapi-server.ts';
-import { parseIp } from '../../device/allowedips.ts';
+import { parseIp } from '../../core/ip-address.ts';
 import type { Prefix } from '../../device/config.ts';
 import { MAX_NETWORK_SECRET, MIN_NETWORK_SECRET, parseHubUrl, parseMeshPrefix } from '../../device/wgquick-mesh.ts';
 import type { MeshRelayPolicy, WgQuickMesh } from '../../device/wgquick-mesh.ts';

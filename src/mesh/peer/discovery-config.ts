@@ -5,7 +5,8 @@
  * `proxy`/`forward` and `meshNetstack()` (which give them to the userspace stack).
  */
 import type { CryptoProvider } from '../../core/crypto.ts';
-import { formatIp, formatPrefix, parsePrefix } from '../../device/allowedips.ts';
+import { formatPrefix, parsePrefix } from '../../device/allowedips.ts';
+import { formatIp } from '../../core/ip-address.ts';
 import type { Prefix } from '../../device/config.ts';
 import type { WgQuickConfig, WgQuickMesh } from '../../device/wgquick.ts';
 import { DEFAULT_PREFIX4, defaultPrefix6, derivedAddresses } from '../protocol/discovery.ts';

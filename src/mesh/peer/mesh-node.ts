@@ -14,7 +14,7 @@ import { encodeBase64, encodeHex } from '../../core/keys.ts';
 import type { Rng } from '../../core/rng.ts';
 import type { BindEndpoint } from '../../device/bind.ts';
 import type { DeviceState, PeerChange, Prefix, SetRequest } from '../../device/config.ts';
-import { formatIp, parseIp } from '../../device/allowedips.ts';
+import { formatIp, parseIp } from '../../core/ip-address.ts';
 import { MeshHubClient } from '../client/hub-client.ts';
 import type { HubConnectionState, Timers, WebSocketFactory } from '../client/hub-client.ts';
 import { ANNOUNCE_INTERVAL_MS, DiscoveryBook, prefixContains, sealAnnouncement } from '../protocol/discovery.ts';

@@ -2,7 +2,7 @@
  * Hub frames (docs/mesh.md §1): one WebSocket message is one frame, a type byte then the body.
  * `decodeFrame` checks every length once and returns views into the message, or null.
  */
-import { formatIp, parseIp } from '../../device/allowedips.ts';
+import { formatIp, parseIp } from '../../core/ip-address.ts';
 
 export const FRAME = {
   serverHello: 0x01,

@@ -3,7 +3,7 @@
  * (type 1, length 2, value). Unknown fields are skipped, so later versions can add fields that
  * older peers ignore; a known field with a wrong length makes the whole body malformed.
  */
-import { formatIp, parseIp } from '../../device/allowedips.ts';
+import { formatIp, parseIp } from '../../core/ip-address.ts';
 
 export const SIGNAL = { candidates: 0x01, callMeMaybe: 0x02, hello: 0x03, helloRequest: 0x04, bye: 0x05, ping: 0x06, pong: 0x07 } as const;
 const CANDIDATE_KIND = { host: 1, hubObserved: 2, stun: 3, mapped: 4, turn: 5 } as const;

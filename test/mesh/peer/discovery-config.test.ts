@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { WgQuickConfigError, formatWgQuickConfig, parseWgQuickConfig } from '../../../src/device/wgquick.ts';
-import { formatIp } from '../../../src/device/allowedips.ts';
+import { formatIp } from '../../../src/core/ip-address.ts';
 import { decodeBase64 } from '../../../src/core/keys.ts';
 import { nodeCrypto as crypto } from '../../../src/crypto/node.ts';
 import { WireweaveError } from '../../../src/core/errors.ts';

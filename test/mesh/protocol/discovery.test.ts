@@ -11,7 +11,8 @@ import { portableCrypto } from '../../../src/crypto/portable.ts';
 import { seededRng } from '../../../src/core/rng.ts';
 import { encodeHex, generatePrivateKey } from '../../../src/core/keys.ts';
 import type { CryptoProvider } from '../../../src/core/crypto.ts';
-import { formatIp, parsePrefix } from '../../../src/device/allowedips.ts';
+import { parsePrefix } from '../../../src/device/allowedips.ts';
+import { formatIp } from '../../../src/core/ip-address.ts';
 import type { Prefix } from '../../../src/device/config.ts';
 import { networkKeys } from '../../../src/mesh/protocol/keys.ts';
 import {

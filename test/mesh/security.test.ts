@@ -18,7 +18,8 @@ import { Hub } from '../../src/mesh/hub/hub.ts';
 import type { HubClient, HubOptions } from '../../src/mesh/hub/hub.ts';
 import { MemoryHubLink } from '../../src/mesh/hub/memory-link.ts';
 import { MeshHubClient } from '../../src/mesh/client/hub-client.ts';
-import type { Timers, WebSocketLike } from '../../src/mesh/client/hub-client.ts';
+import type { WebSocketLike } from '../../src/mesh/client/hub-client.ts';
+import { VirtualTimers } from './virtual-timers.ts';
 import { MeshBind } from '../../src/mesh/peer/mesh-bind.ts';
 import { MeshNode } from '../../src/mesh/peer/mesh-node.ts';
 import type { MeshPeerStatus } from '../../src/mesh/peer/mesh-node.ts';
@@ -30,33 +31,6 @@ import { SIGNAL, decodeSignalBody, encodeSignalBody } from '../../src/mesh/proto
 const T0 = Date.UTC(2026, 11, 6);
 let seed = 7000;
 const identity = (): X25519PrivateKey => crypto.x25519PrivateKey(generatePrivateKey(seededRng(seed++)));
-
-/** Timers on a virtual clock: `advance` runs what falls due, in order. */
-class VirtualTimers implements Timers {
-  t = 0;
-  private next = 1;
-  private readonly queue = new Map<number, { at: number; fn: () => void }>();
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.next++;
-    this.queue.set(id, { at: this.t + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.queue.delete(handle as number);
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let first: [number, { at: number; fn: () => void }] | null = null;
-      for (const e of this.queue) if (e[1].at <= end && (!first || e[1].at < first[1].at || (e[1].at === first[1].at && e[0] < first[0]))) first = e;
-      if (!first) break;
-      this.queue.delete(first[0]);
-      this.t = Math.max(this.t, first[1].at);
-      first[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 interface Carried { dir: 'up' | 'down'; conn: number; bytes: Uint8Array }
 

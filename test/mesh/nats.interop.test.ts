@@ -13,13 +13,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, natsMissing, natsSkip, start as startProc, until } from './nats-tools.ts';
+import type { Proc } from './nats-tools.ts';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { nodeCrypto as crypto } from '../../src/crypto/node.ts';
@@ -37,40 +37,9 @@ import { confDir as makeConfDir, isolate, meshConf, meshPeer, writeConf } from '
 import type { MeshSide } from './mesh-rig.ts';
 
 const BIN = fileURLToPath(new URL('../support/wireweave.js', import.meta.url));
-const natsMissing = spawnSync('nats-server', ['--version']).error ? 'nats-server not found on PATH (apt-get install nats-server)' : undefined;
-const skip: string | false = process.env.CI ? false : (natsMissing ?? false);
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-interface Proc {
-  child: ChildProcess;
-  output: () => string;
-}
 
 const procs: ChildProcess[] = [];
-
-function start(cmd: string, args: string[]): Proc {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  return { child, output: () => out };
-}
+const start = (cmd: string, args: string[]): Proc => startProc(cmd, args, procs);
 
 async function stop(p: Proc, signal: NodeJS.Signals): Promise<void> {
   if (p.child.exitCode !== null || p.child.signalCode !== null) return;
@@ -94,7 +63,7 @@ function client(privateKey: X25519PrivateKey, hubs: string[], got: { signals: Ui
   return c;
 }
 
-test('two hubs on a three-server NATS cluster: signaling and relay across, failover, a NATS server lost', { skip, timeout: 120_000 }, async (t) => {
+test('two hubs on a three-server NATS cluster: signaling and relay across, failover, a NATS server lost', { skip: natsSkip, timeout: 120_000 }, async (t) => {
   assert.equal(natsMissing, undefined, `CI is set but ${natsMissing}`);
   const dir = mkdtempSync(join(tmpdir(), `ww-nats-${process.pid}-`));
   const clients: MeshHubClient[] = [];
@@ -240,7 +209,7 @@ test('two hubs on a three-server NATS cluster: signaling and relay across, failo
   }
 });
 
-const rigSkip: string | false = skip || skipUnlessRig(['wireweave']);
+const rigSkip: string | false = natsSkip || skipUnlessRig(['wireweave']);
 
 test('wireweave up through two hubs on NATS: the tunnel crosses, survives a NATS server and a hub SIGKILL', { skip: rigSkip, timeout: 240_000 }, async (t) => {
   let rig: Rig | undefined;

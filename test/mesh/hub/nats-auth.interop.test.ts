@@ -7,44 +7,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, natsMissing, natsSkip, start, until } from '../nats-tools.ts';
 
 const BIN = fileURLToPath(new URL('../../support/wireweave.js', import.meta.url));
-const natsMissing = spawnSync('nats-server', ['--version']).error ? 'nats-server not found on PATH (apt-get install nats-server)' : undefined;
-const skip: string | false = process.env.CI ? false : (natsMissing ?? false);
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-interface Proc { child: ChildProcess; output: () => string }
-
-function start(cmd: string, args: string[], procs: ChildProcess[]): Proc {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  procs.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { out += d; });
-  return { child, output: () => out };
-}
 
 async function federationUp(port: number): Promise<number | null> {
   try {
@@ -55,7 +25,7 @@ async function federationUp(port: number): Promise<number | null> {
   }
 }
 
-test('a hub authenticates to NATS with --nats-token, and never shows the token', { skip, timeout: 60_000 }, async () => {
+test('a hub authenticates to NATS with --nats-token, and never shows the token', { skip: natsSkip, timeout: 60_000 }, async () => {
   assert.equal(natsMissing, undefined, `CI is set but ${natsMissing}`);
   const dir = mkdtempSync(join(tmpdir(), `ww-nats-auth-${process.pid}-`));
   const procs: ChildProcess[] = [];

@@ -30,7 +30,7 @@ const TARGETS = {
   routing: { mutate: ['src/device/device.ts:184-216'], tests: ['test/device/device.test.ts', 'test/device/cryptokey-routing.test.ts'] },
   ip: {
     mutate: ['src/core/checksum.ts', 'src/core/ip-address.ts'],
-    tests: ['test/netstack/stack/ip.test.ts', 'test/device/offload.test.ts', 'test/core/ip-address.test.ts', 'test/device/allowedips.test.ts', 'test/device/wgquick.test.ts', 'test/device/uapi.test.ts'],
+    tests: ['test/netstack/stack/ip.test.ts', 'test/device/offload.test.ts', 'test/core/ip-address.test.ts', 'test/core/checksum.test.ts', 'test/device/allowedips.test.ts', 'test/device/wgquick.test.ts', 'test/device/uapi.test.ts'],
   },
   allowedips: { mutate: ['src/device/allowedips.ts'], tests: ['test/device/allowedips.test.ts'] },
   uapi: { mutate: ['src/device/uapi.ts'], tests: ['test/device/uapi.test.ts'] },

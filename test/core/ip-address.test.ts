@@ -110,6 +110,8 @@ describe('IP addresses as text', () => {
   it('quotes long input briefly in errors and refuses byte strings that are not 4 or 16 long', () => {
     assert.throws(() => parseIp(`1.2.3.${'9'.repeat(100)}`), (e: unknown) => e instanceof PrefixError && e.message.includes('…') && e.message.length < 140);
     assert.throws(() => formatIp(new Uint8Array(5)), /4 or 16 bytes, not 5/);
+    const exactly64 = `1.2.3.${'4'.repeat(58)}`;
+    assert.throws(() => parseIp(exactly64), (e: unknown) => e instanceof PrefixError && e.name === 'PrefixError' && e.message.includes(JSON.stringify(exactly64)));
   });
 
   it('formats the RFC 5952 corner cases as netip does', () => {
@@ -123,6 +125,8 @@ describe('IP addresses as text', () => {
       ['20010db8000000000000000000000001', '2001:db8::1'],
       ['00000000000000000000ffff0a000001', '::ffff:10.0.0.1'],
       ['00000000000000000001ffff0a000001', '::1:ffff:a00:1'], // not mapped: a non-zero byte before ffff
+      ['000000000000000000000fff0a000001', '::fff:a00:1'], // not mapped: only the second byte is ff
+      ['0000000000000000000000ff0a000001', '::ff:a00:1'],
     ];
     for (const [hex, text] of cases) assert.equal(formatIp(new Uint8Array(Buffer.from(hex, 'hex'))), text, hex);
   });

@@ -44,7 +44,7 @@ describe('the Internet checksum', () => {
     const field = finish(sum16(packet, 0, packet.length));
     packet[10] = field >> 8; packet[11] = field & 0xff;
     assert.ok(verifies(sum16(packet, 0, packet.length)));
-    packet[700] ^= 0x10;
+    packet[700] = packet[700]! ^ 0x10;
     assert.ok(!verifies(sum16(packet, 0, packet.length)));
   });
 

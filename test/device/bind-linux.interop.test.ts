@@ -34,6 +34,7 @@ import { seededRng } from '../../src/core/rng.ts';
 import { nodeCrypto } from '../../src/crypto/node.ts';
 import { icmpEcho4, icmpEcho6 } from '../support/ip.ts';
 import { run, which } from '../support/wggo.ts';
+import { until as poll } from '../support/until.ts';
 
 const prereqMissing = ((): string | undefined => {
   if (process.platform !== 'linux') return `Linux only (this is ${process.platform})`;
@@ -53,13 +54,7 @@ const pid = process.pid;
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 5000): Promise<boolean> => poll(what, cond, ms, 5);
 
 interface Received { data: string; from: BindEndpoint }
 

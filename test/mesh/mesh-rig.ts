@@ -9,19 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRig, genKeyPair, WIREWEAVE_BIN } from '../support/netns.ts';
 import type { KeyPair, Rig, RigNode, Spawned } from '../support/netns.ts';
+import { until as poll } from '../support/until.ts';
 
 export interface MeshSide { node: RigNode; keys: KeyPair; ifname: string; file: string }
 
-export async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T | undefined | false;
-  while (Date.now() < end) {
-    last = await f();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`timed out waiting for ${what} (last: ${String(last)})`);
-}
+/** Polls every 250 ms: these wait on processes in namespaces. */
+export const until = <T>(what: string, f: () => Promise<T | undefined | false>, ms: number): Promise<T> => poll(what, f, ms, 250);
 
 /** Isolated bridge ports talk to the bridge (H) and to non-isolated ports only, never to each other. */
 export async function isolate(rig: Rig, nodes: readonly RigNode[]): Promise<void> {

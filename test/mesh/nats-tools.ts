@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { until as poll } from '../support/until.ts';
 
 export const natsMissing = spawnSync('nats-server', ['--version']).error ? 'nats-server not found on PATH (apt-get install nats-server)' : undefined;
 /** Skipped without nats-server, except under CI, where the test then fails on `natsMissing`. */
@@ -15,14 +16,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Polls `cond` every `stepMs` until it holds; throws naming `what` after `ms`. */
-export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000, stepMs = 20): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+/** The suite's `until`, with the longer wait NATS clusters need to form. */
+export const until = (what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<boolean> => poll(what, cond, ms);
 
 export interface Proc { child: ChildProcess; output: () => string }
 

@@ -20,19 +20,15 @@ import type { HubServer } from '../../../src/mesh/hub/ws-server.ts';
 import { NatsFederation, parseNatsServers } from '../../../src/mesh/hub/nats.ts';
 import { MeshHubClient } from '../../../src/mesh/client/hub-client.ts';
 import { nodeTimers, nodeWebSocket } from '../../../src/mesh/client/node.ts';
+import { until as poll } from '../../support/until.ts';
+
+const until = (what: string, cond: () => boolean, ms = 10_000): Promise<boolean> => poll(what, cond, ms, 10);
 
 const cleanup: (() => Promise<void> | void)[] = [];
 after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('hub on NATS, without NATS', () => {
   it('checks --nats URLs', () => {

@@ -16,6 +16,7 @@ import type { HubClientEvents } from '../../../src/mesh/client/hub-client.ts';
 import { nodeTimers, nodeWebSocket } from '../../../src/mesh/client/node.ts';
 import { signalKeys } from '../../../src/mesh/protocol/keys.ts';
 import { SignalChannel } from '../../../src/mesh/protocol/envelope.ts';
+import { until as poll } from '../../support/until.ts';
 
 const servers: HubServer[] = [];
 const clients: MeshHubClient[] = [];
@@ -38,13 +39,7 @@ function client(hubs: string[], events: HubClientEvents = {}, extra: Partial<Con
   return { c, key: privateKey };
 }
 
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 10_000): Promise<boolean> => poll(what, cond, ms, 10);
 
 describe('mesh hub over WebSockets', () => {
   it('two clients exchange sealed signals and relayed datagrams through it', async () => {

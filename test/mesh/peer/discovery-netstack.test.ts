@@ -12,6 +12,7 @@ import { startHubServer } from '../../../src/mesh/hub/ws-server.ts';
 import type { HubServer } from '../../../src/mesh/hub/ws-server.ts';
 import { meshNetstack, meshStatus } from '../../../src/mesh/peer/netstack.ts';
 import type { Netstack } from '../../../src/netstack/api.ts';
+import { until } from '../../support/until.ts';
 
 let hub: HubServer | undefined;
 const nets: Netstack[] = [];
@@ -20,15 +21,6 @@ after(async () => {
   await hub?.close();
 });
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('meshNetstack with discovery', () => {
   it('derives addresses, adds the other member, and resolves its name', { timeout: 30_000 }, async () => {

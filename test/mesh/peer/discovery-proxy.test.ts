@@ -21,6 +21,7 @@ import { startHubServer } from '../../../src/mesh/hub/ws-server.ts';
 import type { HubServer } from '../../../src/mesh/hub/ws-server.ts';
 import { meshNetstack, meshStatus } from '../../../src/mesh/peer/netstack.ts';
 import type { Netstack } from '../../../src/netstack/api.ts';
+import { until } from '../../support/until.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -30,11 +31,6 @@ function sink(): { stream: Writable; text: () => string } {
   return { stream: new Writable({ write(c: Buffer, _e, cb) { chunks.push(c.toString()); cb(); } }), text: () => chunks.join('') };
 }
 
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(cond(), `timed out waiting for ${what}`);
-}
 
 describe('proxy with discovery', () => {
   it('a SOCKS5 CONNECT to a member by name', { timeout: 40_000 }, async () => {

@@ -27,6 +27,7 @@ import type { MeshDiscovery } from '../../../src/mesh/peer/mesh-node.ts';
 import { networkKeys } from '../../../src/mesh/protocol/keys.ts';
 import { defaultPrefix6, derivedAddresses } from '../../../src/mesh/protocol/discovery.ts';
 import { icmpEcho4, parseEcho } from '../../support/ip.ts';
+import { until } from '../../support/until.ts';
 
 const servers: HubServer[] = [];
 const stops: (() => Promise<void>)[] = [];
@@ -64,15 +65,6 @@ async function member(net: MemoryNetwork, hub: string, name: string, secret: str
   return { name, device, tun, node, pub, addresses: d.addresses };
 }
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const v4 = (m: Member) => formatIp(m.addresses.find((a) => a.family === 4)!.bytes);
 const peerKeys = (m: Member) => m.device.getState().peers.map((p) => encodeBase64(p.publicKey)).sort();

@@ -20,6 +20,7 @@ import { MeshBind, RELAY_ADDRESS } from '../../../src/mesh/peer/mesh-bind.ts';
 import { MeshNode } from '../../../src/mesh/peer/mesh-node.ts';
 import type { RelayPolicy } from '../../../src/mesh/protocol/path.ts';
 import { icmpEcho4, parseEcho } from '../../support/ip.ts';
+import { until } from '../../support/until.ts';
 
 const servers: HubServer[] = [];
 /** Every frame the peers sent the hub: what a recording hub would keep. */
@@ -81,15 +82,6 @@ function hasBytes(hay: Uint8Array, needle: number[]): boolean {
   return false;
 }
 
-async function until<T>(what: string, f: () => T | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function ping(from: Side, to: Side, src: string, dst: string, seq: number): Promise<void> {
   const payload = new Uint8Array(32).fill(seq);

@@ -215,9 +215,30 @@ async function roundTrips(workers: Worker[], rounds: number, inflight: number): 
 
 interface Throughput { mbitPerSecond: number; datagrams: number }
 
+/** What a receiver counts, only while a measured window is open. */
+class Meter {
+  bytes = 0;
+  datagrams = 0;
+  counting = false;
+  add(length: number): void {
+    if (this.counting) { this.bytes += length; this.datagrams++; }
+  }
+}
+
+/** One measured window for relay and direct alike: 1 s of warm-up (buffers fill, the hub's bucket settles), then `seconds` counted. */
+async function measureWindow(meter: Meter, seconds: number): Promise<Throughput> {
+  await sleep(1000);
+  meter.bytes = 0; meter.datagrams = 0; meter.counting = true;
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const elapsed = (performance.now() - t0) / 1000;
+  meter.counting = false;
+  return { mbitPerSecond: round((meter.bytes * 8) / elapsed / 1e6), datagrams: meter.datagrams };
+}
+
 /** Datagrams from `a` to `b` through the hub(s), as fast as the client's send buffer lets it, for `seconds`. */
 async function relayThroughput(hubA: string, hubB: string, seconds: number): Promise<Throughput & { refusedByBuffer: number }> {
-  let bytes = 0, datagrams = 0, counting = false;
+  const meter = new Meter();
   const mk = (hub: string, onPacket?: (d: Uint8Array) => void) => {
     const key = crypto.x25519PrivateKey(randomBytes(32));
     const c = new MeshHubClient({
@@ -228,18 +249,18 @@ async function relayThroughput(hubA: string, hubB: string, seconds: number): Pro
     return { c, key };
   };
   const a = mk(hubA);
-  const b = mk(hubB, (d) => { if (counting) { bytes += d.length; datagrams++; } });
+  const b = mk(hubB, (d) => meter.add(d.length));
   await until('the relay clients to connect', () => a.c.connected && b.c.connected, 30_000);
   // Across hubs, B's registration must reach A's hub first.
   const probe = new Uint8Array(DATAGRAM);
   let seen = false;
   await until('a first relayed datagram', () => {
-    counting = true;
-    if (datagrams > 0) seen = true;
+    meter.counting = true;
+    if (meter.datagrams > 0) seen = true;
     else a.c.sendPacket(b.key.publicKey, probe);
     return seen;
   }, 60_000);
-  counting = false;
+  meter.counting = false;
   const datagram = randomBytes(DATAGRAM);
   let stop = false;
   const sender = (async () => {
@@ -248,25 +269,20 @@ async function relayThroughput(hubA: string, hubB: string, seconds: number): Pro
       await new Promise((r) => setImmediate(r));
     }
   })();
-  await sleep(1000); // warm-up: buffers fill, the hub's bucket settles
-  bytes = 0; datagrams = 0; counting = true;
-  const t0 = performance.now();
-  await sleep(seconds * 1000);
-  const elapsed = (performance.now() - t0) / 1000;
-  counting = false;
+  const measured = await measureWindow(meter, seconds);
   stop = true;
   await sender;
   const refused = a.c.counters.droppedBuffered;
   a.c.stop(); b.c.stop();
-  return { mbitPerSecond: round((bytes * 8) / elapsed / 1e6), datagrams, refusedByBuffer: refused };
+  return { ...measured, refusedByBuffer: refused };
 }
 
 /** The same datagrams over UDP on loopback, socket to socket, in this process. */
 async function directThroughput(seconds: number): Promise<Throughput> {
   const rx = dgram.createSocket('udp4');
   const tx = dgram.createSocket('udp4');
-  let bytes = 0, datagrams = 0, counting = false;
-  rx.on('message', (m) => { if (counting) { bytes += m.length; datagrams++; } });
+  const meter = new Meter();
+  rx.on('message', (m) => meter.add(m.length));
   await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
   try { rx.setRecvBufferSize(4 << 20); } catch { /* capped by net.core.rmem_max */ }
   const port = rx.address().port;
@@ -279,16 +295,11 @@ async function directThroughput(seconds: number): Promise<Throughput> {
       await new Promise((r) => setImmediate(r));
     }
   })();
-  await sleep(1000);
-  bytes = 0; datagrams = 0; counting = true;
-  const t0 = performance.now();
-  await sleep(seconds * 1000);
-  const elapsed = (performance.now() - t0) / 1000;
-  counting = false;
+  const measured = await measureWindow(meter, seconds);
   stop = true;
   await sender;
   rx.close(); tx.close();
-  return { mbitPerSecond: round((bytes * 8) / elapsed / 1e6), datagrams };
+  return measured;
 }
 
 // ------------------------------------------------------------------ one phase

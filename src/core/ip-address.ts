@@ -70,7 +70,8 @@ export function formatIp(bytes: Uint8Array): string {
   return out;
 }
 
-function quote(text: string): string {
+/** Input shown in an error message: JSON-quoted, cut to 64 characters. */
+export function quote(text: string): string {
   return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
 }
 

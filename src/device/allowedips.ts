@@ -32,7 +32,7 @@
  * (`::ffff:10.0.0.1`).
  */
 import type { Prefix } from './config.ts';
-import { formatIp, parseIp, PrefixError } from '../core/ip-address.ts';
+import { formatIp, parseIp, PrefixError, quote } from '../core/ip-address.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Text forms of prefixes (addresses themselves: core/ip-address.ts)
@@ -70,10 +70,6 @@ export function canonicalPrefix(prefix: Prefix): Prefix {
   const bytes = prefix.bytes.slice();
   maskBytes(bytes, prefix.bits);
   return { family: prefix.family, bytes, bits: prefix.bits };
-}
-
-function quote(text: string): string {
-  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
 }
 
 function checkPrefix(p: Prefix): void {

@@ -73,6 +73,14 @@ export interface EndpointIO<S> {
   event?(event: EndpointEvent): void;
 }
 
+/** Where `reserveTransport` says a caller's own transport messages go (see there). */
+export interface TransportReservation {
+  remoteIndex: number;
+  counterLo: number;
+  counterHi: number;
+  sendKey: Uint8Array;
+}
+
 export interface EndpointOptions<S> {
   crypto: CryptoProvider;
   io: EndpointIO<S>;
@@ -149,6 +157,7 @@ export class Endpoint<S = unknown> {
   private readonly handshakeLimiter: RateLimiter | null;
   private readonly cookieLimiter: RateLimiter | null;
   private scratch = new Uint8Array(2048);
+  private readonly reservation: TransportReservation = { remoteIndex: 0, counterLo: 0, counterHi: 0, sendKey: new Uint8Array(0) };
   private readonly jitterPool = new Uint8Array(256);
   private jitterNext = 256;
   private readonly ctx: HandshakeContext;
@@ -353,6 +362,38 @@ export class Endpoint<S = unknown> {
     this.sendStaged(now, peer);
     this.touch(peer);
     return peer.queue.length === 0 ? 'sent' : 'queued';
+  }
+
+  /**
+   * For a caller that seals transport messages itself (on another thread): takes `count`
+   * consecutive send counters of `peer`'s current session and does everything `send` does for
+   * `count` data packets except the sealing (statistics with `datagramBytes` on the wire,
+   * timers, rekeying). The caller writes each message as type 4, `remoteIndex`, then counter
+   * `counterLo/Hi` + i, seals it with `sendKey` (padded as paddedLength says) and sends it to
+   * the peer's endpoint in order. Null, with nothing changed, when `send` would not send at
+   * once: unknown peer, packets already waiting for a handshake, no usable session, or the
+   * counters would reach REJECT_AFTER_MESSAGES; the caller then uses `send`. The returned
+   * object is reused by the next call and `sendKey` is the session's own: copy both at once.
+   */
+  reserveTransport(now: number, id: PeerId, count: number, datagramBytes: number): Readonly<TransportReservation> | null {
+    const peer = this.peers.get(id);
+    if (!peer || peer.queue.length !== 0 || !(count >= 1)) return null;
+    const s = peer.current;
+    if (!s || !s.canSend(now) || !s.canReserve(count)) return null;
+    const r = this.reservation;
+    r.remoteIndex = s.remoteIndex;
+    r.counterLo = s.sendLo;
+    r.counterHi = s.sendHi;
+    r.sendKey = s.sendKeyBytes;
+    s.advanceCounter(count);
+    peer.stats.txBytes += datagramBytes;
+    this.counters.dataPacketsSent += count;
+    this.dataSent(now, peer);
+    this.anyAuthenticatedPacketSent(peer);
+    this.anyAuthenticatedPacketTraversal(now, peer);
+    this.keepKeyFreshSending(now, peer, s);
+    this.touch(peer);
+    return r;
   }
 
   /** Starts a handshake now (subject to the REKEY_TIMEOUT rate limit). */

@@ -12,6 +12,7 @@ export { DROP_REASONS } from './endpoint.ts';
 /** Endpoint options, I/O callbacks, events, counters and per-call results. */
 export type {
   DropReason, EndpointCounters, EndpointEvent, EndpointIO, EndpointOptions, PeerInspection, RecvResult, SendResult,
+  TransportReservation,
 } from './endpoint.ts';
 /** A peer's configuration, its id within an Endpoint, its statistics and handshake stage. */
 export type { HandshakeStage, PeerConfig, PeerId, PeerStats } from './peer.ts';

@@ -59,6 +59,25 @@ export class Session {
     if (this.sendLo === 0) this.sendHi = (this.sendHi + 1) >>> 0;
   }
 
+  /** True if the next `count` send counters (count ≥ 1) are all below REJECT_AFTER_MESSAGES. */
+  canReserve(count: number): boolean {
+    const last = this.sendLo + count - 1;
+    const hi = this.sendHi + (last > 0xffff_ffff ? 1 : 0);
+    return hi <= 0xffff_ffff && counterUsable(last >>> 0, hi);
+  }
+
+  /** Takes the next `count` send counters at once; the caller checked canReserve. */
+  advanceCounter(count: number): void {
+    const next = this.sendLo + count;
+    this.sendLo = next >>> 0;
+    if (next > 0xffff_ffff) this.sendHi = (this.sendHi + 1) >>> 0;
+  }
+
+  /** The raw 32-byte send key, for a caller that seals elsewhere (zeros once erased). */
+  get sendKeyBytes(): Uint8Array {
+    return this.rawKeys[0]!;
+  }
+
   /**
    * Erase key material. Raw bytes are zeroed; prepared key objects (e.g. node KeyObjects) are
    * dropped for the garbage collector, which is as far as JavaScript allows.

@@ -424,11 +424,21 @@ export class Endpoint<S = unknown> {
     if (d < this.earliest) this.earliest = d;
   }
 
-  /** Runs every timer that is due at `now`. */
-  tick(now: number): void {
+  /**
+   * Runs every timer that is due at `now`; with `maxInitiations`, stops at the next due peer
+   * once this call has sent that many handshake initiations. An initiation
+   * costs ~0.2 ms of X25519 and hashing, so 10,000 peers due at once (all dialing after a
+   * setconf) would hold the caller's thread for seconds. The peers not reached stay due
+   * (`nextDeadline()` ≤ now) for the caller's next tick, after it let other work run.
+   * Returns true when every due timer ran.
+   */
+  tick(now: number, maxInitiations = Infinity): boolean {
     this.cookieChecker?.expire(now);
+    const sentBefore = this.counters.handshakeInitiationsSent;
+    let complete = true;
     for (const peer of this.peers.values()) {
       if (peer.nextDeadline() > now) continue;
+      if (this.counters.handshakeInitiationsSent - sentBefore >= maxInitiations) { complete = false; break; }
       this.expireOldSessions(now, peer);
       if (peer.retransmitHandshakeAt <= now) this.onRetransmitHandshake(now, peer);
       if (peer.sendKeepaliveAt <= now) this.onSendKeepalive(now, peer);
@@ -453,6 +463,7 @@ export class Endpoint<S = unknown> {
       if (d < earliest) earliest = d;
     }
     this.earliest = earliest;
+    return complete;
   }
 
   // ---------------------------------------------------------------- receive path

@@ -264,7 +264,7 @@ export class Endpoint<S = unknown> {
     this.expireSessions(peer);
     this.indexes.delete(peer.handshake.localIndex);
     peer.handshake.clear();
-    peer.cookies.clear();
+    peer.clearCookies();
     zeroize(peer.staticStatic, peer.presharedKey);
     peer.queue.length = 0;
     this.peers.delete(id);
@@ -818,7 +818,7 @@ export class Endpoint<S = unknown> {
     this.expireSessions(peer);
     this.indexes.delete(peer.handshake.localIndex);
     peer.handshake.clear();
-    peer.cookies.clear(); // the cookie the peer gave us
+    peer.clearCookies(); // the cookie the peer gave us
     this.emit({ type: 'keysZeroed', peer: peer.id });
   }
 

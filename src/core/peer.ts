@@ -68,7 +68,9 @@ export class Peer {
   persistentKeepalive = 0;
   /** DH(our static, their static), or null when that is invalid (then no handshake is possible). */
   staticStatic: Uint8Array | null = null;
-  cookies: CookieGenerator;
+  /** Made on first use (`cookies`): most of 10,000 configured peers never handshake. */
+  private cookieGenerator: CookieGenerator | null = null;
+  private readonly crypto: CryptoProvider;
 
   readonly handshake = new Handshake();
   current: Session | null = null;
@@ -95,7 +97,22 @@ export class Peer {
     this.id = id;
     this.publicKey = publicKey;
     this.publicKeyHex = publicKeyHex;
-    this.cookies = new CookieGenerator(crypto, publicKey);
+    this.crypto = crypto;
+  }
+
+  /** mac1/mac2 for our handshake messages to this peer, and the cookie it last gave us. */
+  get cookies(): CookieGenerator {
+    return (this.cookieGenerator ??= new CookieGenerator(this.crypto, this.publicKey));
+  }
+
+  /** Forgets the peer's cookie (and our last mac1); nothing to do if none was ever made. */
+  clearCookies(): void {
+    this.cookieGenerator?.clear();
+  }
+
+  /** Whether the cookie state exists yet (tests: it is made lazily). */
+  get hasCookieState(): boolean {
+    return this.cookieGenerator !== null;
   }
 
   /** The earliest of this peer's deadlines, including session expiry. */

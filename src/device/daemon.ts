@@ -37,6 +37,28 @@ export interface DaemonExtension {
 
 const DEFAULT_MTU = 1420;
 
+/**
+ * V8 flags daemonize() gives the interface process it starts: a young generation of two 1 MiB
+ * semi-spaces. Without it V8 grows the young generation to 2 × 16 MiB during a burst of
+ * allocation (a `wg setconf` of 10,000 peers, a handshake flood) and keeps that memory until its
+ * memory reducer runs some 25 s later; the data path allocates little, so scavenging more often
+ * costs next to nothing. The size is fixed when the process starts (v8.setFlagsFromString
+ * cannot change it later), hence a flag of the re-executed process. `wireweave -f` started
+ * directly does not re-execute: give it the flag yourself (node --max-semi-space-size=1, or
+ * NODE_OPTIONS).
+ */
+export const DAEMON_V8_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+/**
+ * The Node options for the interface process: this process's own, plus DAEMON_V8_FLAGS unless
+ * the user sized the heap themselves (on the command line or in NODE_OPTIONS).
+ */
+export function daemonNodeArgs(execArgv: readonly string[], nodeOptions = ''): string[] {
+  const own = [...execArgv, ...nodeOptions.split(/\s+/)];
+  const sized = own.some((a) => /^--(?:max-semi-space-size|min-semi-space-size|max-heap-size|semi-space-growth-factor)(?:=|$)/.test(a.replace(/_/g, '-')));
+  return sized ? [...execArgv] : [...execArgv, ...DAEMON_V8_FLAGS];
+}
+
 export interface DaemonIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
@@ -96,7 +118,7 @@ async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): 
   const script = process.argv[1] ?? fileURLToPath(new URL('../../bin/wireweave', import.meta.url));
   const logFd = env.LOG_LEVEL && env.LOG_LEVEL !== 'silent' ? 'inherit' : 'ignore';
   // `--`: the name is an interface name even if it looks like a command (main.ts).
-  const child = spawn(process.execPath, [...process.execArgv, script, '--foreground', '--', ifname], {
+  const child = spawn(process.execPath, [...daemonNodeArgs(process.execArgv, env.NODE_OPTIONS), script, '--foreground', '--', ifname], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
     env: { ...env, WG_PROCESS_FOREGROUND: '1', WIREWEAVE_READY_FD: '3' },

@@ -18,6 +18,10 @@
  * persistent keepalive, so every peer starts a handshake at once). Reported: `wg setconf` and
  * `wg show dump` wall times and the daemon's RSS (VmRSS, VmHWM). Reports only; nothing asserts
  * a timing.
+ *
+ * --bin DIR (with --daemons): start wireweave as wg-quick does, `DIR/bin/wireweave IFNAME`
+ * (the compiled dist/ of checkout DIR, daemonized, so with the Node options the daemon gives
+ * its re-executed process), instead of the sources in the foreground.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,6 +34,7 @@ import { startUapiServer } from '../src/device/uapi-server.ts';
 import { uapiRequest } from '../src/device/uapi-client.ts';
 import { encodeHex } from '../src/core/keys.ts';
 import { defaultCrypto } from '../src/crypto/index.ts';
+import type { Rig, RigNode } from '../test/support/netns.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: number): number => {
@@ -43,6 +48,7 @@ const PEERS = flag('--peers', 10_000);
 const ALLOWED = flag('--allowed', 1);
 const JSON_OUT = args.includes('--json');
 const DAEMONS = args.includes('--daemons');
+const BIN_DIR = args.includes('--bin') ? path.resolve(args[args.indexOf('--bin') + 1] ?? '.') : null;
 
 const mib = (n: number): number => Math.round((n / 1048576) * 10) / 10;
 
@@ -125,7 +131,7 @@ async function daemons(): Promise<void> {
       const conf = rig.secretFile('peers.conf', lines.join('\n'));
       for (const impl of ['wireweave', 'wireguard-go'] as const) {
         const node = rig.nodes[impl === 'wireweave' ? 0 : 1]!;
-        const d = await rig.startDaemon(node, impl);
+        const d = impl === 'wireweave' && BIN_DIR ? await startDaemonized(rig, node, BIN_DIR) : await rig.startDaemon(node, impl);
         const status = (key: string): number => {
           const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'));
           return m ? Number(m[1]) / 1024 : NaN;
@@ -152,6 +158,23 @@ async function daemons(): Promise<void> {
   console.log('| scenario | daemon | peers | wg setconf | wg show dump | RSS idle | RSS 1 s after | peak RSS |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(r);
+}
+
+/** `DIR/bin/wireweave IFNAME` in `node`'s namespace: daemonized, as wg-quick starts it. */
+async function startDaemonized(rig: Rig, node: RigNode, dir: string) {
+  const ifname = rig.ifname('d');
+  const up = await rig.exec(node, [path.join(dir, 'bin', 'wireweave'), ifname], { timeoutMs: 20_000 });
+  if (up.code !== 0) throw new Error(`wireweave ${ifname} (daemonized) failed: ${up.stderr.trim()}`);
+  const pid = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).find((p) => {
+    try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(ifname); } catch { return false; }
+  });
+  if (pid === undefined) throw new Error(`the daemon of ${ifname} was not found`);
+  const stop = async (waitMs: number): Promise<void> => {
+    try { process.kill(pid, 'SIGTERM'); } catch { return; }
+    for (const end = Date.now() + waitMs; fs.existsSync(`/proc/${pid}`) && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  };
+  return { ifname, proc: { pid, stop }, logs: () => '(daemonized: logs not kept)' };
 }
 
 if (DAEMONS) await daemons();

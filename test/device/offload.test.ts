@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { fold, sum16 } from '../../src/core/checksum.ts';
 import {
   TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN,
-  completeChecksum, readVnetHeader, segmentTcp, tcpChecksumValid,
+  completeChecksum, readVnetHeader, segmentTcp, tcpChecksumValid, tsoSegmentCount, writeTcpSegment,
 } from '../../src/device/linux/offload.ts';
 import type { VnetHeader } from '../../src/device/linux/offload.ts';
 
@@ -94,6 +94,35 @@ describe('TSO in userspace: segmentTcp', () => {
       assert.deepEqual(Uint8Array.from(joined), payload, 'payload preserved in order');
     });
   }
+
+  for (const version of [4, 6] as const) {
+    it(`IPv${version}: writes each segment at any offset of a larger buffer, as segmentTcp cuts it`, () => {
+      const superPacket = tcpPacket({ version, payload: bytes(7001), seq: 12345, flags: ACK | PSH, options: TIMESTAMPS });
+      const ip = version === 4 ? 20 : 40;
+      const want = segmentAll(superPacket, ip, 1380);
+      const count = tsoSegmentCount(superPacket, ip, 1380);
+      assert.equal(count, want.length);
+      // Odd and even offsets (a datagram's header in front, in a buffer of many datagrams).
+      for (const base of [16, 17, 4096 + 16]) {
+        const out = new Uint8Array(131072).fill(0xee);
+        let o = base;
+        for (let i = 0; i < count; i++) {
+          const len = writeTcpSegment(superPacket, ip, 1380, i, count, out, o);
+          assert.deepEqual(out.subarray(o, o + len), want[i], `segment ${i} at ${o}`);
+          o += len + 48;
+        }
+        assert.equal(out[base - 1], 0xee, 'nothing written before the first segment');
+      }
+    });
+  }
+
+  it('counts segments only for packets it can cut', () => {
+    const good = tcpPacket({ version: 4, payload: bytes(3000) });
+    assert.equal(tsoSegmentCount(good, 20, 1000), 3);
+    assert.equal(tsoSegmentCount(good, 20, 1000, 1000), -1, 'a segment would not fit');
+    assert.equal(tsoSegmentCount(good, 20, 0), -1, 'no segment size');
+    assert.equal(tsoSegmentCount(good.subarray(0, 30), 20, 1000), -1, 'truncated TCP header');
+  });
 
   it('refuses malformed input without emitting anything', () => {
     const good = tcpPacket({ version: 4, payload: bytes(100) });

@@ -59,10 +59,10 @@ function writeVnetHeader(b: Uint8Array, off: number, flags: number, gsoType: num
   b[off + 8] = csumOffset & 0xff; b[off + 9] = csumOffset >>> 8;
 }
 
-/** Sum of the TCP/UDP pseudo-header for a packet whose IP header starts at 0. */
-function pseudoSum(p: Uint8Array, l4Length: number): number {
-  if (p[0]! >> 4 === 4) return sum16(p, 12, 20) + IPPROTO_TCP + l4Length;
-  return sum16(p, 8, 40) + IPPROTO_TCP + Math.floor(l4Length / 65536) + (l4Length % 65536);
+/** Sum of the TCP pseudo-header for a packet whose IP header starts at `o`. */
+function pseudoSum(p: Uint8Array, l4Length: number, o = 0): number {
+  if (p[o]! >> 4 === 4) return sum16(p, o + 12, o + 20) + IPPROTO_TCP + l4Length;
+  return sum16(p, o + 8, o + 40) + IPPROTO_TCP + Math.floor(l4Length / 65536) + (l4Length % 65536);
 }
 
 function putU16(b: Uint8Array, off: number, v: number): void {
@@ -70,9 +70,9 @@ function putU16(b: Uint8Array, off: number, v: number): void {
   b[off + 1] = v & 0xff;
 }
 
-function ipv4HeaderChecksum(p: Uint8Array, ihl: number): void {
-  p[10] = 0; p[11] = 0;
-  putU16(p, 10, finish(sum16(p, 0, ihl)));
+function ipv4HeaderChecksum(p: Uint8Array, o: number, ihl: number): void {
+  p[o + 10] = 0; p[o + 11] = 0;
+  putU16(p, o + 10, finish(sum16(p, o, o + ihl)));
 }
 
 /**
@@ -87,12 +87,11 @@ export function completeChecksum(p: Uint8Array, csumStart: number, csumOffset: n
 }
 
 /**
- * Cuts a TSO super-packet (`p`, IP header at 0, TCP header at `tcpOffset`) into segments of at
- * most `mss` payload bytes, each a complete packet with correct lengths, sequence numbers, flags
- * and checksums, written in turn into `out` and passed to `emit` (the view is valid only during
- * the call). Returns the number of segments, or -1 if the packet is malformed (nothing emitted).
+ * Checks a TSO super-packet (`p`, IP header at 0, TCP header at `tcpOffset`) for cutting into
+ * segments of at most `mss` payload bytes, each at most `maxSegment` bytes long: returns how
+ * many segments it makes, or -1 if it is malformed.
  */
-export function segmentTcp(p: Uint8Array, tcpOffset: number, mss: number, out: Uint8Array, emit: (segment: Uint8Array) => void): number {
+export function tsoSegmentCount(p: Uint8Array, tcpOffset: number, mss: number, maxSegment = 65535): number {
   const version = p.length > 0 ? p[0]! >> 4 : 0;
   if (version === 4) {
     if (p.length < 20 || p[9] !== IPPROTO_TCP) return -1;
@@ -102,35 +101,50 @@ export function segmentTcp(p: Uint8Array, tcpOffset: number, mss: number, out: U
   if (mss <= 0 || tcpOffset + 20 > p.length) return -1;
   const tcpLen = (p[tcpOffset + 12]! >> 4) * 4;
   const headers = tcpOffset + tcpLen;
-  if (tcpLen < 20 || headers > p.length || headers + mss > out.length) return -1;
-  const payload = p.length - headers;
-  const count = Math.max(1, Math.ceil(payload / mss));
-  const seq0 = ((p[tcpOffset + 4]! << 24) | (p[tcpOffset + 5]! << 16) | (p[tcpOffset + 6]! << 8) | p[tcpOffset + 7]!) >>> 0;
-  const flags0 = p[tcpOffset + 13]!;
-  const id0 = version === 4 ? (p[4]! << 8) | p[5]! : 0;
-  for (let i = 0; i < count; i++) {
-    const off = i * mss;
-    const len = Math.min(mss, payload - off);
-    out.set(p.subarray(0, headers), 0);
-    out.set(p.subarray(headers + off, headers + off + len), headers);
-    const total = headers + len;
-    if (version === 4) {
-      putU16(out, 2, total);
-      putU16(out, 4, (id0 + i) & 0xffff);
-      ipv4HeaderChecksum(out, tcpOffset);
-    } else putU16(out, 4, total - 40);
-    const seq = (seq0 + off) >>> 0;
-    out[tcpOffset + 4] = seq >>> 24; out[tcpOffset + 5] = (seq >>> 16) & 0xff;
-    out[tcpOffset + 6] = (seq >>> 8) & 0xff; out[tcpOffset + 7] = seq & 0xff;
-    let flags = flags0;
-    if (i !== count - 1) flags &= ~(TCP_FIN | TCP_PSH); // only the last segment ends or pushes
-    if (i !== 0) flags &= ~TCP_CWR; // congestion window reduced is said once
-    out[tcpOffset + 13] = flags;
-    out[tcpOffset + 16] = 0; out[tcpOffset + 17] = 0;
-    const l4 = total - tcpOffset;
-    putU16(out, tcpOffset + 16, finish(sum16(out, tcpOffset, total, pseudoSum(out, l4))));
-    emit(out.subarray(0, total));
-  }
+  if (tcpLen < 20 || headers > p.length || headers + mss > maxSegment) return -1;
+  return Math.max(1, Math.ceil((p.length - headers) / mss));
+}
+
+/**
+ * Writes segment `i` of the `count` that tsoSegmentCount gave for `p` into `out` at `o`: a
+ * complete packet with its own lengths, IPv4 id, sequence number, flags and checksums. Returns
+ * its length.
+ */
+export function writeTcpSegment(p: Uint8Array, tcpOffset: number, mss: number, i: number, count: number, out: Uint8Array, o: number): number {
+  const version = p[0]! >> 4;
+  const headers = tcpOffset + (p[tcpOffset + 12]! >> 4) * 4;
+  const off = i * mss;
+  const len = Math.min(mss, p.length - headers - off);
+  out.set(p.subarray(0, headers), o);
+  out.set(p.subarray(headers + off, headers + off + len), o + headers);
+  const total = headers + len;
+  if (version === 4) {
+    putU16(out, o + 2, total);
+    putU16(out, o + 4, (((p[4]! << 8) | p[5]!) + i) & 0xffff);
+    ipv4HeaderChecksum(out, o, tcpOffset);
+  } else putU16(out, o + 4, total - 40);
+  const seq = (((p[tcpOffset + 4]! << 24) | (p[tcpOffset + 5]! << 16) | (p[tcpOffset + 6]! << 8) | p[tcpOffset + 7]!) + off) >>> 0;
+  const t = o + tcpOffset;
+  out[t + 4] = seq >>> 24; out[t + 5] = (seq >>> 16) & 0xff;
+  out[t + 6] = (seq >>> 8) & 0xff; out[t + 7] = seq & 0xff;
+  let flags = p[tcpOffset + 13]!;
+  if (i !== count - 1) flags &= ~(TCP_FIN | TCP_PSH); // only the last segment ends or pushes
+  if (i !== 0) flags &= ~TCP_CWR; // congestion window reduced is said once
+  out[t + 13] = flags;
+  out[t + 16] = 0; out[t + 17] = 0;
+  putU16(out, t + 16, finish(sum16(out, t, o + total, pseudoSum(out, total - tcpOffset, o))));
+  return total;
+}
+
+/**
+ * Cuts a TSO super-packet (`p`, IP header at 0, TCP header at `tcpOffset`) into segments of at
+ * most `mss` payload bytes, each a complete packet with correct lengths, sequence numbers, flags
+ * and checksums, written in turn into `out` and passed to `emit` (the view is valid only during
+ * the call). Returns the number of segments, or -1 if the packet is malformed (nothing emitted).
+ */
+export function segmentTcp(p: Uint8Array, tcpOffset: number, mss: number, out: Uint8Array, emit: (segment: Uint8Array) => void): number {
+  const count = tsoSegmentCount(p, tcpOffset, mss, out.length);
+  for (let i = 0; i < count; i++) emit(out.subarray(0, writeTcpSegment(p, tcpOffset, mss, i, count, out, 0)));
   return count;
 }
 
@@ -247,7 +261,7 @@ export class TcpCoalescer {
       const tcp = this.tcpOffset;
       if (this.version === 4) {
         putU16(p, 2, total);
-        ipv4HeaderChecksum(p, 20);
+        ipv4HeaderChecksum(p, 0, 20);
       } else putU16(p, 4, total - 40);
       putU16(p, tcp + 16, fold(pseudoSum(p, total - tcp)));
       writeVnetHeader(b, 0, VNET_F_NEEDS_CSUM, this.version === 4 ? VNET_GSO_TCPV4 : VNET_GSO_TCPV6, this.headers, this.gsoSize, tcp, 16);

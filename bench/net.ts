@@ -53,7 +53,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--repeat N] [--veth-repeat N] 
 
 // ---------------------------------------------------------------- what is measured
 
-type ConfigId = 'wggo' | 'ww' | 'mixed' | 'netstack' | 'veth';
+type ConfigId = 'wggo' | 'ww' | 'ww-seal' | 'mixed' | 'netstack' | 'veth';
 
 interface ConfigDef {
   id: ConfigId;
@@ -61,11 +61,15 @@ interface ConfigDef {
   /** Implementation on A and B; null for the raw veth (no tunnel). */
   a: Impl | null;
   b: Impl | null;
+  /** Added to both daemons' environment. */
+  env?: Record<string, string>;
 }
 
 const CONFIGS: readonly ConfigDef[] = [
   { id: 'wggo', label: 'wg-go ↔ wg-go', a: 'wireguard-go', b: 'wireguard-go' },
   { id: 'ww', label: 'wireweave ↔ wireweave', a: 'wireweave', b: 'wireweave' },
+  // Transport sealed on two threads per daemon (WIREWEAVE_SEAL_WORKERS=2).
+  { id: 'ww-seal', label: 'wireweave ↔ wireweave, 2 sealing threads', a: 'wireweave', b: 'wireweave', env: { WIREWEAVE_SEAL_WORKERS: '2' } },
   { id: 'mixed', label: 'wireweave (A) ↔ wg-go (B)', a: 'wireweave', b: 'wireguard-go' },
   // A runs `wireweave forward` (userspace TCP/IP stack, no TUN); iperf3 in A talks to its local port.
   { id: 'netstack', label: 'wireweave netstack (A, no TUN) ↔ wireweave (B)', a: 'wireweave', b: 'wireweave' },
@@ -314,7 +318,7 @@ async function build(def: ConfigDef): Promise<Live> {
     const [a, b] = rig.nodes as [RigNode, RigNode];
     return { ...base, rig, a, b, target: b.addr4, da: null, db: null };
   }
-  const p = await setupPair(name, def.a, def.b);
+  const p = await setupPair(name, def.a, def.b, { daemonEnv: def.env });
   if (def.id === 'netstack') {
     try {
       return await buildNetstack(def, p);

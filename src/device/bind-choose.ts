@@ -7,7 +7,9 @@
  *   WIREWEAVE_UDP_BUFFER=N     socket buffer bytes for the Linux bind (default 7 MiB, as wireguard-go)
  *   WIREWEAVE_UDP_GSO=0        no UDP_SEGMENT batches on send (comparisons, diagnosis)
  *   WIREWEAVE_UDP_GRO=0        no UDP_GRO coalescing on receive
+ *   WIREWEAVE_SEAL_WORKERS=N   threads that seal and send transport messages (needs sodium-native)
  */
+import { ConfigError } from '../core/errors.ts';
 import type { Bind } from './bind.ts';
 import { LinuxUdpBind } from './linux/bind.ts';
 import { NodeUdpBind } from './bind-node.ts';
@@ -19,12 +21,21 @@ export interface BindLog {
 
 const quiet: BindLog = { error: () => {}, verbose: () => {} };
 
+/** WIREWEAVE_SEAL_WORKERS: a count in 0..64; anything else is a configuration error. */
+function sealWorkersFrom(text: string | undefined): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 64) throw new ConfigError('ERR_SEAL_WORKERS', `WIREWEAVE_SEAL_WORKERS must be a number of threads in 0..64, not ${JSON.stringify(text)}`);
+  return n;
+}
+
 export async function chooseBind(env: NodeJS.ProcessEnv = process.env, log: BindLog = quiet): Promise<Bind> {
   if (env.WIREWEAVE_BIND === 'node' || process.platform !== 'linux') return new NodeUdpBind();
   const bind = new LinuxUdpBind({
     socketBuffer: env.WIREWEAVE_UDP_BUFFER ? Number(env.WIREWEAVE_UDP_BUFFER) : undefined,
     gso: env.WIREWEAVE_UDP_GSO !== '0',
     gro: env.WIREWEAVE_UDP_GRO !== '0',
+    sealWorkers: sealWorkersFrom(env.WIREWEAVE_SEAL_WORKERS),
     onError: (err) => log.error(err.message),
     onSourceCleared: (e, _cleared, why) => log.verbose(`source address ${e.localAddress} for ${e.text} refused (${why}), sending from the default address`),
   });

@@ -3,6 +3,7 @@
  * Datagrams that are not WireGuard messages are handed to `onForeign` so other protocols
  * (STUN, discovery, relays) can share the port.
  */
+import type { TransportReservation } from '../core/endpoint.ts';
 
 /**
  * A remote UDP address, optionally with the local address it talks to. Instances come from
@@ -43,6 +44,17 @@ export interface Bind {
    * clears the source then too).
    */
   clearSource?(endpoint: BindEndpoint): BindEndpoint;
+  /**
+   * True while the bind seals transport messages itself, on threads of its own (the Linux bind
+   * with sealWorkers): the device then takes counters and key from the endpoint
+   * (reserveTransport) and hands the plaintext to sendTransport.
+   */
+  readonly sealsTransport?: boolean;
+  /**
+   * Pads `packet` with zeros to `padded` bytes, seals it as the reservation says (type 4, its
+   * index and counter) and sends it to `to`, after everything sent before; never throws.
+   */
+  sendTransport?(packet: Uint8Array, padded: number, r: Readonly<TransportReservation>, to: BindEndpoint): void;
   /** SO_MARK for outgoing packets where supported (0 clears). */
   setMark(mark: number): void;
   /** Closes the sockets; resolves when they are closed. */

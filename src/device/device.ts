@@ -10,7 +10,7 @@ import { Endpoint } from '../core/endpoint.ts';
 import type { EndpointEvent } from '../core/endpoint.ts';
 import type { CryptoProvider } from '../core/crypto.ts';
 import { equalConstantTime } from '../core/crypto.ts';
-import { isWireGuardMessage } from '../core/messages.ts';
+import { isWireGuardMessage, paddedLength, TAG_SIZE, Transport } from '../core/messages.ts';
 import type { PeerId } from '../core/peer.ts';
 import type { Rng } from '../core/rng.ts';
 import { isAllZero } from '../core/bytes.ts';
@@ -198,7 +198,18 @@ export class Device implements UapiTarget {
     else if (version === 6 && p.length >= 40) peer = this.allowedIps.lookupV6(p, 24);
     else { this.counters.invalidTunPacket++; return; }
     if (!peer) { this.counters.noRoute++; return; }
-    this.endpoint.send(this.clock.now(), peer.id, p);
+    const now = this.clock.now();
+    if (peer.endpoint !== null && this.bind.sealsTransport === true) {
+      // The bind's threads seal it: the endpoint gives the counter and key and does the rest.
+      const padded = paddedLength(p.length, this.tun.mtu);
+      const r = this.endpoint.reserveTransport(now, peer.id, 1, Transport.headerSize + padded + TAG_SIZE);
+      if (r !== null) {
+        this.bind.sendTransport!(p, padded, r, peer.endpoint);
+        this.armTimer();
+        return;
+      }
+    }
+    this.endpoint.send(now, peer.id, p);
     this.armTimer();
   }
 

@@ -87,6 +87,9 @@ import { ReceivedEndpoints } from './received-endpoints.ts';
 import { FD0, GEN, H_GSO, H_LEN, HDR_SIZE, NFDS, OVFL, QUIT, RX_ERRORS, STOPPED, UDP_SLOT_SIZE, udpRingLayout, WAKE_FD } from './udp-ring.ts';
 import type { UdpReceiverData, UdpReceiverMessage } from './udp-ring.ts';
 import { UdpSender } from './udp-sender.ts';
+import { DEFAULT_SEAL_SLOTS, SealPipeline } from './seal-pipeline.ts';
+import { sodiumCrypto } from '../../crypto/index.ts';
+import type { TransportReservation } from '../../core/endpoint.ts';
 import { startWorker } from './worker.ts';
 
 export interface LinuxBindOptions {
@@ -104,6 +107,11 @@ export interface LinuxBindOptions {
   gso?: boolean;
   /** Let the kernel coalesce received datagrams of a flow (UDP_GRO; default true). */
   gro?: boolean;
+  /**
+   * Threads that seal transport messages and send them (seal-pipeline.ts; default 0: the
+   * caller's thread seals). They need sodium-native; without it the bind seals nothing itself.
+   */
+  sealWorkers?: number;
 }
 
 export interface LinuxBindStats {
@@ -205,6 +213,9 @@ export class LinuxUdpBind implements Bind {
   private readonly sender: UdpSender;
   private counters = { rxPackets: 0, rxErrors: 0 };
   private readonly gro: boolean;
+  private readonly sealWorkers: number;
+  /** The sealing threads: undefined until the first open, null when there are none. */
+  private sealers: SealPipeline | null | undefined;
   private kernelDroppedBefore = 0;
   private readonly E = {
     EADDRNOTAVAIL: errno('EADDRNOTAVAIL'), EADDRINUSE: errno('EADDRINUSE'), EAFNOSUPPORT: errno('EAFNOSUPPORT'),
@@ -221,13 +232,48 @@ export class LinuxUdpBind implements Bind {
     this.onError = opts.onError ?? ((err) => process.emitWarning(err));
     this.sender = new UdpSender(this.endpoints, { gso: opts.gso ?? true, onSourceCleared: opts.onSourceCleared });
     this.gro = opts.gro ?? true;
+    const sealWorkers = opts.sealWorkers ?? 0;
+    if (!Number.isInteger(sealWorkers) || sealWorkers < 0 || sealWorkers > 64) throw new RangeError(`sealWorkers must be in 0..64, not ${sealWorkers}`);
+    this.sealWorkers = sealWorkers;
+  }
+
+  /** Whether sendTransport can be used now (sealing threads running, sockets open). */
+  get sealsTransport(): boolean {
+    return this.sender.sealsTransport;
+  }
+
+  /** A transport message the sealing threads seal and send (see Bind.sendTransport). */
+  sendTransport(packet: Uint8Array, padded: number, r: Readonly<TransportReservation>, to: BindEndpoint): void {
+    this.sender.sendTransport(packet, padded, r, to);
+  }
+
+  /** Starts the sealing threads at the first open; without sodium-native the bind goes on without. */
+  private async startSealers(): Promise<void> {
+    if (this.sealWorkers === 0 || this.sealers !== undefined) return;
+    this.sealers = null;
+    if (!sodiumCrypto) { this.onError(new Error('sealing threads need sodium-native; sealing on the main thread')); return; }
+    const p = new SealPipeline(this.sealWorkers, DEFAULT_SEAL_SLOTS, this.sender.writeHeaderAt, (to, e) => this.sender.sourceRefused(to, e));
+    try {
+      await p.ready();
+    } catch (err) {
+      this.onError(new Error(`sealing threads failed to start (${(err as Error).message}); sealing on the main thread`));
+      return;
+    }
+    this.sealers = p;
+    this.sender.attachSealers(p);
   }
 
   get stats(): LinuxBindStats {
     const s = this.session;
     const ovfl = s ? (Atomics.load(s.ctrl, OVFL) >>> 0) + (Atomics.load(s.ctrl, OVFL + 1) >>> 0) : 0;
     const rxErrors = this.counters.rxErrors + (s ? Atomics.load(s.ctrl, RX_ERRORS) : 0);
-    return { ...this.counters, ...this.sender.counters, rxErrors, rxKernelDropped: this.kernelDroppedBefore + ovfl };
+    const tx = this.sender.counters;
+    const sealed = this.sealers?.counters;
+    const send = sealed ? {
+      txPackets: tx.txPackets + sealed.txPackets, txDropped: tx.txDropped + sealed.txDropped, txErrors: tx.txErrors + sealed.txErrors,
+      sourceCleared: tx.sourceCleared + sealed.sourceCleared, gsoBatches: tx.gsoBatches + sealed.gsoBatches, gsoRefused: tx.gsoRefused + sealed.gsoRefused,
+    } : tx;
+    return { ...this.counters, ...send, rxErrors, rxKernelDropped: this.kernelDroppedBefore + ovfl };
   }
 
   /** The socket file descriptors of the current open ({ v4, v6 }; -1 when absent), for diagnostics. */
@@ -280,6 +326,7 @@ export class LinuxUdpBind implements Bind {
       const session = new Session(fds, wakeFd, this.slots, receiver, this.ring);
       this.ring = session.sab;
       this.session = session;
+      await this.startSealers();
       this.sender.open(lib, fds);
       this.port = actual;
       fd4 = fd6 = wakeFd = -1; // owned by the session now
@@ -478,6 +525,10 @@ export class LinuxUdpBind implements Bind {
     const run = this.opening.then(async () => {
       await this.shutdown();
       // The receiving thread goes with the bind (a re-open keeps it).
+      const sealers = this.sealers;
+      this.sealers = undefined;
+      this.sender.attachSealers(null);
+      await sealers?.stop();
       const t = this.receiverThread;
       this.receiverThread = undefined;
       if (t && !t.dead && this.ring) {
@@ -497,6 +548,7 @@ export class LinuxUdpBind implements Bind {
     if (!s) return;
     this.sender.close(); // what this task already sent leaves before the sockets close
     this.session = null;
+    await this.sender.drained(); // and what the sealing threads hold
     s.receiver = undefined;
     const lib = this.lib!;
     const t = this.receiverThread;

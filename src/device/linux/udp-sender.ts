@@ -6,6 +6,7 @@
  * address is sent from it (pktinfo.ts) until the kernel refuses it; then without, until a
  * datagram arrives on it again (`arrived`).
  */
+import type { TransportReservation } from '../../core/endpoint.ts';
 import type { BindEndpoint } from '../bind.ts';
 import type { EndpointCache } from '../endpoint-address.ts';
 import { errno, errnoName } from '../errno.ts';
@@ -14,6 +15,7 @@ import { libc } from './libc.ts';
 import type { Libc } from './libc.ts';
 import { sourceInfo, writePktinfo } from './pktinfo.ts';
 import type { SourceInfo } from './pktinfo.ts';
+import type { SealPipeline } from './seal-pipeline.ts';
 import { AF_INET, AF_INET6, MSG_CONTROL, MSG_CONTROLLEN, MSG_IOV, MSG_IOVLEN, MSG_NAME, MSG_NAMELEN, SOCKADDR_IN, SOCKADDR_IN6 } from './socket-abi.ts';
 import { UDP_SLOT_SIZE } from './udp-ring.ts';
 
@@ -50,6 +52,7 @@ export class UdpSender {
   /** Datagrams gathered in the send area for one sendmsg (see send/flush). */
   private readonly pending = { to: null as BindEndpoint | null, count: 0, bytes: 0, segmentSize: 0, sealed: false };
   private flushQueued = false;
+  private sealers: SealPipeline | null = null;
   private readonly sources = new WeakMap<BindEndpoint, SourceInfo | null>();
   /** sin6_scope_id of link-local remotes configured with a zone (fe80::1%eth0, fe80::1%3), and until when (performance.now()) a looked-up name holds. */
   private readonly zoneScopes = new WeakMap<BindEndpoint, { scope: number; until: number }>();
@@ -86,6 +89,7 @@ export class UdpSender {
   /** Sends what this task gathered, then refuses sends until the next open. */
   close(): void {
     this.flush();
+    this.sealers?.publish();
     this.fds = null;
   }
 
@@ -94,9 +98,40 @@ export class UdpSender {
     if (this.staleSources.size !== 0) this.staleSources.delete(from);
   }
 
+  /** Sealing threads for transport messages (seal-pipeline.ts); null seals on the caller's thread. */
+  attachSealers(sealers: SealPipeline | null): void {
+    this.sealers = sealers;
+  }
+
+  /** Whether sendTransport can be used now. */
+  get sealsTransport(): boolean {
+    return this.sealers !== null && this.sealers.usable && this.fds !== null;
+  }
+
+  /** A transport message for the sealing threads: `packet` padded to `padded` bytes, sealed as `r` says. */
+  sendTransport(packet: Uint8Array, padded: number, r: Readonly<TransportReservation>, to: BindEndpoint): void {
+    const fd = this.fds === null ? undefined : to.family === 4 ? this.fds[0] : this.fds[1];
+    if (fd === undefined || this.sealers === null) { this.counters.txErrors++; return; }
+    if (this.pending.count > 0) this.flush(); // what was gathered here goes first
+    this.sealers.sendTransport(fd, to, packet, padded, r);
+  }
+
+  /** Waits until the sealing threads have sent what they hold (before the sockets close). */
+  async drained(): Promise<void> {
+    if (this.sealers) await this.sealers.drained();
+  }
+
   send(datagram: Uint8Array, to: BindEndpoint): void {
     const len = datagram.length;
     if (this.fds === null || len > UDP_SLOT_SIZE) { this.counters.txErrors++; return; }
+    const sealers = this.sealers;
+    if (sealers !== null && sealers.usable && sealers.busy) {
+      // Transport messages are queued on the sealing threads: this one goes behind them.
+      const fd = to.family === 4 ? this.fds[0] : this.fds[1];
+      if (fd === undefined) { this.counters.txErrors++; return; }
+      sealers.sendSealed(fd, to, datagram);
+      return;
+    }
     const p = this.pending;
     if (p.count > 0) {
       // Same destination, no longer than the first segment, room left: one more GSO segment.
@@ -159,8 +194,16 @@ export class UdpSender {
 
   /** Writes msg_name and the source control message for `to`; returns the control length used. */
   private writeHeader(to: BindEndpoint): number {
-    const b = this.send8;
-    const w = this.send32;
+    this.send32[(S_MSG + MSG_NAMELEN) >> 2] = to.family === 4 ? SOCKADDR_IN : SOCKADDR_IN6;
+    return this.writeHeaderAt(to, this.send8, this.send32, S_NAME, S_CONTROL);
+  }
+
+  /**
+   * Writes `to` as a sockaddr at byte `nameAt` and its source control message (sticky source)
+   * at `controlAt` of `b` (`w` over the same bytes); returns the control length. The sealing
+   * threads' jobs are written with it too.
+   */
+  readonly writeHeaderAt = (to: BindEndpoint, b: Uint8Array, w: Int32Array, nameAt: number, controlAt: number): number => {
     const t = to.tag;
     let source: SourceInfo | null | undefined;
     if (to.localAddress !== undefined && (this.staleSources.size === 0 || !this.staleSources.has(to))) {
@@ -168,21 +211,26 @@ export class UdpSender {
       if (source === undefined) { source = sourceInfo(to); this.sources.set(to, source); }
     }
     if (to.family === 4) {
-      b[S_NAME] = AF_INET; b[S_NAME + 1] = 0;
-      b[S_NAME + 2] = t[4]!; b[S_NAME + 3] = t[5]!;
-      b[S_NAME + 4] = t[0]!; b[S_NAME + 5] = t[1]!; b[S_NAME + 6] = t[2]!; b[S_NAME + 7] = t[3]!;
-      w[(S_MSG + MSG_NAMELEN) >> 2] = SOCKADDR_IN;
-      return source ? writePktinfo(b, w, S_CONTROL, 4, source) : 0;
+      b[nameAt] = AF_INET; b[nameAt + 1] = 0;
+      b[nameAt + 2] = t[4]!; b[nameAt + 3] = t[5]!;
+      b[nameAt + 4] = t[0]!; b[nameAt + 5] = t[1]!; b[nameAt + 6] = t[2]!; b[nameAt + 7] = t[3]!;
+      return source ? writePktinfo(b, w, controlAt, 4, source) : 0;
     }
-    b[S_NAME] = AF_INET6 & 0xff; b[S_NAME + 1] = 0;
-    b[S_NAME + 2] = t[16]!; b[S_NAME + 3] = t[17]!;
-    w[(S_NAME + 4) >> 2] = 0; // flowinfo
-    for (let i = 0; i < 16; i++) b[S_NAME + 8 + i] = t[i]!;
+    b[nameAt] = AF_INET6 & 0xff; b[nameAt + 1] = 0;
+    b[nameAt + 2] = t[16]!; b[nameAt + 3] = t[17]!;
+    w[(nameAt + 4) >> 2] = 0; // flowinfo
+    for (let i = 0; i < 16; i++) b[nameAt + 8 + i] = t[i]!;
     // A link-local remote needs a scope: the interface our link-local source lives on, else the
     // zone it was configured with.
-    w[(S_NAME + 24) >> 2] = t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? (source?.ifindex || this.zoneScope(to)) : 0;
-    w[(S_MSG + MSG_NAMELEN) >> 2] = SOCKADDR_IN6;
-    return source ? writePktinfo(b, w, S_CONTROL, 6, source) : 0;
+    w[(nameAt + 24) >> 2] = t[0] === 0xfe && (t[1]! & 0xc0) === 0x80 ? (source?.ifindex || this.zoneScope(to)) : 0;
+    return source ? writePktinfo(b, w, controlAt, 6, source) : 0;
+  };
+
+  /** A sealing thread's send with `to`'s sticky source was refused: as sendOne does, stop using it. */
+  sourceRefused(to: BindEndpoint, e: number): void {
+    if (this.staleSources.size >= MAX_STALE) this.staleSources.clear();
+    this.staleSources.add(to);
+    this.onSourceCleared?.(to, this.endpoints.withoutSource(to), errnoName(e));
   }
 
   /** One datagram: the `len` bytes at S_DATA + `off` of the send area. */

@@ -16,7 +16,7 @@ import type { WorkerOptions } from 'node:worker_threads';
 /** '.ts' when this module runs from the sources, '.js' when compiled. */
 const EXTENSION = new URL(import.meta.url).pathname.endsWith('.ts') ? '.ts' : '.js';
 
-export function startWorker(name: 'tun-reader' | 'udp-receiver', options: WorkerOptions): Worker {
+export function startWorker(name: 'tun-reader' | 'udp-receiver' | 'sealer', options: WorkerOptions): Worker {
   const url = new URL(`./${name}${EXTENSION}`, import.meta.url);
   if (EXTENSION === '.js') return new Worker(url, options);
   let tsx: string;

@@ -233,7 +233,7 @@ export class LinuxUdpBind implements Bind {
     this.sender = new UdpSender(this.endpoints, { gso: opts.gso ?? true, onSourceCleared: opts.onSourceCleared });
     this.gro = opts.gro ?? true;
     const sealWorkers = opts.sealWorkers ?? 0;
-    if (!Number.isInteger(sealWorkers) || sealWorkers < 0 || sealWorkers > 64) throw new RangeError(`sealWorkers must be in 0..64, not ${sealWorkers}`);
+    if (!Number.isInteger(sealWorkers) || sealWorkers < 0 || sealWorkers > 64) throw new ConfigError('ERR_SEAL_WORKERS', `sealWorkers must be a number of threads in 0..64, not ${sealWorkers}`);
     this.sealWorkers = sealWorkers;
   }
 

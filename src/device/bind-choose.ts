@@ -8,6 +8,7 @@
  *   WIREWEAVE_UDP_GSO=0        no UDP_SEGMENT batches on send (comparisons, diagnosis)
  *   WIREWEAVE_UDP_GRO=0        no UDP_GRO coalescing on receive
  *   WIREWEAVE_SEAL_WORKERS=N   threads that seal and send transport messages (needs sodium-native)
+ *   WIREWEAVE_UDP_SLOTS=N      receive ring slots (a power of two; tuning and diagnosis)
  */
 import { ConfigError } from '../core/errors.ts';
 import type { Bind } from './bind.ts';
@@ -36,6 +37,7 @@ export async function chooseBind(env: NodeJS.ProcessEnv = process.env, log: Bind
     gso: env.WIREWEAVE_UDP_GSO !== '0',
     gro: env.WIREWEAVE_UDP_GRO !== '0',
     sealWorkers: sealWorkersFrom(env.WIREWEAVE_SEAL_WORKERS),
+    ringSlots: env.WIREWEAVE_UDP_SLOTS ? Number(env.WIREWEAVE_UDP_SLOTS) : undefined,
     onError: (err) => log.error(err.message),
     onSourceCleared: (e, _cleared, why) => log.verbose(`source address ${e.localAddress} for ${e.text} refused (${why}), sending from the default address`),
   });

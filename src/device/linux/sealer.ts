@@ -63,6 +63,26 @@ for (let s = 0; s < d.slots; s++) {
 }
 post({ type: 'ready' });
 
+/**
+ * Views of a slot's datagrams (plaintext, tag) for one segment size, kept while the size stays
+ * the same (it is the path MTU's nearly always), so sealing allocates nothing per packet; only
+ * a job's shorter last datagram gets views of its own.
+ */
+interface SlotViews { segment: number; texts: Uint8Array[]; tags: Uint8Array[] }
+const views: SlotViews[] = [];
+
+function viewsFor(o: number, segment: number, i: number): SlotViews {
+  const s = (o - RING_CTRL_BYTES) / SLOT_BYTES;
+  let v = views[s];
+  if (v === undefined || v.segment !== segment) views[s] = v = { segment, texts: [], tags: [] };
+  for (let k = v.texts.length; k <= i; k++) {
+    const at = o + J_DATA + k * segment;
+    v.texts.push(u8.subarray(at + 16, at + segment - 16));
+    v.tags.push(u8.subarray(at + segment - 16, at + segment));
+  }
+  return v;
+}
+
 /** Writes the transport header of every datagram in the job and seals each in place. */
 function seal(o: number, count: number, segment: number, bytes: number): void {
   const index = i32[(o + J_INDEX) >> 2]!;
@@ -81,8 +101,9 @@ function seal(o: number, count: number, segment: number, bytes: number): void {
     i32[w + 3] = hi | 0;
     nonceView.setUint32(4, lo, true);
     nonceView.setUint32(8, hi, true);
-    const text = u8.subarray(at + 16, at + len - 16);
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(text, u8.subarray(at + len - 16, at + len), text, null, null, nonce, key);
+    const v = len === segment ? viewsFor(o, segment, i) : null;
+    const text = v ? v.texts[i]! : u8.subarray(at + 16, at + len - 16);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(text, v ? v.tags[i]! : u8.subarray(at + len - 16, at + len), text, null, null, nonce, key);
   }
   key.fill(0);
 }

@@ -19,7 +19,7 @@ const COUNTER_NAMES = [
   'tcpSynBacklogFull', 'tcpSynBacklogEvicted', 'tcpConnectionLimit', 'tcpOutOfWindow', 'tcpBadAck',
   'tcpAckTooNew', 'tcpNoAck', 'tcpChallengeAck', 'tcpChallengeAckLimited', 'tcpPawsRejected', 'tcpRstReceived', 'tcpRstIgnored', 'tcpSynInWindow',
   'tcpDataAfterClose', 'tcpDataAfterFin', 'tcpBeyondWindow', 'tcpOutOfOrder', 'tcpOutOfOrderDropped', 'tcpDuplicate',
-  'tcpSegmentsSent', 'tcpRetransmits', 'tcpFastRetransmits', 'tcpRtoExpired', 'tcpTimeouts',
+  'tcpSegmentsSent', 'tcpRetransmits', 'tcpFastRetransmits', 'tcpLossProbes', 'tcpRtoExpired', 'tcpTimeouts',
   'tcpZeroWindowProbes', 'tcpKeepaliveProbes', 'tcpDelayedAcks', 'tcpActiveOpens', 'tcpPassiveOpens',
   'tcpTimeWaitReused', 'tcpSynAckGiveUp', 'tcpSackBlocksReceived', 'tcpIcmpUnreachable',
   // TCP memory budget (tcp/memory-budget.ts): tcpMemoryInUse and tcpMemoryPeak are bytes (gauges)

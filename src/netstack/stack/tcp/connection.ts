@@ -440,6 +440,7 @@ export class Connection extends Sender implements TcpConnection {
     }
     if (this.rtxAt <= now) this.onRetransmitTimeout(now);
     if (this.isClosed()) { this.flush(); return; }
+    if (this.tlpAt <= now) this.onProbeTimeout(now);
     if (this.persistAt <= now) this.onPersist(now);
     if (this.isClosed()) { this.flush(); return; }
     if (this.keepAt <= now) this.onKeepalive(now);

@@ -78,6 +78,13 @@ export class NewReno {
     this.inRecovery = false;
   }
 
+  /** A loss probe repaired a lost tail (RFC 8985 §7.4.2): halve as on entering recovery. */
+  onProbeRepair(): void {
+    this.ssthresh = Math.max(Math.floor(this.cwnd / 2), 2 * this.smss);
+    this.cwnd = this.ssthresh;
+    this.acked = 0;
+  }
+
   /** Retransmission timeout: RFC 5681 §3.1 eq. 4, cwnd = LW = 1 SMSS; recovery is abandoned. */
   onTimeout(flightSize: number, sndMax: number): void {
     this.ssthresh = Math.max(Math.floor(flightSize / 2), 2 * this.smss);

@@ -1,8 +1,9 @@
 /**
  * The sending side of a connection: what goes out when (RFC 9293 §3.8.6.2.1 sender SWS avoidance,
- * RFC 5681/6582 windows, RFC 6675 SACK recovery), how ACKs move it (RFC 9293 §3.10.7.4 with the
- * RFC 5961 ACK check, SACK blocks, duplicate ACKs), and its timers: retransmission with RFC 6298
- * backoff and the user timeout, and zero-window probing.
+ * RFC 5681/6582 windows, RFC 6675 SACK recovery with RFC 5827 early retransmit and RFC 3042
+ * limited transmit), how ACKs move it (RFC 9293 §3.10.7.4 with the RFC 5961 ACK check, SACK
+ * blocks, duplicate ACKs), and its timers: retransmission with RFC 6298 backoff and the user
+ * timeout, the RFC 8985 tail loss probe, and zero-window probing.
  */
 import { ACK, FIN, PSH, SYN } from './segment.ts';
 import type { TcpSegment } from './segment.ts';
@@ -28,8 +29,10 @@ export abstract class Sender extends Tcb {
     const wnd = seg.window << this.sndWscale;
     const acked = seqDiff(ack, this.sndUna);
     const sackedBefore = this.scoreboard.sackedBytes;
+    this.dsack = false;
     if (this.sackOk && seg.options.sack) this.takeSack(seg.options.sack, ack);
     const sackGrew = this.scoreboard.sackedBytes > sackedBefore;
+    if (this.tlpEnd !== undefined) this.probeAcked(ack, acked > 0 || sackGrew || wnd !== this.sndWnd);
     if (acked > 0) {
       this.onNewAck(ack, acked, seg, now);
       if (this.state === 'CLOSED' || this.state === 'TIME-WAIT') return this.state === 'TIME-WAIT';
@@ -49,7 +52,7 @@ export abstract class Sender extends Tcb {
       } else if (this.sndMax !== this.sndUna) {
         // The peer is alive but full: stop retransmitting into a closed window and probe instead.
         this.sndNxt = this.sndUna;
-        this.rtxAt = Infinity;
+        this.rtxAt = this.tlpAt = Infinity;
         this.progressAt = now;
         this.timing = false;
       }
@@ -57,10 +60,16 @@ export abstract class Sender extends Tcb {
     return true;
   }
 
-  /** Records SACK blocks (RFC 2018) that lie inside what is outstanding; D-SACKs are ignored. */
+  /**
+   * Records SACK blocks (RFC 2018) that lie inside what is outstanding. A D-SACK (RFC 2883: the
+   * first block below the ACK or inside the second) is only noted: it tells a loss probe that
+   * what it resent had arrived before.
+   */
   protected takeSack(blocks: number[], ack: number): void {
     const una = seqGt(ack, this.sndUna) ? ack : this.sndUna;
     this.host.counters.tcpSackBlocksReceived += blocks.length / 2;
+    if (blocks.length >= 2 && (seqLe(blocks[1]!, ack) ||
+      (blocks.length >= 4 && seqGe(blocks[0]!, blocks[2]!) && seqLe(blocks[1]!, blocks[3]!)))) this.dsack = true;
     for (let i = 0; i + 1 < blocks.length; i += 2) {
       let left = blocks[i]!;
       const right = blocks[i + 1]!;
@@ -86,6 +95,13 @@ export abstract class Sender extends Tcb {
     // RTT: from the echoed timestamp when we have one, else from the one timed segment (Karn).
     if (this.tsOk && seg.options.tsEcr) this.sampleTs(seg.options.tsEcr, now);
     else if (this.timing && seqGe(ack, this.rttSeq)) { this.rto.sample(now - this.rttStart); this.timing = false; }
+    // Karn (RFC 6298 §5): the backoff lasts until data sent only once is acknowledged. Timestamp
+    // echoes older than the last retransmission give no sample, and under steady loss there is
+    // nearly always a newer retransmission, so without this the backoff could outlive the losses
+    // that caused it and climb toward its cap while data kept being acknowledged.
+    if (this.rto.backoffs > 0 && seqGt(ack, this.rtxEnd)) this.rto.backoffs = 0;
+    // Kept within the window so that sequence wrap-around cannot make it look ahead of us.
+    if (seqLt(this.rtxEnd, ack)) this.rtxEnd = ack;
     const flight = seqDiff(this.sndMax, this.sndUna);
     if (this.cc.inRecovery && this.sackOk) {
       // RFC 6675: a full ACK ends recovery; a partial one lets the pipe send more (in output).
@@ -104,6 +120,7 @@ export abstract class Sender extends Tcb {
       this.dupAcks = 0;
     }
     this.rtxAt = this.sndMax === this.sndUna ? Infinity : now + this.rto.rto;
+    this.armProbe(now);
     if (this.writeBlocked && dataAcked > 0) this.growSendBuffer();
     if (this.writeBlocked && dataAcked > 0) {
       this.writeBlocked = false;
@@ -135,15 +152,53 @@ export abstract class Sender extends Tcb {
     this.host.counters.tcpSendBufferGrown++;
   }
 
+  /**
+   * The duplicate-ACK threshold: 3 (RFC 5681), or with two or three segments outstanding and
+   * nothing new to send, one less than those segments (RFC 5827 early retransmit) — a small
+   * window never collects three duplicates, and every loss in it would wait for the RTO. One
+   * segment alone elicits no duplicate that would tell of its loss: that is left to the probe.
+   */
+  protected dupThresh(): number {
+    const flight = seqDiff(this.sndMax, this.sndUna);
+    const oseg = Math.ceil(flight / this.smss);
+    if (oseg >= 4 || oseg < 2 || this.canSendNew(flight)) return 3;
+    return oseg - 1;
+  }
+
+  /** Whether unsent data could go out now (limited transmit's allowance included). */
+  private canSendNew(flight: number): boolean {
+    const unsent = this.sendBuf.length - flight;
+    const allowance = this.cc.cwnd + this.limitedTransmit() - flight;
+    return unsent > 0 && Math.min(allowance, this.sndWnd - flight) >= Math.min(unsent, this.smss);
+  }
+
+  /** RFC 3042 limited transmit: a new segment for each of the first two duplicate ACKs. */
+  protected limitedTransmit(): number {
+    return !this.cc.inRecovery && this.dupAcks > 0 && this.dupAcks < 3 ? this.dupAcks * this.smss : 0;
+  }
+
   protected onDupAck(now: number): void {
     this.dupAcks++;
+    const thresh = this.dupThresh();
     if (this.sackOk) {
-      // RFC 6675 §5: three duplicates, or more than two segments' worth SACKed above the hole.
-      if (!this.cc.inRecovery && (this.dupAcks >= 3 || this.scoreboard.sackedBytes > 2 * this.smss) &&
-        seqGt(this.sndUna, this.cc.recover)) {
+      // RFC 6675 §5: DupThresh duplicates, or more than DupThresh − 1 segments SACKed above the
+      // hole; a new recovery may start once SND.UNA reached the last one's RecoveryPoint (§5.1).
+      // Early retransmit's lower threshold wants a SACKed segment behind the hole (RFC 5827
+      // §3.2), not a duplicate the network made of an ACK.
+      const early = thresh < 3;
+      if (!this.cc.inRecovery && (!early || !this.scoreboard.isEmpty) &&
+        (this.dupAcks >= thresh || this.scoreboard.sackedBytes > (thresh - 1) * this.smss) &&
+        seqGe(this.sndUna, this.cc.recover)) {
         this.host.counters.tcpFastRetransmits++;
+        this.tlpAt = Infinity;
+        this.tlpEnd = undefined;
         this.cc.enterSackRecovery(seqDiff(this.sndMax, this.sndUna), this.sndMax);
-        this.highRxt = this.sndUna;
+        // RFC 6675 (4.3): the first segment presumed lost goes out at once, whatever the pipe
+        // says; (C) then sends what the pipe allows.
+        const end = seqAdd(this.sndUna, this.sendBuf.length);
+        const len = this.scoreboard.nextHole(this.sndUna, end, this.smss)?.len ?? Math.min(this.smss, this.sendBuf.length);
+        this.resend(now, this.sndUna, len);
+        this.highRxt = seqAdd(this.sndUna, len);
         this.sackRecoveryOutput(now);
         this.rtxAt = now + this.rto.rto;
       }
@@ -151,7 +206,7 @@ export abstract class Sender extends Tcb {
     }
     if (this.cc.inRecovery) {
       this.cc.onDupAckInRecovery();
-    } else if (this.dupAcks === 3 && seqGt(this.sndUna, this.cc.recover)) {
+    } else if (this.dupAcks >= thresh && seqGt(this.sndUna, this.cc.recover)) {
       // Fast retransmit (RFC 5681 §3.2), guarded by RFC 6582 §4.1 against old-window duplicates.
       this.host.counters.tcpFastRetransmits++;
       this.cc.enterRecovery(seqDiff(this.sndMax, this.sndUna), this.sndMax);
@@ -164,6 +219,12 @@ export abstract class Sender extends Tcb {
   protected output(now: number): void {
     if (this.cc.inRecovery && this.sackOk) this.sackRecoveryOutput(now);
     else this.windowOutput(now);
+    // RFC 6298 (5.1): a flight always has a retransmission timer once the window is open again —
+    // after a zero window rewound SND.NXT, recovery's pipe may let nothing go out, and no ACK
+    // would come to restart it.
+    if (this.sndWnd > 0 && this.rtxAt === Infinity && this.sndMax !== this.sndUna && this.canSendData()) {
+      this.rtxAt = now + this.rto.rto;
+    }
     if (this.sndWnd === 0 && this.rtxAt === Infinity && this.persistAt === Infinity &&
       (this.sendBuf.length > seqDiff(this.sndNxt, this.sndUna) || (this.finQueued && !this.finAcked && this.sndMax === this.sndUna))) {
       this.persistAt = now + this.persistInterval();
@@ -183,7 +244,9 @@ export abstract class Sender extends Tcb {
       const off = seqDiff(this.sndNxt, this.sndUna);
       const dataLeft = this.sendBuf.length - off;
       if (dataLeft < 0) break; // FIN already sent
-      const usable = Math.min(this.cc.cwnd, this.sndWnd) - off;
+      // Limited transmit sends only new data: off ≥ the flight when SND.NXT is at SND.MAX.
+      const lt = seqLt(this.sndNxt, this.sndMax) ? 0 : this.limitedTransmit();
+      const usable = Math.min(this.cc.cwnd + lt, this.sndWnd) - off;
       const len = Math.max(0, Math.min(dataLeft, limit, usable));
       const fin = this.finQueued && len === dataLeft;
       if (len === 0 && !fin) break;
@@ -235,22 +298,33 @@ export abstract class Sender extends Tcb {
     const fin = this.finQueued && !this.finAcked && off + len === this.sendBuf.length;
     let flags = ACK | (fin ? FIN : 0);
     if (len > 0 && off + len === this.sendBuf.length) flags |= PSH;
-    this.host.counters.tcpRetransmits++;
     this.emitSegment(now, flags, seq, len, off);
-    this.timing = false;
-    this.rtxTs = this.tsNow(now);
     const end = seqAdd(seq, len + (fin ? 1 : 0));
+    this.retransmitted(now, end);
     if (seqLt(this.sndNxt, end)) this.sndNxt = end;
     if (seqGt(end, this.sndMax)) this.sndMax = end;
+  }
+
+  /**
+   * Bookkeeping for every retransmission: Karn's rule (no RTT from the timed segment, no
+   * timestamp echo older than this one) and how far retransmitted data reaches, so that an ACK
+   * beyond it — for data sent once — ends the backoff.
+   */
+  protected retransmitted(now: number, end: number): void {
+    this.host.counters.tcpRetransmits++;
+    this.timing = false;
+    this.rtxTs = this.tsNow(now);
+    if (seqGt(end, this.rtxEnd)) this.rtxEnd = end;
+    if (this.rtxAt === Infinity) this.rtxAt = now + this.rto.rto;
   }
 
   protected sendData(now: number, off: number, len: number, fin: boolean): void {
     const seq = this.sndNxt;
     const retransmit = seqLt(seq, this.sndMax);
-    if (retransmit) { this.host.counters.tcpRetransmits++; this.rtxTs = this.tsNow(now); }
     let flags = ACK | (fin ? FIN : 0);
     if (len > 0 && len === this.sendBuf.length - off) flags |= PSH;
     this.emitSegment(now, flags, seq, len, off);
+    if (retransmit) this.retransmitted(now, seqAdd(seq, len + (fin ? 1 : 0)));
     if (!retransmit && !this.timing && !this.tsOk && len > 0) {
       this.timing = true;
       this.rttSeq = seqAdd(seq, len);
@@ -260,6 +334,69 @@ export abstract class Sender extends Tcb {
     this.sndNxt = seqAdd(seq, len + (fin ? 1 : 0));
     if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
     if (this.rtxAt === Infinity) this.rtxAt = now + this.rto.rto;
+    if (!retransmit) this.armProbe(now);
+  }
+
+  // --- RFC 8985 tail loss probe ---------------------------------------------------------------
+
+  /**
+   * (Re)arms the probe timeout after new data went out or new data was acknowledged (RFC 8985
+   * §7.2): 2·SRTT, plus room for a delayed ACK when one segment is out (as Linux), and only when
+   * it comes before the RTO. Small windows and lost ACKs otherwise leave a loss to the RTO:
+   * nothing comes back to count as a duplicate.
+   */
+  protected armProbe(now: number): void {
+    this.tlpAt = Infinity;
+    if (!this.sackOk || !this.rto.hasSample || this.cc.inRecovery || this.tlpEnd !== undefined ||
+      this.rto.backoffs > 0 || this.sndMax === this.sndUna || this.sndWnd === 0 || seqLt(this.sndNxt, this.sndMax)) return;
+    const flight = seqDiff(this.sndMax, this.sndUna);
+    const pto = 2 * this.rto.srtt + (flight <= this.smss ? this.host.config.tcpMinRto : 2);
+    if (now + pto < this.rtxAt) this.tlpAt = now + pto;
+  }
+
+  /**
+   * The probe (RFC 8985 §7.3): one new segment if the peer's window allows, else the last
+   * segment again, so that the peer's ACK — with SACK blocks — starts recovery without the RTO.
+   */
+  protected onProbeTimeout(now: number): void {
+    this.tlpAt = Infinity;
+    if (!this.canSendData() || this.sndMax === this.sndUna || this.cc.inRecovery || this.tlpEnd !== undefined ||
+      seqLt(this.sndNxt, this.sndMax)) return;
+    this.host.counters.tcpLossProbes++;
+    const flight = seqDiff(this.sndMax, this.sndUna);
+    const unsent = this.sendBuf.length - flight;
+    const len = Math.min(unsent, this.smss, this.sndWnd - flight);
+    if (unsent > 0 && len > 0) {
+      this.sendData(now, flight, len, this.finQueued && len === unsent);
+      this.tlpRetrans = false;
+    } else {
+      const data = Math.min(this.sendBuf.length, flight);
+      const last = Math.min(this.smss, data);
+      this.resend(now, seqAdd(this.sndUna, data - last), last);
+      this.tlpRetrans = true;
+    }
+    this.tlpAt = Infinity;
+    this.tlpEnd = this.sndMax;
+    this.rtxAt = now + this.rto.rto;
+  }
+
+  /**
+   * An ACK during a probe's episode (RFC 8985 §7.4.2, as Linux): new data sent as the probe
+   * needs only its ACK; a resent segment was spurious if a D-SACK or a pure duplicate answers it,
+   * and repaired a lost tail — calling for the same reduction as fast recovery — once data
+   * beyond it is acknowledged with no D-SACK first. An ACK of exactly the probe says neither:
+   * the original's ACK may have been the delayed one.
+   */
+  protected probeAcked(ack: number, news: boolean): void {
+    const end = this.tlpEnd!;
+    if (seqLt(ack, end)) return;
+    if (!this.tlpRetrans || this.dsack) { this.tlpEnd = undefined; return; }
+    if (seqGt(ack, end)) {
+      if (!this.cc.inRecovery) this.cc.onProbeRepair();
+      this.tlpEnd = undefined;
+    } else if (!news) {
+      this.tlpEnd = undefined;
+    }
   }
 
   /** Resends the first unacknowledged segment whatever the windows say (timeouts, fast retransmit). */
@@ -267,13 +404,11 @@ export abstract class Sender extends Tcb {
     const len = Math.min(this.smss, this.sendBuf.length);
     const fin = this.finQueued && !this.finAcked && len === this.sendBuf.length;
     if (len === 0 && !fin) return;
-    this.host.counters.tcpRetransmits++;
     let flags = ACK | (fin ? FIN : 0);
     if (len > 0 && len === this.sendBuf.length) flags |= PSH;
     this.emitSegment(now, flags, this.sndUna, len, 0);
-    this.timing = false;
-    this.rtxTs = this.tsNow(now);
     const end = seqAdd(this.sndUna, len + (fin ? 1 : 0));
+    this.retransmitted(now, end);
     if (seqLt(this.sndNxt, end)) this.sndNxt = end;
     if (seqGt(end, this.sndMax)) this.sndMax = end;
   }
@@ -293,6 +428,9 @@ export abstract class Sender extends Tcb {
       this.synRetries++;
       this.rto.backoff();
       c.tcpRetransmits++;
+      // Karn: a SYN-ACK may echo the first SYN's clock (the peer answers a repeated SYN with the
+      // timestamp it kept); that would time the whole retransmission delay as RTT.
+      this.rtxTs = this.tsNow(now);
       this.sendSyn(now);
       this.rtxAt = now + this.rto.rto;
       return;
@@ -306,6 +444,8 @@ export abstract class Sender extends Tcb {
     }
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.sndMax);
     this.rto.backoff();
+    this.tlpAt = Infinity;
+    this.tlpEnd = undefined;
     this.dupAcks = 0;
     this.sndNxt = this.sndUna;
     this.highRxt = this.sndUna;

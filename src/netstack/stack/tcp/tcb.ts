@@ -139,6 +139,8 @@ export abstract class Tcb implements Timed {
 
   // Timers: absolute times, Infinity when off; `deadline` is their minimum.
   rtxAt = Infinity;
+  /** RFC 8985 tail loss probe timeout. */
+  tlpAt = Infinity;
   ackAt = Infinity;
   persistAt = Infinity;
   keepAt = Infinity;
@@ -153,6 +155,13 @@ export abstract class Tcb implements Timed {
   protected timing = false;
   /** Our timestamp clock at the last retransmission. */
   protected rtxTs: number | undefined;
+  /** SND.MAX after the outstanding loss probe, and whether it resent data (RFC 8985 TLP.end_seq). */
+  protected tlpEnd: number | undefined;
+  protected tlpRetrans = false;
+  /** The ACK being processed carried a D-SACK (RFC 2883). */
+  protected dsack = false;
+  /** End of the highest sequence ever retransmitted (Karn: ACKs beyond it end the backoff). */
+  protected rtxEnd: number;
   protected rttSeq = 0;
   protected rttStart = 0;
   dupAcks = 0;
@@ -190,6 +199,7 @@ export abstract class Tcb implements Timed {
     this.sndUna = init.iss;
     this.sndNxt = init.iss;
     this.sndMax = init.iss;
+    this.rtxEnd = init.iss;
     this.tsOffset = init.tsOffset;
     this.sendBuf = new SendBuffer(c.tcpSendBuffer);
     this.sndBufSize = c.tcpSendBufferInitial;
@@ -256,7 +266,7 @@ export abstract class Tcb implements Timed {
     this.state = 'TIME-WAIT';
     // Nothing more to receive or send: TIME-WAIT holds no memory (as Linux's minisockets).
     this.freeMemory();
-    this.rtxAt = this.persistAt = this.keepAt = Infinity;
+    this.rtxAt = this.tlpAt = this.persistAt = this.keepAt = Infinity;
     this.closeAt = now + 2 * this.host.config.tcpMsl;
     this.ooo.clear();
     this.notifyClose(undefined);
@@ -444,7 +454,7 @@ export abstract class Tcb implements Timed {
   protected finish(error: { code: TcpErrorCode; message: string } | undefined, quiet = false): void {
     if (this.state === 'CLOSED' && this.heapIndex < 0 && this.closeNotified) return;
     this.state = 'CLOSED';
-    this.rtxAt = this.ackAt = this.persistAt = this.keepAt = this.closeAt = Infinity;
+    this.rtxAt = this.tlpAt = this.ackAt = this.persistAt = this.keepAt = this.closeAt = Infinity;
     this.deadline = Infinity;
     this.ooo.clear();
     this.freeMemory();
@@ -473,7 +483,7 @@ export abstract class Tcb implements Timed {
   protected after(): void {
     this.trimMemory();
     if (this.state !== 'CLOSED' || this.closeAt !== Infinity) {
-      this.deadline = Math.min(this.rtxAt, this.ackAt, this.persistAt, this.keepAt, this.closeAt);
+      this.deadline = Math.min(this.rtxAt, this.tlpAt, this.ackAt, this.persistAt, this.keepAt, this.closeAt);
       this.host.reschedule(this);
     }
     this.flush();

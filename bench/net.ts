@@ -26,7 +26,6 @@
  * Output: progress on stderr, a Markdown table on stdout, and bench/results/<timestamp>.json,
  * .md and .svg (ratios wireweave / wireguard-go). Reports only; nothing asserts a timing.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +35,7 @@ import type { Daemon, Exit, Impl, Rig, RigNode } from '../test/support/netns.ts'
 import { which } from '../test/support/wggo.ts';
 import type { RunResult } from '../test/support/wggo.ts';
 import { markdownTable } from './util.ts';
+import { cmdOutput, cpuSeconds, errorText, fmt } from './proc.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PORT = '5201';
@@ -239,37 +239,6 @@ function percentile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((x, y) => x - y);
   if (s.length === 0) return NaN;
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-}
-
-function fmt(x: number, digits = 3): string {
-  if (!Number.isFinite(x)) return '–';
-  if (x === 0) return '0';
-  const abs = Math.abs(x);
-  if (abs >= 10 ** digits) return Math.round(x).toLocaleString('en-US');
-  return String(Number(x.toPrecision(digits)));
-}
-
-function errorText(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').trim();
-}
-
-function cmdOutput(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  return `${r.stdout ?? ''}`.trim();
-}
-
-const CLK_TCK = Number(cmdOutput('getconf', ['CLK_TCK'])) || 100;
-
-/** utime + stime of a process (all its threads), in seconds; NaN if it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
 }
 
 /** VmHWM (peak resident set) in MiB; NaN if the process is gone. */

@@ -26,7 +26,6 @@
  * .json. Reports only; nothing asserts a timing. Everything is torn down on exit, errors and
  * signals included (netns.ts stops what it started, by PID, and deletes the namespaces).
  */
-import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,6 +35,7 @@ import { createRig, genKeyPair, rigLeftovers, rigPrereqsMissing } from '../test/
 import type { Daemon, Rig, RigNode, Spawned } from '../test/support/netns.ts';
 import { which } from '../test/support/wggo.ts';
 import { markdownTable } from './util.ts';
+import { CLK_TCK, cmdOutput, errorText, fmt, statCpu } from './proc.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SINK = fileURLToPath(new URL('./seal-sink.ts', import.meta.url));
@@ -125,35 +125,6 @@ function median(xs: readonly number[]): number {
   const n = s.length;
   if (n === 0) return NaN;
   return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-}
-
-function fmt(x: number, digits = 3): string {
-  if (!Number.isFinite(x)) return '–';
-  if (x === 0) return '0';
-  if (Math.abs(x) >= 10 ** digits) return Math.round(x).toLocaleString('en-US');
-  return String(Number(x.toPrecision(digits)));
-}
-
-function errorText(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').trim();
-}
-
-function cmdOutput(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  return `${r.stdout ?? ''}`.trim();
-}
-
-const CLK_TCK = Number(cmdOutput('getconf', ['CLK_TCK'])) || 100;
-
-/** utime + stime in seconds from a /proc .../stat line; NaN if unreadable. */
-function statCpu(file: string): number {
-  try {
-    const stat = fs.readFileSync(file, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
 }
 
 /** CPU seconds of each thread of `pid`, by thread id (name in `names`). */

@@ -87,6 +87,7 @@ import { ReceivedEndpoints } from './received-endpoints.ts';
 import { FD0, GEN, H_GSO, H_LEN, HDR_SIZE, NFDS, OVFL, QUIT, RX_ERRORS, STOPPED, UDP_SLOT_SIZE, udpRingLayout, WAKE_FD } from './udp-ring.ts';
 import type { UdpReceiverData, UdpReceiverMessage } from './udp-ring.ts';
 import { UdpSender } from './udp-sender.ts';
+import type { SendCounters } from './seal-ring.ts';
 import { DEFAULT_SEAL_SLOTS, SealPipeline } from './seal-pipeline.ts';
 import { sodiumCrypto } from '../../crypto/index.ts';
 import type { TransportReservation } from '../../core/endpoint.ts';
@@ -114,25 +115,13 @@ export interface LinuxBindOptions {
   sealWorkers?: number;
 }
 
-export interface LinuxBindStats {
+export interface LinuxBindStats extends SendCounters {
   /** Datagrams handed to the receiver. */
   rxPackets: number;
   /** Datagrams the kernel dropped because a socket buffer was full (SO_RXQ_OVFL), this open. */
   rxKernelDropped: number;
   /** Receive calls that failed for a reason other than EAGAIN/EINTR. */
   rxErrors: number;
-  /** Datagrams sendmsg() accepted. */
-  txPackets: number;
-  /** Datagrams dropped because the socket buffer was full (EAGAIN/ENOBUFS). */
-  txDropped: number;
-  /** Datagrams the kernel refused otherwise (no route, closed bind, ...). */
-  txErrors: number;
-  /** Sends whose sticky source the kernel refused, so they were retried without one. */
-  sourceCleared: number;
-  /** sendmsg calls that carried several datagrams (UDP_SEGMENT). */
-  gsoBatches: number;
-  /** 1 once the kernel refused a UDP_SEGMENT send and one-by-one sends worked: GSO is then off. */
-  gsoRefused: number;
 }
 
 const DEFAULT_SOCKET_BUFFER = 7 << 20;

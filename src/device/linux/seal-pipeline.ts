@@ -17,7 +17,7 @@ import {
   J_SEQ, JOB_DATA_BYTES, R_GSO_BATCHES, R_GSO_REFUSED, R_HEAD, R_SOURCE_CLEARED, R_TAIL, R_TX_DROPPED, R_TX_ERRORS, R_TX_PACKETS, R_WAITING,
   RING_CTRL_BYTES, ringBytes, SEAL_STOP, SEALED, SHARED_BYTES, SLOT_BYTES, TURN,
 } from './seal-ring.ts';
-import type { SealerData, SealerMessage } from './seal-ring.ts';
+import type { SealerData, SealerMessage, SendCounters } from './seal-ring.ts';
 import { SOCKADDR_IN, SOCKADDR_IN6 } from './socket-abi.ts';
 import { startWorker } from './worker.ts';
 
@@ -35,15 +35,6 @@ interface Sealer {
   i32: Int32Array;
   ctrl: Int32Array;
   head: number;
-}
-
-export interface SealCounters {
-  txPackets: number;
-  txDropped: number;
-  txErrors: number;
-  sourceCleared: number;
-  gsoBatches: number;
-  gsoRefused: number;
 }
 
 export class SealPipeline {
@@ -219,8 +210,8 @@ export class SealPipeline {
     }
   }
 
-  get counters(): SealCounters {
-    const c: SealCounters = { txPackets: 0, txDropped: this.mainDropped, txErrors: 0, sourceCleared: 0, gsoBatches: 0, gsoRefused: 0 };
+  get counters(): SendCounters {
+    const c: SendCounters = { txPackets: 0, txDropped: this.mainDropped, txErrors: 0, sourceCleared: 0, gsoBatches: 0, gsoRefused: 0 };
     for (const { ctrl } of this.sealers) {
       c.txPackets += Atomics.load(ctrl, R_TX_PACKETS);
       c.txDropped += Atomics.load(ctrl, R_TX_DROPPED);

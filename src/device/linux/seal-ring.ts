@@ -56,6 +56,22 @@ export const JOB_DATA_BYTES = Math.min(GSO_MAX_BYTES, SLOT_BYTES - J_DATA);
 /** J_FLAGS: the datagram is sealed already (a handshake message, a keepalive): only send it. */
 export const SEALED = 1;
 
+/** What a sender counts (the main thread's UdpSender, the sealing threads, the bind's sum). */
+export interface SendCounters {
+  /** Datagrams sendmsg() accepted. */
+  txPackets: number;
+  /** Datagrams dropped because the socket buffer was full (EAGAIN/ENOBUFS), or every sealer's ring was. */
+  txDropped: number;
+  /** Datagrams the kernel refused otherwise (no route, closed bind, ...). */
+  txErrors: number;
+  /** Sends whose sticky source the kernel refused, so they were retried without one. */
+  sourceCleared: number;
+  /** sendmsg calls that carried several datagrams (UDP_SEGMENT). */
+  gsoBatches: number;
+  /** 1 once the kernel refused a UDP_SEGMENT send and one-by-one sends worked: GSO is then off. */
+  gsoRefused: number;
+}
+
 export interface SealerData {
   ring: SharedArrayBuffer;
   shared: SharedArrayBuffer;

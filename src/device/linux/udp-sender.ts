@@ -16,6 +16,7 @@ import type { Libc } from './libc.ts';
 import { sourceInfo, writePktinfo } from './pktinfo.ts';
 import type { SourceInfo } from './pktinfo.ts';
 import type { SealPipeline } from './seal-pipeline.ts';
+import type { SendCounters } from './seal-ring.ts';
 import { AF_INET, AF_INET6, MSG_CONTROL, MSG_CONTROLLEN, MSG_IOV, MSG_IOVLEN, MSG_NAME, MSG_NAMELEN, SOCKADDR_IN, SOCKADDR_IN6 } from './socket-abi.ts';
 import { UDP_SLOT_SIZE } from './udp-ring.ts';
 
@@ -38,7 +39,7 @@ export interface UdpSenderOptions {
 }
 
 export class UdpSender {
-  readonly counters = { txPackets: 0, txDropped: 0, txErrors: 0, sourceCleared: 0, gsoBatches: 0, gsoRefused: 0 };
+  readonly counters: SendCounters = { txPackets: 0, txDropped: 0, txErrors: 0, sourceCleared: 0, gsoBatches: 0, gsoRefused: 0 };
   private readonly endpoints: EndpointCache;
   private readonly onSourceCleared: UdpSenderOptions['onSourceCleared'];
   /** UDP GSO (UDP_SEGMENT) in use: as the options say, off once the kernel refuses it. */

@@ -240,12 +240,12 @@ export class LinuxUdpBind implements Bind {
   private async startSealers(): Promise<void> {
     if (this.sealWorkers === 0 || this.sealers !== undefined) return;
     this.sealers = null;
-    if (!sodiumCrypto) { this.onError(new Error('sealing threads need sodium-native; sealing on the main thread')); return; }
+    if (!sodiumCrypto) { this.onError(new WireweaveError('ERR_SEAL_THREADS', 'sealing threads need sodium-native; sealing on the main thread')); return; }
     const p = new SealPipeline(this.sealWorkers, DEFAULT_SEAL_SLOTS, this.sender.writeHeaderAt, (to, e) => this.sender.sourceRefused(to, e));
     try {
       await p.ready();
     } catch (err) {
-      this.onError(new Error(`sealing threads failed to start (${(err as Error).message}); sealing on the main thread`));
+      this.onError(new WireweaveError('ERR_SEAL_THREADS', `sealing threads failed to start (${(err as Error).message}); sealing on the main thread`));
       return;
     }
     this.sealers = p;

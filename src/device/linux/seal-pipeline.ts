@@ -9,6 +9,7 @@
  * thread waits up to FULL_WAIT_MS for room, then drops (counted), as a full queue does.
  */
 import type { Worker } from 'node:worker_threads';
+import { WireweaveError } from '../../core/errors.ts';
 import type { TransportReservation } from '../../core/endpoint.ts';
 import type { BindEndpoint } from '../bind.ts';
 import { GSO_MAX_SEGMENTS } from './gso.ts';
@@ -76,11 +77,11 @@ export class SealPipeline {
       await Promise.all(this.sealers.map((s) => new Promise<void>((resolve, reject) => {
         const onMessage = (m: SealerMessage): void => {
           if (m.type === 'ready') resolve();
-          else if (m.type === 'failed') reject(new Error(m.message));
+          else if (m.type === 'failed') reject(new WireweaveError('ERR_SEAL_THREADS', m.message));
         };
         s.worker.on('message', onMessage);
         s.worker.once('error', reject);
-        s.worker.once('exit', () => reject(new Error('a sealing thread exited')));
+        s.worker.once('exit', () => reject(new WireweaveError('ERR_SEAL_THREADS', 'a sealing thread exited')));
       })));
     } catch (e) {
       await this.stop();

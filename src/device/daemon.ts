@@ -156,7 +156,9 @@ async function runForeground(
     // WIREWEAVE_TUN_SLOTS: packets the TUN reader may hold (a power of two; tuning and diagnosis).
     const slots = env.WIREWEAVE_TUN_SLOTS ? Number(env.WIREWEAVE_TUN_SLOTS) : undefined;
     // WIREWEAVE_TUN_OFFLOAD=0: no TSO/GRO on the TUN (comparisons, diagnosis).
-    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots, offload: env.WIREWEAVE_TUN_OFFLOAD !== '0' });
+    // WIREWEAVE_TUN_GRO_BYTES: the largest super-packet written to the TUN (tuning and diagnosis).
+    const groMaxBytes = env.WIREWEAVE_TUN_GRO_BYTES ? Number(env.WIREWEAVE_TUN_GRO_BYTES) : undefined;
+    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots, offload: env.WIREWEAVE_TUN_OFFLOAD !== '0', groMaxBytes });
     const bind = await chooseBind(env, { error: (m) => logger.error(m), verbose: (m) => logger.verbose(m) });
     device = new Device({ tun, bind: extension ? extension.wrapBind(bind) : bind, logger, crypto: chooseCrypto(env) });
     try {

@@ -193,6 +193,16 @@ describe('GRO in userspace: TcpCoalescer', () => {
     });
   }
 
+  it('stops a run at its byte limit (groMaxBytes)', () => {
+    const payload = bytes(20_000, 5);
+    const segs = segmentAll(tcpPacket({ version: 4, payload, seq: 1, flags: ACK, options: TIMESTAMPS }), 20, 1368);
+    // 52 header bytes + 3 × 1368 = 4156 fits in 4400; a fourth segment would not.
+    const { joined, out } = coalesce(new TcpCoalescer(4400), segs);
+    assert.equal(joined, 3);
+    assert.equal(out.length - VNET_HDR_LEN, 52 + 3 * 1368);
+    assert.equal(coalesce(new TcpCoalescer(Number.NaN), segs).joined, segs.length, 'a bad limit means the default');
+  });
+
   it('a single segment goes out untouched with an empty header', () => {
     const p = tcpPacket({ version: 4, payload: bytes(500) });
     const c = new TcpCoalescer();

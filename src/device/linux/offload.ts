@@ -174,6 +174,12 @@ export class TcpCoalescer {
   private gsoSize = 0;
   private nextSeq = 0;
   private closed = false;
+  /** Largest super-packet built (bytes after the vnet header). */
+  private readonly maxPacket: number;
+
+  constructor(maxPacket = MAX_PACKET) {
+    this.maxPacket = Number.isFinite(maxPacket) ? Math.max(1500, Math.min(MAX_PACKET, Math.floor(maxPacket))) : MAX_PACKET;
+  }
 
   /**
    * Tries to add `p` to the run; returns false if it cannot join (the caller flushes the run and
@@ -186,7 +192,7 @@ export class TcpCoalescer {
     const tcp = this.tcpOffset;
     const headers = this.headers;
     if (p.length <= headers || p.length - headers > this.gsoSize) return false;
-    if (this.length + p.length - headers > MAX_PACKET) return false;
+    if (this.length + p.length - headers > this.maxPacket) return false;
     if (!segmentShapeOk(p, this.version, tcp, headers)) return false;
     // Identical headers but for the lengths, the IPv4 id and checksum, the sequence number,
     // the flags (PSH allowed) and the TCP checksum.

@@ -70,6 +70,8 @@ export interface LinuxTunOptions {
    * super-packet. Default on (the daemon turns it off for WIREWEAVE_TUN_OFFLOAD=0).
    */
   offload?: boolean;
+  /** Largest super-packet our GRO writes (bytes, 1500..65535; default 65535): tuning and diagnosis. */
+  groMaxBytes?: number;
 }
 
 export interface LinuxTunStats {
@@ -164,7 +166,7 @@ export async function openLinuxTun(name: string, opts: LinuxTunOptions = {}): Pr
     setMtu(lib, actual, mtu);
     wakeFd = lib.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wakeFd < 0) throw sysError('eventfd', lib.errno());
-    return new LinuxTun(lib, fd, wakeFd, actual, mtu, slots, fullWaitMs, vnet, tso);
+    return new LinuxTun(lib, fd, wakeFd, actual, mtu, slots, fullWaitMs, vnet, tso, opts.groMaxBytes);
   } catch (e) {
     if (wakeFd >= 0) lib.close(wakeFd);
     lib.close(fd);
@@ -207,12 +209,13 @@ export class LinuxTun implements Tun {
   readonly offloads: boolean;
   private readonly vnet: VnetHeader = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
   private readonly segmentBuffer = new Uint8Array(65536);
-  private readonly coalescer = new TcpCoalescer();
+  private readonly coalescer: TcpCoalescer;
   private flushQueued = false;
   private offloadStats = { tsoPackets: 0, tsoSegments: 0, groWrites: 0, groSegments: 0, rxMalformed: 0 };
 
   /** Use openLinuxTun(). */
-  constructor(lib: Libc, fd: number, wakeFd: number, name: string, mtu: number, slots: number, fullWaitMs: number, vnetHeader = false, offloads = false) {
+  constructor(lib: Libc, fd: number, wakeFd: number, name: string, mtu: number, slots: number, fullWaitMs: number, vnetHeader = false, offloads = false, groMaxBytes?: number) {
+    this.coalescer = new TcpCoalescer(groMaxBytes);
     this.vnetHeader = vnetHeader;
     this.offloads = offloads;
     this.lib = lib;

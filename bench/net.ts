@@ -35,7 +35,7 @@ import type { Daemon, Exit, Impl, Rig, RigNode } from '../test/support/netns.ts'
 import { which } from '../test/support/wggo.ts';
 import type { RunResult } from '../test/support/wggo.ts';
 import { markdownTable } from './util.ts';
-import { cmdOutput, cpuSeconds, errorText, fmt } from './proc.ts';
+import { argsOr, cmdOutput, cpuSeconds, errorText, fmt, log, resultsJson, runMain, UsageError } from './proc.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PORT = '5201';
@@ -158,7 +158,6 @@ interface Args {
   out: string;
 }
 
-class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Args {
   let quick = false;
@@ -223,9 +222,6 @@ function parseArgs(argv: readonly string[]): Args {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function log(s: string): void {
-  process.stderr.write(`${s}\n`);
-}
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((x, y) => x - y);
@@ -744,15 +740,8 @@ function svgChart(env: EnvInfo, args: Args, rows: readonly Row[]): string {
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    if (e.message) log(e.message);
-    log(USAGE);
-    return e.message ? 2 : 0;
-  }
+  const args = argsOr(() => parseArgs(process.argv.slice(2)), USAGE);
+  if (typeof args === 'number') return args;
   const missing = [rigPrereqsMissing(['wireweave', 'wireguard-go']), which('iperf3') ? undefined : 'iperf3 not found on PATH'].filter(Boolean);
   if (missing.length) {
     log(`cannot run the network benchmark: ${missing.join('; ')}`);
@@ -886,7 +875,7 @@ async function main(): Promise<number> {
     runs,
     events,
   };
-  fs.writeFileSync(`${base}.json`, `${JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  fs.writeFileSync(`${base}.json`, resultsJson(json));
   fs.writeFileSync(`${base}.md`, `${md}\n`);
   fs.writeFileSync(`${base}.svg`, svgChart(env, args, rows));
   process.stdout.write(`${md}\n`);
@@ -894,10 +883,4 @@ async function main(): Promise<number> {
   return runs.some((r) => r.ok) ? 0 : 1;
 }
 
-// Children of the rigs are unref'd: keep the event loop alive while the benchmark waits on them.
-const keepAlive = setInterval(() => {}, 1 << 30);
-try {
-  process.exitCode = await main();
-} finally {
-  clearInterval(keepAlive);
-}
+await runMain(main);

@@ -41,3 +41,41 @@ export function statCpu(file: string): number {
 export function cpuSeconds(pid: number): number {
   return statCpu(`/proc/${pid}/stat`);
 }
+
+/** Progress and errors go to stderr; tables and JSON to files or stdout. */
+export function log(s: string): void {
+  process.stderr.write(`${s}\n`);
+}
+
+/** A bad command line (empty message: --help). */
+export class UsageError extends Error {}
+
+/**
+ * Parses the command line; on a UsageError prints it and the usage and returns the exit code
+ * (2, or 0 for --help).
+ */
+export function argsOr<T>(parse: () => T, usage: string): T | number {
+  try {
+    return parse();
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    if (e.message) log(e.message);
+    log(usage);
+    return e.message ? 2 : 0;
+  }
+}
+
+/** Runs a benchmark's main; the rig's children are unref'd, so the loop is kept alive meanwhile. */
+export async function runMain(main: () => Promise<number>): Promise<void> {
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  try {
+    process.exitCode = await main();
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+/** The JSON of a results file: non-finite numbers as null. */
+export function resultsJson(json: unknown): string {
+  return `${JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
+}

@@ -35,7 +35,7 @@ import { createRig, genKeyPair, rigLeftovers, rigPrereqsMissing } from '../test/
 import type { Daemon, Rig, RigNode, Spawned } from '../test/support/netns.ts';
 import { which } from '../test/support/wggo.ts';
 import { markdownTable } from './util.ts';
-import { CLK_TCK, cmdOutput, errorText, fmt, statCpu } from './proc.ts';
+import { argsOr, CLK_TCK, cmdOutput, errorText, fmt, log, resultsJson, runMain, statCpu, UsageError } from './proc.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SINK = fileURLToPath(new URL('./seal-sink.ts', import.meta.url));
@@ -68,8 +68,6 @@ interface Args {
   offered: number;
   out: string;
 }
-
-class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = { workers: [0, 1, 2], rounds: 3, seconds: 5, warmup: 1, length: 1380, segments: 40, offered: 0, out: path.join(REPO, 'bench', 'results') };
@@ -116,9 +114,6 @@ function parseArgs(argv: readonly string[]): Args {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function log(s: string): void {
-  process.stderr.write(`${s}\n`);
-}
 
 function median(xs: readonly number[]): number {
   const s = xs.filter(Number.isFinite).sort((x, y) => x - y);
@@ -568,15 +563,8 @@ function markdown(env: EnvInfo, args: Args, runs: readonly RunRecord[], sums: re
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    if (e.message) log(e.message);
-    log(USAGE);
-    return e.message ? 2 : 0;
-  }
+  const args = argsOr(() => parseArgs(process.argv.slice(2)), USAGE);
+  if (typeof args === 'number') return args;
   const env = environmentInfo();
   const missing = [rigPrereqsMissing(['wireweave']), which('nft') ? undefined : 'nft not found on PATH',
     env.sodiumNative === 'missing' && args.workers.some((w) => w > 0) ? 'sodium-native is not installed (the sealing threads need it)' : undefined].filter(Boolean);
@@ -635,17 +623,11 @@ async function main(): Promise<number> {
     runs,
     leftBehind: left,
   };
-  fs.writeFileSync(`${base}.json`, `${JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  fs.writeFileSync(`${base}.json`, resultsJson(json));
   fs.writeFileSync(`${base}.md`, `${md}\n`);
   process.stdout.write(`${md}\n`);
   log(`wrote ${path.relative(process.cwd(), base)}.{json,md} (wall time ${Math.round(env.wallSeconds)} s)`);
   return runs.some((r) => r.ok) ? 0 : 1;
 }
 
-// Children of the rig are unref'd: keep the event loop alive while the benchmark waits on them.
-const keepAlive = setInterval(() => {}, 1 << 30);
-try {
-  process.exitCode = await main();
-} finally {
-  clearInterval(keepAlive);
-}
+await runMain(main);

@@ -158,7 +158,9 @@ async function runForeground(
     // WIREWEAVE_TUN_OFFLOAD=0: no TSO/GRO on the TUN (comparisons, diagnosis).
     // WIREWEAVE_TUN_GRO_BYTES: the largest super-packet written to the TUN (tuning and diagnosis).
     const groMaxBytes = env.WIREWEAVE_TUN_GRO_BYTES ? Number(env.WIREWEAVE_TUN_GRO_BYTES) : undefined;
-    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots, offload: env.WIREWEAVE_TUN_OFFLOAD !== '0', groMaxBytes });
+    // WIREWEAVE_TUN_FULL_WAIT_MS: how long the TUN reader waits for room before it drops (tuning and diagnosis).
+    const ringFullWaitMs = env.WIREWEAVE_TUN_FULL_WAIT_MS ? Number(env.WIREWEAVE_TUN_FULL_WAIT_MS) : undefined;
+    const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots, offload: env.WIREWEAVE_TUN_OFFLOAD !== '0', groMaxBytes, ringFullWaitMs });
     const bind = await chooseBind(env, { error: (m) => logger.error(m), verbose: (m) => logger.verbose(m) });
     device = new Device({ tun, bind: extension ? extension.wrapBind(bind) : bind, logger, crypto: chooseCrypto(env) });
     try {

@@ -35,7 +35,7 @@ import type { Daemon, Exit, Impl, Rig, RigNode } from '../test/support/netns.ts'
 import { which } from '../test/support/wggo.ts';
 import type { RunResult } from '../test/support/wggo.ts';
 import { markdownTable } from './util.ts';
-import { argsOr, cmdOutput, cpuSeconds, errorText, fmt, log, resultsJson, runMain, UsageError } from './proc.ts';
+import { argsOr, cmdOutput, cpuSeconds, errorText, fmt, log, parseFlags, resultsJson, runMain, UsageError } from './proc.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PORT = '5201';
@@ -158,7 +158,6 @@ interface Args {
   out: string;
 }
 
-
 function parseArgs(argv: readonly string[]): Args {
   let quick = false;
   let repeat: number | undefined;
@@ -167,15 +166,7 @@ function parseArgs(argv: readonly string[]): Args {
   const pairs: ConfigId[] = [];
   const cases: string[] = [];
   let out = path.join(REPO, 'bench', 'results');
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
+  parseFlags(argv, (flag, value, arg) => {
     const positive = (integer: boolean): number => {
       const v = value();
       const n = Number(v);
@@ -203,7 +194,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help': case '-h': throw new UsageError('');
       default: throw new UsageError(`unknown argument ${arg}`);
     }
-  }
+  });
   const s = seconds ?? (quick ? 3 : 10);
   return {
     quick,

@@ -79,3 +79,20 @@ export async function runMain(main: () => Promise<number>): Promise<void> {
 export function resultsJson(json: unknown): string {
   return `${JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
 }
+
+/**
+ * Walks `--flag value` / `--flag=value` arguments: `handle` gets each flag, a `value()` that
+ * takes its value (throwing a UsageError when there is none), and the argument as given.
+ */
+export function parseFlags(argv: readonly string[], handle: (flag: string, value: () => string, arg: string) => void): void {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    handle(flag, () => {
+      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    }, arg);
+  }
+}

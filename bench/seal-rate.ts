@@ -35,7 +35,7 @@ import { createRig, genKeyPair, rigLeftovers, rigPrereqsMissing } from '../test/
 import type { Daemon, Rig, RigNode, Spawned } from '../test/support/netns.ts';
 import { which } from '../test/support/wggo.ts';
 import { markdownTable } from './util.ts';
-import { argsOr, CLK_TCK, cmdOutput, errorText, fmt, log, resultsJson, runMain, statCpu, UsageError } from './proc.ts';
+import { argsOr, CLK_TCK, cmdOutput, errorText, fmt, log, parseFlags, resultsJson, runMain, statCpu, UsageError } from './proc.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SINK = fileURLToPath(new URL('./seal-sink.ts', import.meta.url));
@@ -71,15 +71,7 @@ interface Args {
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = { workers: [0, 1, 2], rounds: 3, seconds: 5, warmup: 1, length: 1380, segments: 40, offered: 0, out: path.join(REPO, 'bench', 'results') };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
+  parseFlags(argv, (flag, value, arg) => {
     const number = (min: number, integer: boolean): number => {
       const v = value();
       const n = Number(v);
@@ -104,7 +96,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help': case '-h': throw new UsageError('');
       default: throw new UsageError(`unknown argument ${arg}`);
     }
-  }
+  });
   if (a.length * a.segments > 65000 || a.segments > 64) throw new UsageError(`--segments ${a.segments} × --length ${a.length} does not fit one UDP_SEGMENT send (65000 bytes, 64 segments)`);
   if (a.length > 1392) throw new UsageError(`--length ${a.length}: the tunnel's MTU is 1420, so at most 1392 bytes of UDP payload fit one packet`);
   return a;

@@ -256,13 +256,9 @@ export class LinuxUdpBind implements Bind {
     const s = this.session;
     const ovfl = s ? (Atomics.load(s.ctrl, OVFL) >>> 0) + (Atomics.load(s.ctrl, OVFL + 1) >>> 0) : 0;
     const rxErrors = this.counters.rxErrors + (s ? Atomics.load(s.ctrl, RX_ERRORS) : 0);
-    const tx = this.sender.counters;
-    const sealed = this.sealers?.counters;
-    const send = sealed ? {
-      txPackets: tx.txPackets + sealed.txPackets, txDropped: tx.txDropped + sealed.txDropped, txErrors: tx.txErrors + sealed.txErrors,
-      sourceCleared: tx.sourceCleared + sealed.sourceCleared, gsoBatches: tx.gsoBatches + sealed.gsoBatches, gsoRefused: tx.gsoRefused + sealed.gsoRefused,
-    } : tx;
-    return { ...this.counters, ...send, rxErrors, rxKernelDropped: this.kernelDroppedBefore + ovfl };
+    const stats = { ...this.counters, ...this.sender.counters, rxErrors, rxKernelDropped: this.kernelDroppedBefore + ovfl };
+    this.sealers?.addCountersTo(stats);
+    return stats;
   }
 
   /** The socket file descriptors of the current open ({ v4, v6 }; -1 when absent), for diagnostics. */

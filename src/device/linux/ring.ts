@@ -78,9 +78,10 @@ export function stop(ctrl: Int32Array): void {
 }
 
 interface AtomicsWithWaitAsync {
-  waitAsync(array: Int32Array, index: number, value: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+  waitAsync(array: Int32Array, index: number, value: number, timeoutMs?: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 }
-const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync;
+/** Atomics.waitAsync (Node has it; the TypeScript lib this project targets does not declare it). */
+export const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync;
 
 /** What the main thread's pump needs from a ring's consumer. */
 export interface RingConsumer {

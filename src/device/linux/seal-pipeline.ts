@@ -20,6 +20,7 @@ import {
 } from './seal-ring.ts';
 import type { SealerData, SealerMessage, SendCounters } from './seal-ring.ts';
 import { SOCKADDR_IN, SOCKADDR_IN6 } from './socket-abi.ts';
+import { waitAsync } from './ring.ts';
 import { startWorker } from './worker.ts';
 
 /** Jobs a sealer may hold: 8 of up to 64 KiB bound its memory and the delay a queue adds (~2 ms at 2 Gbit/s). */
@@ -205,14 +206,14 @@ export class SealPipeline {
     for (;;) {
       const turn = Atomics.load(this.shared, TURN);
       if (turn === this.nextSeq || this.failed || Date.now() >= until) return;
-      const w = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t: number): { async: boolean; value: Promise<string> | string } })
-        .waitAsync(this.shared, TURN, turn, 50);
+      const w = waitAsync(this.shared, TURN, turn, 50);
       if (w.async) await w.value;
     }
   }
 
-  get counters(): SendCounters {
-    const c: SendCounters = { txPackets: 0, txDropped: this.mainDropped, txErrors: 0, sourceCleared: 0, gsoBatches: 0, gsoRefused: 0 };
+  /** Adds what the sealing threads counted (and the jobs dropped here) to `c`. */
+  addCountersTo(c: SendCounters): void {
+    c.txDropped += this.mainDropped;
     for (const { ctrl } of this.sealers) {
       c.txPackets += Atomics.load(ctrl, R_TX_PACKETS);
       c.txDropped += Atomics.load(ctrl, R_TX_DROPPED);
@@ -221,7 +222,6 @@ export class SealPipeline {
       c.gsoBatches += Atomics.load(ctrl, R_GSO_BATCHES);
       c.gsoRefused += Atomics.load(ctrl, R_GSO_REFUSED);
     }
-    return c;
   }
 
   private onMessage(m: SealerMessage): void {

@@ -111,7 +111,7 @@ export class UdpSender {
 
   /** A transport message for the sealing threads: `packet` padded to `padded` bytes, sealed as `r` says. */
   sendTransport(packet: Uint8Array, padded: number, r: Readonly<TransportReservation>, to: BindEndpoint): void {
-    const fd = this.fds === null ? undefined : to.family === 4 ? this.fds[0] : this.fds[1];
+    const fd = this.fdFor(to);
     if (fd === undefined || this.sealers === null) { this.counters.txErrors++; return; }
     if (this.pending.count > 0) this.flush(); // what was gathered here goes first
     this.sealers.sendTransport(fd, to, packet, padded, r);
@@ -128,7 +128,7 @@ export class UdpSender {
     const sealers = this.sealers;
     if (sealers !== null && sealers.usable && sealers.busy) {
       // Transport messages are queued on the sealing threads: this one goes behind them.
-      const fd = to.family === 4 ? this.fds[0] : this.fds[1];
+      const fd = this.fdFor(to);
       if (fd === undefined) { this.counters.txErrors++; return; }
       sealers.sendSealed(fd, to, datagram);
       return;
@@ -166,8 +166,7 @@ export class UdpSender {
     p.count = 0;
     const to = p.to!;
     p.to = null;
-    const fds = this.fds;
-    const fd = fds ? (to.family === 4 ? fds[0] : fds[1]) : undefined;
+    const fd = this.fdFor(to);
     if (fd === undefined) { this.counters.txErrors += count; return; }
     if (count === 1) { this.sendOne(fd, to, 0, p.bytes); return; }
     const w = this.send32;
@@ -191,6 +190,12 @@ export class UdpSender {
       this.sendOne(fd, to, off, Math.min(p.segmentSize, p.bytes - off));
     }
     if (this.counters.txPackets - txBefore === count) { this.gso = false; this.counters.gsoRefused++; }
+  }
+
+  /** The open's socket for `to`'s family; undefined while closed or without IPv6. */
+  private fdFor(to: BindEndpoint): number | undefined {
+    const fds = this.fds;
+    return fds === null ? undefined : to.family === 4 ? fds[0] : fds[1];
   }
 
   /** Writes msg_name and the source control message for `to`; returns the control length used. */

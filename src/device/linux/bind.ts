@@ -78,7 +78,7 @@ import { SOL_UDP, UDP_GRO } from './gso.ts';
 import { EFD_CLOEXEC, EFD_NONBLOCK, libc, wake } from './libc.ts';
 import type { Libc } from './libc.ts';
 import { IP_PKTINFO, IPV6_RECVPKTINFO } from './pktinfo.ts';
-import { checkSlots, controlBlock, HEAD, pumpRing, release, stop, throwLater } from './ring.ts';
+import { checkSlots, controlBlock, HEAD, MIN_ITEM_BYTES, pumpRing, release, stop, throwLater } from './ring.ts';
 import {
   AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_V6ONLY, SO_MARK, SO_RCVBUF, SO_RCVBUFFORCE, SO_RXQ_OVFL, SO_SNDBUF, SO_SNDBUFFORCE,
   SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCKADDR_IN, SOCKADDR_IN6, SOL_SOCKET,
@@ -434,7 +434,7 @@ export class LinuxUdpBind implements Bind {
       const slot = session.tail & mask;
       const h = slot * HDR_SIZE;
       const len = hdr32[(h + H_LEN) >> 2]!;
-      done++;
+      done += Math.max(len, MIN_ITEM_BYTES);
       try {
         const from = this.received.at(session.hdr8, session.hdr16, hdr32, h);
         if (from) {

@@ -21,8 +21,14 @@ const READER_WAITING = 3;
 export const FIRST_USER_WORD = 4;
 export const TAIL = 16;
 export const CTRL_BYTES = 128;
-/** Items handed out per event-loop turn before yielding (timers and I/O get a turn). */
-const DRAIN_BUDGET = 512;
+/**
+ * Bytes handed out per turn of one ring before the main thread yields (timers, I/O and the
+ * other ring get a turn): ACKs and pings waiting in the TUN ring must not sit behind a long run
+ * of received data in the UDP ring, nor the reverse. Each item counts at least MIN_ITEM_BYTES,
+ * so a turn is also at most 512 small items.
+ */
+export const DRAIN_BYTES = 128 * 1024;
+export const MIN_ITEM_BYTES = DRAIN_BYTES / 512;
 export const PAGE = 4096;
 
 /** Throws unless `slots` is a power of two in 2..65536. */
@@ -85,7 +91,10 @@ export const waitAsync = (Atomics as unknown as AtomicsWithWaitAsync).waitAsync;
 
 /** What the main thread's pump needs from a ring's consumer. */
 export interface RingConsumer {
-  /** Hands out up to `budget` items in order, releasing each slot; returns how many. */
+  /**
+   * Hands out items in order, releasing each slot, until their bytes (each counting at least
+   * MIN_ITEM_BYTES) reach `budget` or the ring is empty; returns the bytes so counted.
+   */
   drain(budget: number): number;
   /** False once closed: the pump ends. */
   isOpen(): boolean;
@@ -101,9 +110,9 @@ export interface RingConsumer {
 export function pumpRing(ctrl: Int32Array, consumer: RingConsumer): void {
   const pump = (): void => {
     for (;;) {
-      const done = consumer.drain(DRAIN_BUDGET);
+      const done = consumer.drain(DRAIN_BYTES);
       if (!consumer.isOpen()) return;
-      if (done === DRAIN_BUDGET) {
+      if (done >= DRAIN_BYTES) {
         setImmediate(pump);
         return;
       }

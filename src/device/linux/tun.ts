@@ -48,7 +48,7 @@ import { libc, O_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK, wake } from './libc.ts';
 import type { Libc } from './libc.ts';
 import { TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_ECN, VNET_HDR_LEN, completeChecksum, readVnetHeader, segmentTcp } from './offload.ts';
 import type { VnetHeader } from './offload.ts';
-import { checkSlots, controlBlock, HEAD, pumpRing, release, stop, throwLater } from './ring.ts';
+import { checkSlots, controlBlock, HEAD, MIN_ITEM_BYTES, pumpRing, release, stop, throwLater } from './ring.ts';
 import { DROPPED, TUN_SLOT_SIZE, tunDataOffset, tunLengths, tunRingBytes } from './tun-ring.ts';
 import type { TunReaderData, TunReaderMessage } from './tun-ring.ts';
 import { AF_INET, SOCK_DGRAM } from './socket-abi.ts';
@@ -364,8 +364,9 @@ export class LinuxTun implements Tun {
           if (this.tail === head) break;
         }
         const slot = this.tail & mask;
-        const view = new Uint8Array(sab, dataOffset + slot * TUN_SLOT_SIZE, lens[slot]!);
-        done++;
+        const len = lens[slot]!;
+        const view = new Uint8Array(sab, dataOffset + slot * TUN_SLOT_SIZE, len);
+        done += Math.max(len, MIN_ITEM_BYTES);
         try {
           if (this.vnetHeader) this.deliverOffloaded(view);
           else {

@@ -24,7 +24,11 @@ export function counterUsable(lo: number, hi: number): boolean {
 }
 
 export class ReplayWindow {
-  private readonly ring = new Uint32Array(RING_BLOCKS);
+  /**
+   * Made at the first counter accepted (until then every bit is zero): a typed array costs an
+   * off-heap allocation, and under a handshake flood most sessions never see a packet.
+   */
+  private ring: Uint32Array | null = null;
   private lastLo = 0;
   private lastHi = 0;
   private readonly limitLo: number;
@@ -41,7 +45,7 @@ export class ReplayWindow {
   }
 
   reset(): void {
-    this.ring.fill(0);
+    this.ring?.fill(0);
     this.lastLo = 0;
     this.lastHi = 0;
   }
@@ -52,6 +56,7 @@ export class ReplayWindow {
     if (hi > this.lastHi || (hi === this.lastHi && lo > this.lastLo)) return true;
     const behind = (this.lastHi - hi) * 0x1_0000_0000 + (this.lastLo - lo);
     if (behind > REPLAY_WINDOW_SIZE) return false;
+    if (this.ring === null) return true;
     const block = (lo >>> BLOCK_SHIFT) & RING_MASK;
     return (this.ring[block]! & (1 << (lo & (BLOCK_BITS - 1)))) === 0;
   }
@@ -59,6 +64,7 @@ export class ReplayWindow {
   /** Accept and record `counter`; false (and no change) if it is a replay, too old or too large. */
   mark(lo: number, hi: number): boolean {
     if (!this.belowLimit(lo, hi)) return false;
+    const ring = this.ring ??= new Uint32Array(RING_BLOCKS);
     if (
       hi > this.lastHi || (hi === this.lastHi &&
         // Stryker disable next-line EqualityOperator: the greatest counter again takes either branch to the same bit test
@@ -67,7 +73,7 @@ export class ReplayWindow {
       const lastBlock = (this.lastLo >>> BLOCK_SHIFT);
       const blockAdvance = (hi - this.lastHi) * 0x800_0000 + ((lo >>> BLOCK_SHIFT) - lastBlock);
       const clear = Math.min(blockAdvance, RING_BLOCKS);
-      for (let i = 1; i <= clear; i++) this.ring[(lastBlock + i) & RING_MASK] = 0;
+      for (let i = 1; i <= clear; i++) ring[(lastBlock + i) & RING_MASK] = 0;
       this.lastLo = lo;
       this.lastHi = hi;
     } else {
@@ -76,9 +82,9 @@ export class ReplayWindow {
     }
     const block = (lo >>> BLOCK_SHIFT) & RING_MASK;
     const bit = 1 << (lo & (BLOCK_BITS - 1));
-    const word = this.ring[block]!;
+    const word = ring[block]!;
     if ((word & bit) !== 0) return false;
-    this.ring[block] = word | bit;
+    ring[block] = word | bit;
     return true;
   }
 }

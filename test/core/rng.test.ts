@@ -43,6 +43,25 @@ describe('systemRng', () => {
     assert.ok(small.some((v) => v !== 0));
     systemRng.fill(new Uint8Array(0));
   });
+
+  it('never hands out the same bytes twice across pool refills, small draws and large ones', () => {
+    // 32-byte draws (ephemeral keys) and 4-byte ones (indexes) through several refills of the
+    // pool, with large draws (which bypass it) in between: no 8 bytes of one key appear in any
+    // other (a chance repeat has probability ~1e-10), and none is all zero (a wiped pool byte
+    // handed out again would show as zeros).
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const key = new Uint8Array(32);
+      systemRng.fill(key);
+      assert.ok(key.some((v) => v !== 0), `draw ${i} is all zero`);
+      const windows = new Set<string>();
+      for (let at = 0; at + 8 <= 32; at++) windows.add(Buffer.from(key.subarray(at, at + 8)).toString('hex'));
+      for (const w of windows) assert.ok(!seen.has(w), `draw ${i} shares bytes with an earlier one`);
+      for (const w of windows) seen.add(w);
+      systemRng.fill(new Uint8Array(4));
+      if (i % 100 === 0) systemRng.fill(new Uint8Array(1000));
+    }
+  });
 });
 
 describe('seededRng', () => {

@@ -174,18 +174,28 @@ async function openTunnel(config: string, options: NetstackOptions = {}, warn: (
   }
 }
 
-/** Resolves when `signal` aborts, or on SIGINT/SIGTERM when there is no signal. */
-function untilStopped(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
+/**
+ * `stopped` resolves when `signal` aborts, or on SIGINT/SIGTERM when there is no signal. Taken
+ * before the set-up starts, so a signal that comes while it runs (say, right after a "ready"
+ * line) stops the tunnel cleanly instead of killing the process with its lock behind; `off`
+ * stops listening.
+ */
+function untilStopped(signal: AbortSignal | undefined): { stopped: Promise<void>; off(): void } {
+  let off = (): void => {};
+  const stopped = new Promise<void>((resolve) => {
     if (signal) {
+      const abort = () => resolve();
       if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
+      else signal.addEventListener('abort', abort, { once: true });
+      off = () => signal.removeEventListener('abort', abort);
       return;
     }
-    const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
+    const stop = () => { off(); resolve(); };
+    off = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  return { stopped, off: () => off() };
 }
 
 /**
@@ -314,6 +324,7 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
   let report: HandshakeReport | undefined;
   let lock: KeyLock | undefined;
   let mesh: { close(): Promise<void> } | undefined;
+  const stop = untilStopped(options.signal);
   try {
     // [Mesh]: the tunnel's UDP goes through the mesh bind, and the mesh runs beside it.
     const meshConfig = meshOf(parsed.config);
@@ -387,13 +398,14 @@ export async function runTunnel(command: 'proxy' | 'forward', args: string[], io
       await write(io.stderr, `wireweave: ${kind === 'udp' ? 'UDP' : 'TCP'} forward ${arrow}\n`);
     }
     options.onReady?.({ tunnel, listening, control: control?.path });
-    await untilStopped(options.signal);
+    await stop.stopped;
     stopping = true;
     return 0;
   } catch (err) {
     await write(io.stderr, `wireweave: ${command}: ${messageOf(err)}\n`);
     return 1;
   } finally {
+    stop.off();
     report?.stop();
     // Closing delivers what the connections still hold (Netstack.close(), closeTimeoutMs); a
     // second stop resets them and takes the tunnel down at once.

@@ -46,7 +46,7 @@ describe('two processes with one key', () => {
     fs.writeFileSync(conf, `[Interface]\nPrivateKey = ${a.priv}\nAddress = 10.0.0.1/24\n\n[Peer]\nPublicKey = ${b.pub}\nAllowedIPs = 10.0.0.2/32\nEndpoint = 127.0.0.1:${bob.port}\n`, { mode: 0o600 });
   });
   after(async () => {
-    for (const c of children) if (c.exitCode === null) { c.kill('SIGTERM'); await once(c, 'exit'); }
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) { c.kill('SIGTERM'); await once(c, 'exit'); }
     await bob.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -70,5 +70,17 @@ describe('two processes with one key', () => {
     children.push(third.child);
     const thirdErr = await third.waitFor(/SOCKS5 proxy on/);
     assert.ok(!/another wireweave process/.test(thirdErr), thirdErr);
+    third.child.kill('SIGTERM');
+    assert.deepEqual(await once(third.child, 'exit'), [0, null]);
+  });
+
+  it('a SIGTERM during the set-up (right after its first line) stops cleanly and removes the lock', async () => {
+    const env = { ...process.env, XDG_RUNTIME_DIR: dir };
+    const early = start(['forward', conf, '--tcp', '127.0.0.1:0:10.0.0.2:7', '--no-control'], env);
+    children.push(early.child);
+    await early.waitFor(/tunnel started/);
+    early.child.kill('SIGTERM');
+    assert.deepEqual(await once(early.child, 'exit'), [0, null], 'exit status, signal');
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'wireweave')).filter((f) => f.endsWith('.lock')), [], 'the lock is removed on exit');
   });
 });

@@ -195,7 +195,7 @@ function untilStopped(signal: AbortSignal | undefined): { stopped: Promise<void>
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  return { stopped, off: () => off() };
+  return { stopped, off }; // the executor above has run: `off` is final
 }
 
 /**

@@ -190,8 +190,7 @@ export abstract class Sender extends Tcb {
         (this.dupAcks >= thresh || this.scoreboard.sackedBytes > (thresh - 1) * this.smss) &&
         seqGe(this.sndUna, this.cc.recover)) {
         this.host.counters.tcpFastRetransmits++;
-        this.tlpAt = Infinity;
-        this.tlpEnd = undefined;
+        this.endProbe();
         this.cc.enterSackRecovery(seqDiff(this.sndMax, this.sndUna), this.sndMax);
         // RFC 6675 (4.3): the first segment presumed lost goes out at once, whatever the pipe
         // says; (C) then sends what the pipe allows.
@@ -375,9 +374,15 @@ export abstract class Sender extends Tcb {
       this.resend(now, seqAdd(this.sndUna, data - last), last);
       this.tlpRetrans = true;
     }
-    this.tlpAt = Infinity;
+    this.tlpAt = Infinity; // sendData re-armed it: one probe an episode
     this.tlpEnd = this.sndMax;
     this.rtxAt = now + this.rto.rto;
+  }
+
+  /** Fast recovery or the RTO takes over from a probe: no probe pending, no episode open. */
+  protected endProbe(): void {
+    this.tlpAt = Infinity;
+    this.tlpEnd = undefined;
   }
 
   /**
@@ -444,8 +449,7 @@ export abstract class Sender extends Tcb {
     }
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.sndMax);
     this.rto.backoff();
-    this.tlpAt = Infinity;
-    this.tlpEnd = undefined;
+    this.endProbe();
     this.dupAcks = 0;
     this.sndNxt = this.sndUna;
     this.highRxt = this.sndUna;

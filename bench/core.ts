@@ -15,6 +15,7 @@ import type { PeerId } from '../src/core/peer.ts';
 import { nodeCrypto } from '../src/crypto/node.ts';
 import { portableCrypto } from '../src/crypto/portable.ts';
 import { sodiumCrypto } from '../src/crypto/sodium.ts';
+import { wasmBlake2sLoaded } from '../src/crypto/blake2s-wasm.ts';
 import type { Case, Environment } from './util.ts';
 import { environment, formatRate, formatSeconds, formatSig, markdownTable, measure, parseArgs, spread, USAGE, UsageError } from './util.ts';
 
@@ -496,4 +497,5 @@ function main(): number {
   return 0;
 }
 
+await wasmBlake2sLoaded; // measure the BLAKE2s the providers use once loaded
 process.exitCode = main();

@@ -1,9 +1,10 @@
 /**
- * The fast crypto provider: node:crypto (OpenSSL) on the hot path, @noble where node:crypto lacks
- * a primitive (keyed BLAKE2s with a 16-byte digest, XChaCha20-Poly1305).
+ * The fast crypto provider: node:crypto (OpenSSL) on the hot path; BLAKE2s in all three forms
+ * through hash-wasm once it has loaded (blake2s-wasm.ts); @noble where node:crypto lacks a
+ * primitive (keyed BLAKE2s with a 16-byte digest, XChaCha20-Poly1305), until then or without it.
  *
  * Measured facts this file relies on (Node 20, OpenSSL 3.0; see test/crypto/providers.test.ts):
- * - `createHash('blake2s256', { key })` silently ignores the key, so the keyed MAC uses @noble.
+ * - `createHash('blake2s256', { key })` silently ignores the key, so the keyed MAC is not node's.
  * - A raw X25519 private key imports through JWK. The JWK `x` member is required by Node but is
  *   not checked against `d` (OpenSSL derives the public key from the private one), so a
  *   placeholder is passed and the real public key is derived once afterwards.
@@ -25,7 +26,9 @@ import {
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
-import { mac, xopen, xseal } from './noble-shared.ts';
+import { mac as nobleMac, xopen, xseal } from './noble-shared.ts';
+import { wasmBlake2s } from './blake2s-wasm.ts';
+import type { Blake2sEngine } from './blake2s-wasm.ts';
 import { isAllZero } from '../core/bytes.ts';
 import { WireweaveError } from '../core/errors.ts';
 
@@ -97,13 +100,13 @@ function setNonce(counterLo: number, counterHi: number): Buffer {
 }
 
 /**
- * BLAKE2s and HMAC-BLAKE2s without a Hash/Hmac object per call. A handshake hashes ~45 short
+ * BLAKE2s and HMAC-BLAKE2s without a Hash/Hmac object per call. A handshake hashes ~50 short
  * inputs; for those createHash/createHmac cost their objects and garbage, not the compression
- * (~0.1 µs a block). So the parts are copied into one reusable buffer and hashed with node's
- * one-shot `hash()`, and HMAC (RFC 2104, 64-byte block) is two such hashes over ipad/opad
- * blocks. Inputs that do not fit the buffer take the streaming path. Gain measured with
- * callgrind: ~4 % fewer instructions per handshake; node's own cost per call (~1 µs, mostly
- * looking the digest up by name) remains the floor.
+ * (~0.1 µs a block). So the parts are copied into one reusable buffer and hashed in one call,
+ * and HMAC (RFC 2104, 64-byte block) is two such hashes over ipad/opad blocks. The call is the
+ * reused WebAssembly hasher of blake2s-wasm.ts (~0.4 µs) or, without it, node's one-shot `hash()`
+ * (~1.4 µs, mostly looking the digest up by name). Inputs that do not fit the buffer take the
+ * streaming path.
  */
 const BLOCK_LEN = 64;
 const HASH_LEN = 32;
@@ -113,6 +116,10 @@ const scratch32 = new Uint32Array(scratch.buffer, scratch.byteOffset, BLOCK_LEN 
 /** The HMAC key zero-padded to a block, as 32-bit words for the ipad/opad XOR. */
 const keyBlock = new Uint8Array(BLOCK_LEN);
 const keyBlock32 = new Uint32Array(keyBlock.buffer);
+
+function digest(engine: Blake2sEngine | null, input: Uint8Array): Uint8Array {
+  return engine ? engine.digest(input) : view(oneShotHash('blake2s256', input, 'buffer'));
+}
 
 function blake2s(parts: readonly Uint8Array[]): Uint8Array {
   let len = 0;
@@ -124,9 +131,11 @@ function blake2s(parts: readonly Uint8Array[]): Uint8Array {
   }
   let at = 0;
   for (const p of parts) { scratch.set(p, at); at += p.length; }
-  const out = oneShotHash('blake2s256', scratch.subarray(0, len), 'buffer');
+  const engine = wasmBlake2s();
+  const out = digest(engine, scratch.subarray(0, len));
   scratch.fill(0, 0, len); // the parts may be secret (chaining keys, DH results)
-  return view(out);
+  engine?.wipe(len);
+  return out;
 }
 
 /** Writes the key block XOR `pad` (a byte repeated in all four lanes) into the scratch's first block. */
@@ -141,16 +150,22 @@ function hmacBlake2s(key: Uint8Array, data: Uint8Array): Uint8Array {
   // inner = H((K ⊕ ipad) ‖ data)
   padKey(0x36363636);
   scratch.set(data, BLOCK_LEN);
-  const inner = oneShotHash('blake2s256', scratch.subarray(0, BLOCK_LEN + data.length), 'buffer');
+  const engine = wasmBlake2s();
+  const inner = digest(engine, scratch.subarray(0, BLOCK_LEN + data.length));
   // outer = H((K ⊕ opad) ‖ inner)
   padKey(0x5c5c5c5c);
   scratch.set(inner, BLOCK_LEN);
-  const out = oneShotHash('blake2s256', scratch.subarray(0, BLOCK_LEN + HASH_LEN), 'buffer');
-  scratch.fill(0, 0, BLOCK_LEN + Math.max(data.length, HASH_LEN));
+  const out = digest(engine, scratch.subarray(0, BLOCK_LEN + HASH_LEN));
+  const used = BLOCK_LEN + Math.max(data.length, HASH_LEN);
+  scratch.fill(0, 0, used);
+  engine?.wipe(used);
   keyBlock.fill(0);
   inner.fill(0);
-  return view(out);
+  return out;
 }
+
+/** Keyed BLAKE2s-128 through the WebAssembly hasher when it is loaded, else @noble. */
+const mac: CryptoProvider['mac'] = (key, data) => wasmBlake2s()?.mac(key, data) ?? nobleMac(key, data);
 
 export const nodeCrypto: CryptoProvider = {
   name: 'node',

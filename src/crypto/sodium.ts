@@ -1,7 +1,7 @@
 /**
  * The fastest provider: libsodium (through the optional dependency `sodium-native`, prebuilt)
- * for X25519 and both ChaCha20-Poly1305 AEADs, nodeCrypto's BLAKE2s and HMAC-BLAKE2s, @noble
- * for keyed BLAKE2s-128 (node:crypto ignores a BLAKE2s key; libsodium has only BLAKE2b).
+ * for X25519 and both ChaCha20-Poly1305 AEADs; BLAKE2s, HMAC-BLAKE2s and keyed BLAKE2s-128 are
+ * nodeCrypto's (libsodium has only BLAKE2b).
  *
  * Why it exists (measured on the 2-core CI machine, bench/core.ts):
  * - libsodium seals 1420-byte packets ~4× faster than node:crypto, whose per-call
@@ -17,7 +17,6 @@
 import { createRequire } from 'node:module';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
 import { isAllZero } from '../core/bytes.ts';
-import { mac } from './noble-shared.ts';
 import { nodeCrypto } from './node.ts';
 
 const KEY_LEN = 32;
@@ -90,11 +89,10 @@ function makeProvider(sodium: Sodium): CryptoProvider {
   return {
     name: 'sodium',
 
-    // libsodium has BLAKE2b only: BLAKE2s and its HMAC are node:crypto's, as in nodeCrypto.
+    // libsodium has BLAKE2b only: the BLAKE2s functions are nodeCrypto's.
     hash: nodeCrypto.hash,
     hmac: nodeCrypto.hmac,
-
-    mac,
+    mac: nodeCrypto.mac,
 
     x25519PrivateKey(privateKey) {
       if (privateKey.length !== KEY_LEN) throw new RangeError('X25519 private key must be 32 bytes');

@@ -290,4 +290,52 @@ describe('Linux TUN (koffi)', { skip }, () => {
     assert.equal(p.code, 0, p.stdout + p.stderr);
     await tun.close();
   });
+  it('hands a small packet of another flow out ahead of a backlog, never reordering within a flow', { timeout: 60_000 }, async () => {
+    requirePrereqs();
+    const name = `wwtun${pid}s`;
+    const tun = await open(name, { ringSlots: 64 });
+    /** Each UDP datagram to port 9000 as "source port:sequence", in the order handed out. */
+    const order: string[] = [];
+    let stalled = false;
+    tun.start((p) => {
+      if (!stalled) {
+        // Hold the main thread on the first packet while the rest of the burst fills the ring.
+        stalled = true;
+        const until = Date.now() + 700;
+        while (Date.now() < until);
+      }
+      const ihl = (p[0]! & 15) * 4;
+      if (p[0]! >> 4 !== 4 || p[9] !== 17 || ((p[ihl + 2]! << 8) | p[ihl + 3]!) !== 9000) return;
+      const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+      order.push(`${dv.getUint16(ihl)}:${dv.getUint32(ihl + 8)}`);
+    });
+    const ns = await newNamespace(`wwtn${pid}s`);
+    await moveAndConfigure(tun, ns, [`10.${x}.6.1/24`], { noIPv6: true });
+    rootLinks.delete(name);
+    // A bulk flow (port 9001: 1200-byte datagrams, every tenth one small) and, after its 15th and
+    // 25th datagrams, one small datagram of another flow (port 9002).
+    const script = `
+      const dgram = require('node:dgram');
+      const open = (port) => new Promise((r) => { const s = dgram.createSocket('udp4'); s.bind(port, '10.${x}.6.1', () => r(s)); });
+      const send = (s, len, seq) => new Promise((r) => { const b = Buffer.alloc(len); b.writeUInt32BE(seq); s.send(b, 9000, '10.${x}.6.2', r); });
+      (async () => {
+        const bulk = await open(9001), other = await open(9002);
+        for (let i = 0; i < 40; i++) {
+          await send(bulk, i % 10 === 5 ? 40 : 1200, i);
+          if (i === 15 || i === 25) await send(other, 40, i);
+        }
+        bulk.close(); other.close();
+      })();`;
+    const r = await run('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stderr);
+    await withTimeout((async () => { while (order.length < 42) await new Promise((res) => setTimeout(res, 20)); })(), 10_000, `42 datagrams, got ${order.join(' ')}`);
+    assert.equal(new Set(order).size, 42, `each once: ${order.join(' ')}`);
+    const bulkSeqs = order.filter((o) => o.startsWith('9001:')).map((o) => Number(o.slice(5)));
+    assert.deepEqual(bulkSeqs, Array.from({ length: 40 }, (_, i) => i), 'the bulk flow in order, its small datagrams included');
+    assert.deepEqual(order.filter((o) => o.startsWith('9002:')), ['9002:15', '9002:25']);
+    // The other flow's datagram sent after bulk 15 was handed out before bulk 14.
+    assert.ok(order.indexOf('9002:15') < order.indexOf('9001:14'), `ahead of the backlog: ${order.join(' ')}`);
+    assert.equal(tun.stats.rxDropped, 0);
+    await tun.close();
+  });
 });

@@ -49,6 +49,8 @@ import type { Libc } from './libc.ts';
 import { TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_ECN, VNET_HDR_LEN, completeChecksum, readVnetHeader, segmentTcp } from './offload.ts';
 import type { VnetHeader } from './offload.ts';
 import { checkSlots, controlBlock, HEAD, MIN_ITEM_BYTES, pumpRing, release, stop, throwLater } from './ring.ts';
+import { handOutSparse, HANDED_OUT, SCAN_ITEMS } from './sparse-ahead.ts';
+import type { SparseRing } from './sparse-ahead.ts';
 import { DROPPED, TUN_SLOT_SIZE, tunDataOffset, tunLengths, tunRingBytes } from './tun-ring.ts';
 import type { TunReaderData, TunReaderMessage } from './tun-ring.ts';
 import { AF_INET, SOCK_DGRAM } from './socket-abi.ts';
@@ -210,6 +212,8 @@ export class LinuxTun implements Tun {
   private readonly vnet: VnetHeader = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
   private readonly segmentBuffer = new Uint8Array(65536);
   private readonly coalescer: TcpCoalescer;
+  private readonly sparseRing: SparseRing;
+  private readonly sparseSeen = new Int32Array(SCAN_ITEMS);
   private flushQueued = false;
   private offloadStats = { tsoPackets: 0, tsoSegments: 0, groWrites: 0, groSegments: 0, rxMalformed: 0 };
 
@@ -230,6 +234,7 @@ export class LinuxTun implements Tun {
     this.sab = new SharedArrayBuffer(tunRingBytes(slots));
     this.ctrl = controlBlock(this.sab);
     this.lens = tunLengths(this.sab, slots);
+    this.sparseRing = { lens: this.lens, bytes: new Uint8Array(this.sab), dataOffset: this.dataOffset, slotSize: TUN_SLOT_SIZE, mask: this.mask, headerLength: vnetHeader ? VNET_HDR_LEN : 0 };
   }
 
   get stats(): LinuxTunStats {
@@ -349,32 +354,30 @@ export class LinuxTun implements Tun {
   }
 
   /**
-   * Hands out up to `budget` packets from the ring, in order; returns how many. The slot is
-   * released (tail advanced) right after each call, so the reader can refill it.
+   * Hands out packets from the ring until their bytes reach `budget` (see RingConsumer.drain),
+   * in order, except that each time more of the ring becomes visible the small packets of other
+   * flows waiting behind a backlog go first (sparse-ahead.ts). A slot is released as soon as the
+   * in-order pass reaches it.
    */
   private drain(budget: number): number {
-    const { ctrl, lens, mask, sab, dataOffset } = this;
+    const { ctrl, lens, mask } = this;
     let done = 0;
-    let head = Atomics.load(ctrl, HEAD);
+    let head = this.tail;
     this.draining = true;
     try {
       while (this.handler && done < budget) {
         if (this.tail === head) {
           head = Atomics.load(ctrl, HEAD);
           if (this.tail === head) break;
+          if (((head - this.tail) | 0) > 2) done += this.handOutSparse(head);
         }
         const slot = this.tail & mask;
         const len = lens[slot]!;
-        const view = new Uint8Array(sab, dataOffset + slot * TUN_SLOT_SIZE, len);
-        done += Math.max(len, MIN_ITEM_BYTES);
         try {
-          if (this.vnetHeader) this.deliverOffloaded(view);
-          else {
-            this.rxPackets++;
-            this.handler(view);
+          if (len !== HANDED_OUT) {
+            done += Math.max(len, MIN_ITEM_BYTES);
+            this.deliverSlot(slot, len);
           }
-        } catch (e) {
-          throwLater(e);
         } finally {
           this.tail = (this.tail + 1) | 0;
           release(ctrl, this.tail);
@@ -384,6 +387,31 @@ export class LinuxTun implements Tun {
       this.draining = false;
     }
     return done;
+  }
+
+  /** Hands out the sparse flows' packets among [tail, head); returns their bytes as drain counts them. */
+  private handOutSparse(head: number): number {
+    let bytes = 0;
+    handOutSparse(this.sparseRing, this.tail, head, this.sparseSeen, (slot) => {
+      const len = this.lens[slot]!;
+      bytes += Math.max(len, MIN_ITEM_BYTES);
+      if (this.handler) this.deliverSlot(slot, len);
+    });
+    return bytes;
+  }
+
+  /** Hands one slot's packet (or, with offloads, its segments) to the handler. */
+  private deliverSlot(slot: number, len: number): void {
+    const view = new Uint8Array(this.sab, this.dataOffset + slot * TUN_SLOT_SIZE, len);
+    try {
+      if (this.vnetHeader) this.deliverOffloaded(view);
+      else {
+        this.rxPackets++;
+        this.handler!(view);
+      }
+    } catch (e) {
+      throwLater(e);
+    }
   }
 
   /** A read with a virtio_net_hdr: finish its checksum, or cut a TSO super-packet into segments. */

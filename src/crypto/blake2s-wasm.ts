@@ -14,8 +14,8 @@
  * break `require()` of the package. Until it is ready, or when it cannot load or fails a known
  * answer, `wasmBlake2s()` is null and callers use node:crypto and @noble (same results).
  */
+import { createRequire } from 'node:module';
 import { blake2s as nobleBlake2s } from '@noble/hashes/blake2.js';
-import { createBLAKE2s } from 'hash-wasm';
 import type { IHasher } from 'hash-wasm';
 
 export interface Blake2sEngine {
@@ -70,6 +70,15 @@ function engine(plain: IHasher, keyed16: Keyed, keyed32: Keyed): Blake2sEngine {
 /** hash-wasm's factory; a parameter so tests can watch what is done to the hashers. */
 export type CreateBlake2s = (bits: number, key?: Uint8Array) => Promise<IHasher>;
 
+/**
+ * hash-wasm's BLAKE2s file alone: its index loads every algorithm it has, ~4–7 MiB more RSS
+ * in an idle daemon (measured) for code never used.
+ */
+function hashWasmBlake2s(): CreateBlake2s {
+  const m = createRequire(import.meta.url)('hash-wasm/dist/blake2s.umd.min.js') as { createBLAKE2s: CreateBlake2s };
+  return m.createBLAKE2s;
+}
+
 async function keyedHasher(create: CreateBlake2s, length: number): Promise<Keyed> {
   const key = new Uint8Array(length);
   return { key, hasher: await create(128, key) };
@@ -90,8 +99,9 @@ function followsKey(k: Keyed): boolean {
 }
 
 /** Makes the hashers and checks them; null when that fails. */
-export async function loadBlake2s(create: CreateBlake2s = createBLAKE2s): Promise<Blake2sEngine | null> {
+export async function loadBlake2s(create?: CreateBlake2s): Promise<Blake2sEngine | null> {
   try {
+    create ??= hashWasmBlake2s();
     const plain = await create(256);
     if (plain.init().update(new Uint8Array([0x61, 0x62, 0x63])).digest('hex') !== ABC_DIGEST) return null;
     const keyed16 = await keyedHasher(create, 16);

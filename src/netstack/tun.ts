@@ -11,10 +11,12 @@
  * with a view into a buffer that is reused afterwards. Feeding the stack there would make the
  * stack's replies (ACKs) re-enter the core's send path in the middle of its receive path, and
  * application callbacks (a Duplex pushing data, a user writing back) would run deep inside the
- * device. So `write` copies the packet into a bounded queue and the stack sees it in a
- * microtask, after the device's call has returned. Output needs no queue: the device's
- * `onPacket` only encrypts and hands the datagram to the bind, and never calls back into us.
+ * device. So `write` copies the packet into a bounded queue (reused buffers: packet-queue.ts)
+ * and the stack sees it in a microtask, after the device's call has returned. Output needs no
+ * queue: the device's `onPacket` only encrypts and hands the datagram to the bind, and never
+ * calls back into us.
  */
+import { PacketQueue } from './packet-queue.ts';
 import type { Clock } from '../device/clock.ts';
 import { systemClock } from '../device/clock.ts';
 import { WireweaveError } from '../core/errors.ts';
@@ -54,8 +56,7 @@ export class NetstackTun implements Tun {
   readonly counters: NetstackTunCounters = { input: 0, output: 0, inputDropped: 0, outputDropped: 0, stackErrors: 0 };
 
   private onPacket: ((packet: Uint8Array) => void) | undefined;
-  private readonly queue: Uint8Array[] = [];
-  private readonly queueLimit: number;
+  private readonly queue: PacketQueue;
   private draining = false;
   private closed = false;
   private timer: unknown = null;
@@ -66,7 +67,7 @@ export class NetstackTun implements Tun {
     this.name = options.name ?? 'netstack0';
     this.mtu = options.mtu ?? 1420;
     this.clock = options.clock ?? systemClock;
-    this.queueLimit = options.queueLimit ?? 4096;
+    this.queue = new PacketQueue(options.queueLimit ?? 4096);
     this.stack = options.createStack({ output: (p) => this.onOutput(p) });
   }
 
@@ -84,11 +85,10 @@ export class NetstackTun implements Tun {
 
   write(packet: Uint8Array): boolean {
     if (this.closed) return false;
-    if (this.queue.length >= this.queueLimit) {
+    if (!this.queue.push(packet)) {
       this.counters.inputDropped++;
       return false;
     }
-    this.queue.push(packet.slice());
     if (!this.draining) {
       this.draining = true;
       queueMicrotask(() => this.drain());
@@ -116,7 +116,7 @@ export class NetstackTun implements Tun {
   close(): Promise<void> {
     this.closed = true;
     this.onPacket = undefined;
-    this.queue.length = 0;
+    this.queue.clear();
     if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.timer = null;
     this.timerAt = Infinity;
@@ -126,15 +126,16 @@ export class NetstackTun implements Tun {
   private drain(): void {
     this.draining = false;
     // Packets queued while we drain are taken in the same loop.
-    while (this.queue.length > 0 && !this.closed) {
-      const packet = this.queue.shift()!;
+    for (let packet = this.queue.front(); packet && !this.closed; packet = this.queue.front()) {
       this.counters.input++;
       try {
+        // The stack copies what it keeps of a packet, so the slot is reused once input returns.
         this.stack.input(packet, this.clock.now());
       } catch {
         // The stack promises not to throw; if it breaks that, one packet is lost, not the tunnel.
         this.counters.stackErrors++;
       }
+      this.queue.shift();
     }
     this.armTimer();
   }

@@ -44,7 +44,8 @@ export function flowKey(b: Uint8Array, at: number, len: number): number {
     addrAt = at + 12;
     addrLen = 8;
     l4 = (b[at]! & 15) * 4;
-    if ((b[at + 6]! & 0x1f) !== 0 || b[at + 7] !== 0) l4 = -1; // a later fragment has no ports
+    // Every fragment of a datagram is one flow (a later one has no ports): MF or an offset.
+    if ((b[at + 6]! & 0x3f) !== 0 || b[at + 7] !== 0) l4 = -1;
   } else if (version === 6) {
     if (len < 40) return 0;
     proto = b[at + 6]!;

@@ -164,7 +164,11 @@ export interface EchoReply {
 /** The stack itself (implemented by stack.ts). */
 export interface TcpIpStackApi {
   readonly counters: StackCounters;
-  /** An IP packet that came out of the tunnel. Never throws; bad packets are dropped and counted. */
+  /**
+   * An IP packet that came out of the tunnel. Never throws; bad packets are dropped and counted.
+   * The packet is valid only during the call (the netstack TUN reuses its buffer): anything
+   * kept, data included, is copied.
+   */
   input(packet: Uint8Array, now: number): void;
   /** Run timers due at `now` (retransmission, delayed ACK, TIME-WAIT, keepalive, reassembly). */
   tick(now: number): void;

@@ -120,6 +120,14 @@ describe('sparse flows ahead of a backlog', () => {
     assert.deepEqual(handed, [2, 3]);
   });
 
+  it('puts every fragment of a datagram in one flow (a later one has no ports)', () => {
+    const first = ipv4(100, 17, A, B, 1, 2);
+    first[6] = 0x20; // MF, offset 0: the ports are there, but the later fragments have none
+    const later = ipv4(100, 17, A, B, 9, 9);
+    later[7] = 185;
+    assert.equal(flowKey(first, 0, 100), flowKey(later, 0, 100));
+  });
+
   it('ignores the ports of a later IPv4 fragment (it has none)', () => {
     const frag = ipv4(100, 17, A, B, 1, 2);
     frag[7] = 185; // fragment offset 185 × 8: bytes 20.. are payload, not ports

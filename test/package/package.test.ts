@@ -3,7 +3,8 @@
  * tarball installed into a fresh project, then (a) plain `node` imports every entry point and
  * runs a handshake between two Endpoints, (b) a strict TypeScript consumer compiles against the
  * published declarations, (c) `npx wireweave genkey | npx wireweave pubkey` works, (d) the
- * examples/ programs run against the installed package. The tarball holds only dist/, the
+ * examples/ programs run against the installed package, (e) `require()` of the entry points
+ * works and the BLAKE2s hashers load from the installed dist/. The tarball holds only dist/, the
  * launcher and README/LICENSE/SECURITY. Runtime dependencies come from the npm cache
  * (`--prefer-offline`; the network only if the cache lacks them). On the Node running this
  * file (Node 20, or Node 26 in scripts/test.sh's second pass): node and `npx` run on it.
@@ -14,7 +15,7 @@ import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { encodeBase64, parseKeyBase64 } from '../../src/core/keys.ts';
 import { nodeCrypto } from '../../src/crypto/node.ts';
@@ -130,5 +131,16 @@ describe('the npm package, installed from its tarball', { timeout: 240_000 }, ()
     const fetched = await sh(NODE, ['examples/netstack-fetch.mjs'], app);
     assert.match(fetched.stdout, /^alice: GET http:\/\/10\.0\.0\.2\/ → 200: hello 10\.0\.0\.1, this is bob$/m);
     assert.match(fetched.stdout, /→ EHOSTUNREACH$/m);
+  });
+
+  it('(e) require() loads the entry points (no top-level await), and BLAKE2s runs on WebAssembly', async () => {
+    writeFileSync(path.join(app, 'required.cjs'), "const c = require('wireweave/crypto'); const d = require('wireweave/device'); console.log(typeof c.nodeCrypto.hash, typeof d.Device);\n");
+    const required = await sh(NODE, ['required.cjs'], app);
+    assert.equal(required.stdout, 'function function\n');
+    // The installed dist/ finds hash-wasm's BLAKE2s file (not an entry point: imported by path).
+    const loader = path.join(app, 'node_modules/wireweave/dist/crypto/blake2s-wasm.js');
+    writeFileSync(path.join(app, 'wasm.mjs'), `const m = await import(${JSON.stringify(pathToFileURL(loader).href)}); console.log(await m.wasmBlake2sLoaded);\n`);
+    const wasm = await sh(NODE, ['wasm.mjs'], app);
+    assert.equal(wasm.stdout, 'true\n');
   });
 });

@@ -15,7 +15,6 @@ export class PacketQueue {
   private readonly lengths: Int32Array;
   private head = 0;
   private count = 0;
-  private used = 0;
 
   readonly limit: number;
 
@@ -40,7 +39,6 @@ export class PacketQueue {
     b.set(packet);
     this.lengths[i] = packet.length;
     this.count++;
-    if (i >= this.used) this.used = i + 1;
     return true;
   }
 
@@ -55,17 +53,14 @@ export class PacketQueue {
     if (this.count === 0) return;
     this.count--;
     this.head = this.count === 0 ? 0 : (this.head + 1) % this.limit;
-    if (this.count === 0 && this.used > KEEP_SLOTS) {
-      this.buffers.length = KEEP_SLOTS;
-      this.used = KEEP_SLOTS;
-    }
+    // `buffers` is as long as the highest slot used since it was last cut.
+    if (this.count === 0 && this.buffers.length > KEEP_SLOTS) this.buffers.length = KEEP_SLOTS;
   }
 
   clear(): void {
     this.count = 0;
     this.head = 0;
     this.buffers.length = 0;
-    this.used = 0;
   }
 
   /** Slots holding a buffer (for tests and memory accounting). */

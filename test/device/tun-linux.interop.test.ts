@@ -14,6 +14,7 @@ import type { LinuxTun } from '../../src/device/linux/tun.ts';
 import { icmpEcho4, icmpEcho6, parseEcho } from '../support/ip.ts';
 import type { Echo } from '../support/ip.ts';
 import { run, which, withTimeout } from '../support/wggo.ts';
+import { until } from '../support/until.ts';
 
 const prereqMissing = ((): string | undefined => {
   if (process.platform !== 'linux') return `Linux only (this is ${process.platform})`;
@@ -328,7 +329,7 @@ describe('Linux TUN (koffi)', { skip }, () => {
       })();`;
     const r = await run('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { timeoutMs: 20_000 });
     assert.equal(r.code, 0, r.stderr);
-    await withTimeout((async () => { while (order.length < 42) await new Promise((res) => setTimeout(res, 20)); })(), 10_000, `42 datagrams, got ${order.join(' ')}`);
+    await until('the 42 datagrams to be handed out', () => order.length >= 42, 10_000);
     assert.equal(new Set(order).size, 42, `each once: ${order.join(' ')}`);
     const bulkSeqs = order.filter((o) => o.startsWith('9001:')).map((o) => Number(o.slice(5)));
     assert.deepEqual(bulkSeqs, Array.from({ length: 40 }, (_, i) => i), 'the bulk flow in order, its small datagrams included');

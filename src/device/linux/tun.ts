@@ -214,6 +214,7 @@ export class LinuxTun implements Tun {
   private readonly coalescer: TcpCoalescer;
   private readonly sparseRing: SparseRing;
   private readonly sparseSeen = new Int32Array(SCAN_ITEMS);
+  private sparseBytes = 0;
   private flushQueued = false;
   private offloadStats = { tsoPackets: 0, tsoSegments: 0, groWrites: 0, groSegments: 0, rxMalformed: 0 };
 
@@ -391,14 +392,17 @@ export class LinuxTun implements Tun {
 
   /** Hands out the sparse flows' packets among [tail, head); returns their bytes as drain counts them. */
   private handOutSparse(head: number): number {
-    let bytes = 0;
-    handOutSparse(this.sparseRing, this.tail, head, this.sparseSeen, (slot) => {
-      const len = this.lens[slot]!;
-      bytes += Math.max(len, MIN_ITEM_BYTES);
-      if (this.handler) this.deliverSlot(slot, len);
-    });
-    return bytes;
+    this.sparseBytes = 0;
+    handOutSparse(this.sparseRing, this.tail, head, this.sparseSeen, this.handOutSparseSlot);
+    return this.sparseBytes;
   }
+
+  /** handOutSparse's callback, made once: the drain makes no closure per scan. */
+  private readonly handOutSparseSlot = (slot: number): void => {
+    const len = this.lens[slot]!;
+    this.sparseBytes += Math.max(len, MIN_ITEM_BYTES);
+    if (this.handler) this.deliverSlot(slot, len);
+  };
 
   /** Hands one slot's packet (or, with offloads, its segments) to the handler. */
   private deliverSlot(slot: number, len: number): void {

@@ -16,12 +16,14 @@
  * device then does the steps that can still fail (binding a new port, SO_MARK without
  * CAP_NET_ADMIN) first and undoes the port if the fwmark fails, so an error changes nothing.
  */
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { clampPrivateKey, decodeHex, encodeHex, KEY_HEX_LENGTH, parseKeyHex } from '../core/keys.ts';
 import type { DeviceState, EndpointAddress, PeerChange, Prefix, SetRequest, UapiTarget } from './config.ts';
 import { Errno, UapiError } from './config.ts';
 import { isAllZero } from '../core/bytes.ts';
 import { formatPrefix, parsePrefix } from './allowedips.ts';
+import { encodeGetResponse } from './uapi-get.ts';
 import { formatIp, parseIp, PrefixError } from './../core/ip-address.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
@@ -304,41 +306,18 @@ export function parseSetRequest(lines: readonly string[]): SetRequest {
 // ---------------------------------------------------------------------------------------------
 // get=1
 
-const ZERO_KEY = new Uint8Array(32);
-
-function hex(key: Uint8Array | null): string {
-  return encodeHex(key ?? ZERO_KEY);
-}
-
-function uint(n: number): string {
-  return Number.isFinite(n) && n > 0 ? BigInt(Math.trunc(n)).toString() : '0';
-}
-
 /**
  * The answer to `get=1`, byte for byte as wireguard-go writes it, including the final
  * `errno=0\n\n`. As there: private_key only when set, listen_port only when not 0, fwmark only
  * when not 0; every peer has preshared_key (zeros when none) and protocol_version=1; endpoint
- * only when known. Peers and allowed IPs appear in the order the state lists them.
+ * only when known. Peers and allowed IPs appear in the order the state lists them. A UAPI
+ * connection sends `encodeGetResponse`'s bytes instead, and wipes them once they are written.
  */
 export function formatGetResponse(state: DeviceState): string {
-  const out: string[] = [];
-  if (state.privateKey && !isAllZero(state.privateKey)) out.push(`private_key=${hex(state.privateKey)}`);
-  if (state.listenPort !== 0) out.push(`listen_port=${uint(state.listenPort)}`);
-  if (state.fwmark !== 0) out.push(`fwmark=${uint(state.fwmark)}`);
-  for (const peer of state.peers) {
-    out.push(`public_key=${hex(peer.publicKey)}`);
-    out.push(`preshared_key=${hex(peer.presharedKey)}`);
-    out.push('protocol_version=1');
-    if (peer.endpoint) out.push(`endpoint=${peer.endpoint}`);
-    out.push(`last_handshake_time_sec=${uint(peer.lastHandshakeTimeSec)}`);
-    out.push(`last_handshake_time_nsec=${uint(peer.lastHandshakeTimeNsec)}`);
-    out.push(`tx_bytes=${uint(peer.txBytes)}`);
-    out.push(`rx_bytes=${uint(peer.rxBytes)}`);
-    out.push(`persistent_keepalive_interval=${uint(peer.persistentKeepalive)}`);
-    for (const p of peer.allowedIps) out.push(`allowed_ip=${formatPrefix(p)}`);
-  }
-  out.push('errno=0', '', '');
-  return out.join('\n');
+  const bytes = encodeGetResponse(state);
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+  bytes.fill(0);
+  return text;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,7 +572,7 @@ class UapiConnection {
 
   private runGet(): void {
     this.endRequest();
-    this.runExclusive(() => formatGetResponse(this.target.getState()));
+    this.runExclusive(() => encodeGetResponse(this.target.getState()));
   }
 
   private runSet(request: SetRequest): void {
@@ -604,7 +583,7 @@ class UapiConnection {
     });
   }
 
-  private runExclusive(op: () => string | Promise<string>): void {
+  private runExclusive(op: () => string | Uint8Array | Promise<string>): void {
     this.busy = true;
     this.updateFlow();
     serialized(this.target, op).then(
@@ -623,10 +602,22 @@ class UapiConnection {
 
   // -- output
 
-  private write(text: string): void {
+  /** Sends a text, or a get answer's bytes, which are wiped once written (or dropped). */
+  private write(out: string | Uint8Array): void {
     const s = this.stream;
-    if (this.closing || s.destroyed || !s.writable) return;
-    if (!s.write(text, 'latin1')) {
+    if (this.closing || s.destroyed || !s.writable) {
+      if (typeof out !== 'string') out.fill(0);
+      return;
+    }
+    let sent: boolean;
+    if (typeof out === 'string') sent = s.write(out, 'latin1');
+    else if (s instanceof Socket) sent = s.write(out, () => out.fill(0)); // called once the kernel has the bytes
+    else {
+      // Another Duplex (an in-memory twin) may hand the chunk itself to its reader later.
+      sent = s.write(Buffer.from(out));
+      out.fill(0);
+    }
+    if (!sent) {
       this.waitingDrain = true;
       this.updateFlow();
       s.once('drain', () => {
@@ -710,6 +701,16 @@ export function handleUapiConnection(stream: Duplex, target: UapiTarget, opts: U
   return new Promise<void>((resolve) => {
     new UapiConnection(stream, target, opts, resolve).start();
   });
+}
+
+const ZERO_KEY = new Uint8Array(32);
+
+function hex(key: Uint8Array | null): string {
+  return encodeHex(key ?? ZERO_KEY);
+}
+
+function uint(n: number): string {
+  return Number.isFinite(n) && n > 0 ? BigInt(Math.trunc(n)).toString() : '0';
 }
 
 /**

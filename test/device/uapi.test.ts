@@ -7,7 +7,9 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { link, lstat, mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { until } from '../support/until.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -514,6 +516,47 @@ describe('handleUapiConnection (over a unix socket)', () => {
     const r = await exchange(srv.path, 'get=1\n\n', { responses: 1 });
     assert.equal(r.text, GOLDEN_TEXT);
     assert.equal(r.closed, false);
+  });
+
+  it('wipes the answer\'s bytes (keys in hex) once the socket has written them', async () => {
+    const t = new FakeTarget();
+    t.state = GOLDEN_STATE;
+    const srv = await serve(t);
+    const sent: Uint8Array[] = [];
+    const write = Socket.prototype.write;
+    Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+      if (chunk instanceof Uint8Array) sent.push(chunk);
+      return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as typeof write;
+    let r: Exchange;
+    try {
+      r = await exchange(srv.path, 'get=1\n\n', { responses: 1 });
+    } finally {
+      Socket.prototype.write = write;
+    }
+    assert.equal(r.text, GOLDEN_TEXT);
+    const answer = sent.find((c) => c.length === GOLDEN_TEXT.length);
+    assert.ok(answer, 'the answer was not written as bytes');
+    assert.ok(answer.every((b) => b === 0), 'the answer still holds the private key after it was written');
+  });
+
+  it('answers get=1 intact over a Duplex that hands its chunks on later', async () => {
+    const { handleUapiConnection } = await import('../../src/device/uapi.ts');
+    const t = new FakeTarget();
+    t.state = GOLDEN_STATE;
+    const written: Buffer[] = [];
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) { written.push(chunk); cb(); },
+    });
+    const done = handleUapiConnection(stream, t);
+    stream.push('get=1\n\n');
+    await until('the answer', () => written.length > 0 && Buffer.concat(written).toString('latin1').endsWith('errno=0\n\n'));
+    // The stream kept the chunk itself: a wipe after its callback would have zeroed it.
+    assert.equal(Buffer.concat(written).toString('latin1'), GOLDEN_TEXT);
+    stream.push(null);
+    stream.destroy();
+    await done;
   });
 
   it('applies a valid set=1 and answers errno=0', async () => {

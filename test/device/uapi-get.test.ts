@@ -1,0 +1,94 @@
+/**
+ * encodeGetResponse: the bytes of a get=1 answer, checked against a plain string formatter
+ * (the one it replaced) over generated states, and its writer's wiping.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { fcParams } from '../support/property.ts';
+import type { DeviceState, PeerState, Prefix } from '../../src/device/config.ts';
+import { formatPrefix } from '../../src/device/allowedips.ts';
+import { ByteWriter, encodeGetResponse } from '../../src/device/uapi-get.ts';
+
+/** The former template-string formatter, kept as the oracle. */
+function oracle(state: DeviceState): string {
+  const hex = (k: Uint8Array | null) => Buffer.from(k ?? new Uint8Array(32)).toString('hex');
+  const uint = (n: number) => (Number.isFinite(n) && n > 0 ? BigInt(Math.trunc(n)).toString() : '0');
+  const out: string[] = [];
+  if (state.privateKey && state.privateKey.some((b) => b !== 0)) out.push(`private_key=${hex(state.privateKey)}`);
+  if (state.listenPort !== 0) out.push(`listen_port=${uint(state.listenPort)}`);
+  if (state.fwmark !== 0) out.push(`fwmark=${uint(state.fwmark)}`);
+  for (const peer of state.peers) {
+    out.push(`public_key=${hex(peer.publicKey)}`, `preshared_key=${hex(peer.presharedKey)}`, 'protocol_version=1');
+    if (peer.endpoint) out.push(`endpoint=${peer.endpoint}`);
+    out.push(`last_handshake_time_sec=${uint(peer.lastHandshakeTimeSec)}`, `last_handshake_time_nsec=${uint(peer.lastHandshakeTimeNsec)}`,
+      `tx_bytes=${uint(peer.txBytes)}`, `rx_bytes=${uint(peer.rxBytes)}`, `persistent_keepalive_interval=${uint(peer.persistentKeepalive)}`);
+    for (const p of peer.allowedIps) out.push(`allowed_ip=${formatPrefix(p)}`);
+  }
+  out.push('errno=0', '', '');
+  return out.join('\n');
+}
+
+const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+const key = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const count = fc.oneof(
+  fc.constantFrom(0, 1, 9, 10, 99, 100, 2 ** 32, 2 ** 53 - 1, 2 ** 53, 2 ** 64 - 1, 1e21, 1e300, -1, 0.5, 1.9, NaN, Infinity, -Infinity),
+  fc.nat(),
+  fc.double({ min: 0, max: 2 ** 70, noNaN: true }),
+);
+const prefix: fc.Arbitrary<Prefix> = fc.oneof(
+  fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 32 })).map(([bytes, bits]) => ({ family: 4 as const, bytes, bits })),
+  fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 128 })).map(([bytes, bits]) => ({ family: 6 as const, bytes, bits })),
+);
+const peer: fc.Arbitrary<PeerState> = fc.record({
+  publicKey: key,
+  presharedKey: fc.option(key, { nil: null }),
+  endpoint: fc.option(fc.oneof(fc.constantFrom('192.0.2.1:51820', '[2001:db8::1%eth0]:1'), fc.string({ maxLength: 600 })), { nil: null }),
+  lastHandshakeTimeSec: count,
+  lastHandshakeTimeNsec: count,
+  rxBytes: count,
+  txBytes: count,
+  persistentKeepalive: count,
+  allowedIps: fc.array(prefix, { maxLength: 6 }),
+  protocolVersion: fc.constant(1),
+});
+const state: fc.Arbitrary<DeviceState> = fc.record({
+  privateKey: fc.option(fc.oneof(key, fc.constant(new Uint8Array(32))), { nil: null }),
+  listenPort: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 65535 })),
+  fwmark: fc.oneof(fc.constant(0), fc.nat()),
+  peers: fc.array(peer, { maxLength: 8 }),
+});
+
+describe('encodeGetResponse', () => {
+  it('writes what the string formatter wrote, for any state', () => {
+    fc.assert(fc.property(state, (s) => {
+      // Endpoints are ASCII in practice; the latin1 text is what the socket carried before too.
+      const expected = Buffer.from(oracle(s), 'latin1').toString('latin1');
+      assert.equal(text(encodeGetResponse(s)), expected);
+    }), fcParams(300));
+  });
+
+  it('grows past its first guess (long endpoints, 300-digit counters)', () => {
+    const p: PeerState = {
+      publicKey: new Uint8Array(32).fill(1), presharedKey: null, endpoint: 'x'.repeat(5000),
+      lastHandshakeTimeSec: 1e300, lastHandshakeTimeNsec: 1e300, rxBytes: 1e300, txBytes: 1e300, persistentKeepalive: 1e300,
+      allowedIps: [], protocolVersion: 1,
+    };
+    const s: DeviceState = { privateKey: null, listenPort: 0, fwmark: 0, peers: [p, p, p] };
+    const out = encodeGetResponse(s);
+    assert.ok(out.length > 3 * 6000);
+    assert.equal(text(out), oracle(s));
+  });
+});
+
+describe('ByteWriter', () => {
+  it('wipes the buffer it outgrows, which held keys', () => {
+    const w = new ByteWriter(40);
+    w.hex(new Uint8Array(16).fill(0xab));
+    const first = w.buf;
+    w.text('y'.repeat(100));
+    assert.notEqual(w.buf, first);
+    assert.ok(first.every((b) => b === 0), 'the outgrown buffer still holds the key');
+    assert.equal(text(w.buf.subarray(0, w.at)), 'ab'.repeat(16) + 'y'.repeat(100));
+  });
+});

@@ -125,17 +125,25 @@ export class NetstackTun implements Tun {
 
   private drain(): void {
     this.draining = false;
+    const stack = this.stack;
+    // One burst: a connection acknowledges what it got in this drain with one ACK at its end.
+    stack.beginInputBurst?.();
     // Packets queued while we drain are taken in the same loop.
     for (let packet = this.queue.front(); packet && !this.closed; packet = this.queue.front()) {
       this.counters.input++;
       try {
         // The stack copies what it keeps of a packet, so the slot is reused once input returns.
-        this.stack.input(packet, this.clock.now());
+        stack.input(packet, this.clock.now());
       } catch {
         // The stack promises not to throw; if it breaks that, one packet is lost, not the tunnel.
         this.counters.stackErrors++;
       }
       this.queue.shift();
+    }
+    try {
+      stack.endInputBurst?.(this.clock.now());
+    } catch {
+      this.counters.stackErrors++;
     }
     this.armTimer();
   }

@@ -18,7 +18,11 @@ class ScriptedStack {
   onInput: (p: Uint8Array) => void = (p) => this.io.output(p);
   constructor(io: StackIO) { this.io = io; }
   counters = {};
-  input(packet: Uint8Array, now: number): void { this.inputs.push({ packet, now }); this.onInput(packet); }
+  /** begin/input/end calls in order. */
+  readonly calls: string[] = [];
+  input(packet: Uint8Array, now: number): void { this.calls.push('input'); this.inputs.push({ packet, now }); this.onInput(packet); }
+  beginInputBurst(): void { this.calls.push('begin'); }
+  endInputBurst(): void { this.calls.push('end'); }
   tick(now: number): void { this.ticks.push(now); this.deadline = Infinity; }
   nextDeadline(): number { return this.deadline; }
 }
@@ -46,6 +50,16 @@ describe('NetstackTun', () => {
     assert.deepEqual(seen, [[0x45, 1, 2, 3]], 'the echo went to the device');
     assert.equal(tun.counters.input, 1, 'input counted');
     assert.equal(tun.counters.output, 1, 'output counted');
+  });
+
+  it('feeds the packets of one drain to the stack as one input burst', async () => {
+    const { tun, stack } = make();
+    tun.start(() => {});
+    for (let i = 0; i < 3; i++) tun.write(Uint8Array.of(0x45, i));
+    await flush();
+    tun.write(Uint8Array.of(0x45, 9));
+    await flush();
+    assert.deepEqual(stack.calls, ['begin', 'input', 'input', 'input', 'end', 'begin', 'input', 'end']);
   });
 
   it('drops stack output before start and tunnel packets beyond the queue limit', async () => {

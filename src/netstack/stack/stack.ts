@@ -69,6 +69,19 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
     }
   }
 
+  beginInputBurst(): void {
+    this.tcp.beginInputBurst();
+  }
+
+  endInputBurst(now: number): void {
+    try {
+      this.tcp.endInputBurst(now);
+    } catch (e) {
+      this.counters.internalErrors++;
+      this.lastInternalError = e;
+    }
+  }
+
   /** The last exception caught inside packet or timer processing, for debugging. */
   lastInternalError: unknown;
 

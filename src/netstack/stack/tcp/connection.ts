@@ -16,6 +16,9 @@ import { segmentAcceptable, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from '
 import { Sender } from './sender.ts';
 import { OOW_ACK_INTERVAL, PAWS_IDLE } from './tcb.ts';
 
+/** The most in-order data one held ACK may cover (a GRO batch's limit). */
+const STRETCH_ACK_BYTES = 65536;
+
 export type { ConnectionHost, ConnectionInit } from './tcb.ts';
 
 export class Connection extends Sender implements TcpConnection {
@@ -385,8 +388,23 @@ export class Connection extends Sender implements TcpConnection {
       this.ackNow = true;
     }
     // Delayed ACK: at least every second segment, else within the delay (RFC 9293 §3.8.6.3).
-    if (++this.unackedSegments >= 2 || fin) this.ackNow = true;
+    const due = ++this.unackedSegments >= 2;
+    if (fin || (due && !this.holdAck())) this.ackNow = true;
     else if (this.ackAt === Infinity) this.ackAt = now + this.host.config.tcpDelayedAck;
+  }
+
+  /**
+   * In an input burst (one drain of the tunnel's queue) a single ACK at its end covers every
+   * in-order segment of it, as Linux sends one for a GRO batch: a pure ACK costs a WireGuard
+   * seal and a datagram on both ends. At most STRETCH_ACK_BYTES go unacknowledged meanwhile.
+   */
+  private holdAck(): boolean {
+    if (seqDiff(this.rcvNxt, this.lastAckSent) >= STRETCH_ACK_BYTES) return false;
+    if (!this.ackHeld) {
+      if (!this.host.holdAck(this)) return false;
+      this.ackHeld = true;
+    }
+    return true;
   }
 
   /** Without timestamps: the receiver RTT is the time a window takes to arrive (as Linux's tcp_rcv_rtt_measure). */

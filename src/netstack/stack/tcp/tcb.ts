@@ -31,6 +31,11 @@ export interface ConnectionHost {
   emit(conn: Tcb, seg: SegmentOut, length: number, fill?: (b: Uint8Array, at: number) => void): void;
   /** `conn.deadline` changed. */
   reschedule(conn: Tcb): void;
+  /**
+   * Within an input burst (TcpIpStackApi.beginInputBurst), takes `conn` to send its held ACK
+   * at the burst's end (Tcb.sendHeldAck) and returns true; outside one, false.
+   */
+  holdAck(conn: Tcb): boolean;
   /** The connection reached CLOSED: forget it. */
   removed(conn: Tcb): void;
   /** A passive open completed the handshake. */
@@ -167,6 +172,8 @@ export abstract class Tcb implements Timed {
   dupAcks = 0;
   protected unackedSegments = 0;
   protected ackNow = false;
+  /** An ACK the every-second-segment rule asked for, held to the end of the input burst. */
+  protected ackHeld = false;
   protected persistBackoffs = 0;
   protected keepIdle = 0;
   protected lastOowAckAt = -Infinity;
@@ -303,8 +310,18 @@ export abstract class Tcb implements Timed {
     this.lastAckSent = this.rcvNxt;
     this.ackAt = Infinity;
     this.ackNow = false;
+    this.ackHeld = false;
     this.unackedSegments = 0;
     this.host.emit(this, seg, len, len > 0 ? (b, at) => this.sendBuf.copyOut(off, len, b, at) : undefined);
+  }
+
+  /** The end of an input burst: sends the ACK held for it, unless another segment carried it. */
+  sendHeldAck(now: number): void {
+    if (!this.ackHeld) return;
+    this.ackHeld = false;
+    if (this.state === 'CLOSED') return;
+    this.sendAck(now);
+    this.after();
   }
 
   protected sendRst(seq: number, now: number): void {

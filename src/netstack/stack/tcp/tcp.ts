@@ -48,6 +48,9 @@ export class Tcp implements ConnectionHost {
   private readonly listenerPorts = new Set<number>();
   private readonly scratch = new Uint8Array(4);
   readonly memory: MemoryBudget;
+  /** Inside an input burst, and the connections holding an ACK for its end. */
+  private burst = false;
+  private readonly heldAcks = new Set<Connection>();
 
   constructor(stack: StackHost) {
     this.stack = stack;
@@ -239,6 +242,22 @@ export class Tcp implements ConnectionHost {
 
   reschedule(conn: Connection): void {
     this.heap.update(conn);
+  }
+
+  holdAck(conn: Connection): boolean {
+    if (!this.burst) return false;
+    this.heldAcks.add(conn);
+    return true;
+  }
+
+  beginInputBurst(): void {
+    this.burst = true;
+  }
+
+  endInputBurst(now: number): void {
+    this.burst = false; // nothing is held from here on, so the set does not change below
+    for (const conn of this.heldAcks) conn.sendHeldAck(now);
+    this.heldAcks.clear();
   }
 
   removed(conn: Connection): void {

@@ -23,6 +23,9 @@ import type {
 } from './types.ts';
 import { Udp } from './udp.ts';
 
+/** Bytes after the IP header cleared before a transport header is written (TCP's largest is 60). */
+const CLEARED_TRANSPORT_BYTES = 64;
+
 export class TcpIpStack implements TcpIpStackApi, StackHost {
   readonly counters: Counters = newCounters();
   readonly config: ResolvedConfig;
@@ -34,6 +37,8 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
   private readonly tcp: Tcp;
   private ipv4Id: number;
   private ipv6FragmentId: number;
+  private outputBuffer = new Uint8Array(0);
+  private outputBusy = false;
 
   constructor(config: StackConfig, io: StackIO) {
     this.config = resolveConfig(config);
@@ -145,7 +150,18 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
     const header = family === 4 ? IPV4_HEADER : IPV6_HEADER;
     const mtu = this.config.mtu;
     if (header + length > mtu && !fragment) { this.counters.ipTooBig++; return false; }
-    const packet = new Uint8Array(header + length);
+    const total = header + length;
+    let packet: Uint8Array;
+    if (total <= mtu && !this.outputBusy) {
+      // io.output borrows the packet for the call only, so one buffer serves every packet. The
+      // writers leave some bytes to be zero (checksum fields, ICMP's unused word): the headers
+      // are cleared first, and the payload is always written in full.
+      if (this.outputBuffer.length < total) this.outputBuffer = new Uint8Array(Math.max(total, mtu));
+      packet = this.outputBuffer.subarray(0, total);
+      packet.fill(0, 0, Math.min(total, header + CLEARED_TRANSPORT_BYTES));
+    } else {
+      packet = new Uint8Array(total);
+    }
     const body = packet.subarray(header);
     fill(packet, header);
     if (checksumAt >= 0) {
@@ -160,7 +176,13 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
       if (family === 4) writeIpv4Header(packet, src, dst, protocol, header + length, this.nextIpv4Id(), protocol === PROTO_TCP ? IPV4_DF : 0);
       else writeIpv6Header(packet, src, dst, protocol, length);
       this.counters.ipSent++;
-      this.io.output(packet);
+      // An output that sends again from inside the call gets a buffer of its own.
+      this.outputBusy = true;
+      try {
+        this.io.output(packet);
+      } finally {
+        this.outputBusy = false;
+      }
       return true;
     }
     return this.sendFragments(family, src, dst, protocol, body);

@@ -61,6 +61,12 @@ export type EndpointEvent =
 export interface EndpointIO<S> {
   /** A datagram for `peer`'s current endpoint. */
   sendToPeer(peer: PeerId, datagram: Uint8Array): void;
+  /**
+   * Optional: where sendToPeer would copy a `length`-byte datagram for `peer` (the bind's next
+   * send slot), or null. A transport message is then sealed straight into it and sent as that
+   * view, which saves a copy. The view is valid until the next sendToPeer or sendBuffer call.
+   */
+  sendBuffer?(peer: PeerId, length: number): Uint8Array | null;
   /** A datagram back to where a received packet came from (cookie replies). */
   sendToSource(source: S, datagram: Uint8Array): void;
   /** A decrypted packet from `peer` (padded plaintext; the caller strips padding by IP length). */
@@ -611,18 +617,27 @@ export class Endpoint<S = unknown> {
   private sealAndSend(now: number, peer: Peer, s: Session, packet: Uint8Array): void {
     const padded = paddedLength(packet.length, this.mtu);
     const total = Transport.headerSize + padded + TAG_SIZE;
-    if (this.scratch.length < total) this.scratch = new Uint8Array(Math.max(total, this.scratch.length * 2));
-    const buf = this.scratch;
+    // Sealed where the bind will send it from when it can say where that is, else in scratch.
+    let buf = this.io.sendBuffer?.(peer.id, total) ?? null;
+    if (buf === null || buf.length !== total) {
+      if (this.scratch.length < total) this.scratch = new Uint8Array(Math.max(total, this.scratch.length * 2));
+      buf = this.scratch.subarray(0, total);
+    }
     writeType(buf, MESSAGE_TRANSPORT);
     writeU32LE(buf, Transport.receiver, s.remoteIndex);
     writeU32LE(buf, Transport.counter, s.sendLo);
     writeU32LE(buf, Transport.counter + 4, s.sendHi);
-    buf.set(packet, Transport.headerSize);
-    buf.fill(0, Transport.headerSize + packet.length, Transport.headerSize + padded);
-    const plaintext = buf.subarray(Transport.headerSize, Transport.headerSize + padded);
-    this.crypto.seal(s.sendKey, s.sendLo, s.sendHi, plaintext, EMPTY_AD, buf, Transport.headerSize);
+    if (padded === packet.length) {
+      // Nothing to pad (a full-size packet): sealed from the caller's packet, not from a copy.
+      this.crypto.seal(s.sendKey, s.sendLo, s.sendHi, packet, EMPTY_AD, buf, Transport.headerSize);
+    } else {
+      buf.set(packet, Transport.headerSize);
+      buf.fill(0, Transport.headerSize + packet.length, Transport.headerSize + padded);
+      const plaintext = buf.subarray(Transport.headerSize, Transport.headerSize + padded);
+      this.crypto.seal(s.sendKey, s.sendLo, s.sendHi, plaintext, EMPTY_AD, buf, Transport.headerSize);
+    }
     s.nextCounter();
-    this.transmit(peer, buf.subarray(0, total));
+    this.transmit(peer, buf);
     if (packet.length === 0) this.counters.keepalivesSent++;
     else {
       this.counters.dataPacketsSent++;

@@ -36,6 +36,12 @@ export interface Bind {
   readonly port: number;
   /** Sends one datagram; never throws (failures are counted). */
   send(datagram: Uint8Array, to: BindEndpoint): void;
+  /**
+   * Optional: the view `send(datagram, to)` would copy a `length`-byte datagram into, or null.
+   * A datagram written there and sent as that very view is not copied. Valid until the next
+   * send or sendBuffer call; never throws.
+   */
+  sendBuffer?(length: number, to: BindEndpoint): Uint8Array | null;
   /** The canonical endpoint object for an address without a local address (IPv4-mapped IPv6 folded to IPv4). */
   endpointFor(address: string, port: number): BindEndpoint;
   /**

@@ -119,6 +119,10 @@ export class Device implements UapiTarget {
           if (!peer?.endpoint) { this.counters.noEndpoint++; return; }
           this.bind.send(datagram, peer.endpoint);
         },
+        sendBuffer: (id, length) => {
+          const to = this.peersById.get(id)?.endpoint;
+          return to && this.bind.sendBuffer ? this.bind.sendBuffer(length, to) : null;
+        },
         sendToSource: (source, datagram) => this.bind.send(datagram, source),
         deliver: (id, packet) => this.deliver(id, packet),
         authenticated: (id, source) => {

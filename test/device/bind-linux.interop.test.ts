@@ -175,6 +175,44 @@ describe('LinuxUdpBind on loopback', { skip }, () => {
     assert.ok(after.gsoBatches - before.gsoBatches >= 4, `several datagrams per sendmsg (gsoBatches ${after.gsoBatches - before.gsoBatches})`);
   });
 
+  it('sendBuffer: datagrams written where send would copy them go out uncopied, batched, whole and in order', async () => {
+    const { a, b } = await pair();
+    const to4 = b.bind.endpointFor('127.0.0.1', a.port);
+    const to6 = b.bind.endpointFor('::1', a.port);
+    const plan: [BindEndpoint, number][] = [];
+    for (let i = 0; i < 50; i++) plan.push([to4, 1452]);
+    plan.push([to4, 700], [to4, 1452], [to6, 1452], [to6, 1452], [to4, 64], [to4, 2000], [to4, 2000]);
+    for (let i = 0; i < 70; i++) plan.push([to6, 300]);
+    const before = b.bind.stats;
+    const set = Uint8Array.prototype.set;
+    let copies = 0;
+    Uint8Array.prototype.set = function (this: Uint8Array, ...args: Parameters<typeof set>) { copies++; return set.apply(this, args); };
+    try {
+      plan.forEach(([to, len], i) => {
+        const v = b.bind.sendBuffer(len, to);
+        assert.ok(v !== null && v.length === len, `a view of ${len} bytes for datagram ${i}`);
+        v.fill(i & 0xff);
+        new DataView(v.buffer, v.byteOffset).setUint32(0, i);
+        b.bind.send(v, to);
+      });
+    } finally {
+      Uint8Array.prototype.set = set;
+    }
+    assert.equal(copies, 0, 'nothing was copied');
+    await until(`${plan.length} datagrams (got ${a.got.length})`, () => a.got.length === plan.length);
+    const seen = a.got.map((g) => {
+      const d = Buffer.from(g.data, 'latin1');
+      return { i: d.readUInt32BE(0), len: d.length, family: g.from.family, whole: d.subarray(4).every((x) => x === (d.readUInt32BE(0) & 0xff)) };
+    });
+    for (const fam of [4, 6]) {
+      const want = plan.map(([to, len], i) => ({ i, len, family: to.family, whole: true })).filter((x) => x.family === fam);
+      assert.deepEqual(seen.filter((x) => x.family === fam), want, `IPv${fam} datagrams arrive whole and in order`);
+    }
+    const after = b.bind.stats;
+    assert.equal(after.txPackets - before.txPackets, plan.length);
+    assert.ok(after.gsoBatches - before.gsoBatches >= 4, `several datagrams per sendmsg (gsoBatches ${after.gsoBatches - before.gsoBatches})`);
+  });
+
   it('a re-open (a listen-port change) reuses its receive ring and still receives', async () => {
     const { a, b } = await pair();
     const ringOf = (x: LinuxUdpBind) => (x as unknown as { ring: SharedArrayBuffer | undefined }).ring;

@@ -468,6 +468,10 @@ export class LinuxUdpBind implements Bind {
     this.sender.send(datagram, to);
   }
 
+  sendBuffer(length: number, to: BindEndpoint): Uint8Array | null {
+    return this.sender.sendBuffer(length, to);
+  }
+
   endpointFor(address: string, port: number): BindEndpoint {
     return this.endpoints.get(address, port);
   }

@@ -135,9 +135,8 @@ export class UdpSender {
     }
     const p = this.pending;
     if (p.count > 0) {
-      // Same destination, no longer than the first segment, room left: one more GSO segment.
-      if (p.to === to && !p.sealed && len <= p.segmentSize && p.count < GSO_MAX_SEGMENTS && p.bytes + len <= GSO_MAX_BYTES) {
-        this.send8.set(datagram, S_DATA + p.bytes);
+      if (this.joins(len, to)) {
+        this.place(datagram, S_DATA + p.bytes);
         p.bytes += len;
         p.count++;
         if (len < p.segmentSize) p.sealed = true; // only the last segment may be shorter
@@ -145,12 +144,40 @@ export class UdpSender {
       }
       this.flush();
     }
-    this.send8.set(datagram, S_DATA);
+    this.place(datagram, S_DATA);
     p.to = to; p.count = 1; p.bytes = len; p.segmentSize = len; p.sealed = false;
     if (!this.gso) { this.flush(); return; }
     // Whatever else this task sends to the same place joins the batch; the batch leaves before
     // any timer or I/O callback runs, so nothing waits longer than the current burst.
     if (!this.flushQueued) { this.flushQueued = true; queueMicrotask(this.flushTask); }
+  }
+
+  /**
+   * Where send(datagram, to) would put a `length`-byte datagram: after the batch gathered so
+   * far if it joins it, else at the start (what was gathered is sent now, as send would).
+   * Null while the sealing threads hold transport messages (send queues behind them then).
+   */
+  sendBuffer(length: number, to: BindEndpoint): Uint8Array | null {
+    if (this.fds === null || length > UDP_SLOT_SIZE) return null;
+    const sealers = this.sealers;
+    if (sealers !== null && sealers.usable && sealers.busy) return null;
+    const p = this.pending;
+    if (p.count > 0 && this.joins(length, to)) return this.send8.subarray(S_DATA + p.bytes, S_DATA + p.bytes + length);
+    this.flush();
+    return this.send8.subarray(S_DATA, S_DATA + length);
+  }
+
+  /** Same destination, no longer than the first segment, room left: one more GSO segment. */
+  private joins(length: number, to: BindEndpoint): boolean {
+    const p = this.pending;
+    return p.to === to && !p.sealed && length <= p.segmentSize && p.count < GSO_MAX_SEGMENTS && p.bytes + length <= GSO_MAX_BYTES;
+  }
+
+  /** Copies `datagram` to `at` unless it was written there already (a sendBuffer view). */
+  private place(datagram: Uint8Array, at: number): void {
+    const b = this.send8;
+    if (datagram.buffer === b.buffer && datagram.byteOffset === b.byteOffset + at) return;
+    b.set(datagram, at);
   }
 
   private readonly flushTask = (): void => {

@@ -163,6 +163,9 @@ export class Endpoint<S = unknown> {
   private readonly handshakeLimiter: RateLimiter | null;
   private readonly cookieLimiter: RateLimiter | null;
   private scratch = new Uint8Array(2048);
+  /** Where transport messages are opened, and whether a delivery from it is under way. */
+  private rxScratch = new Uint8Array(2048);
+  private delivering = false;
   private readonly reservation: TransportReservation = { remoteIndex: 0, counterLo: 0, counterHi: 0, sendKey: new Uint8Array(0) };
   private readonly jitterPool = new Uint8Array(256);
   private jitterNext = 256;
@@ -483,7 +486,18 @@ export class Endpoint<S = unknown> {
     const hi = readU32LE(d, Transport.counter + 4);
     if (!s.replay.check(lo, hi)) return this.drop('replay');
     const ciphertext = d.subarray(Transport.headerSize);
-    if (!this.crypto.open(s.receiveKey, lo, hi, ciphertext, EMPTY_AD, d, Transport.headerSize)) return this.drop('decrypt');
+    // Opened into a buffer of our own rather than in place: a bind's receive ring is often a
+    // SharedArrayBuffer, and whatever copies the plaintext on (the TUN's GRO) copies out of one
+    // with slow relaxed moves. A delivery that receives again (a synchronous twin) opens in place.
+    const length = ciphertext.length - TAG_SIZE;
+    let plain = d;
+    let at: number = Transport.headerSize;
+    if (!this.delivering && length > 0) {
+      if (this.rxScratch.length < length) this.rxScratch = new Uint8Array(Math.max(length, this.rxScratch.length * 2));
+      plain = this.rxScratch;
+      at = 0;
+    }
+    if (!this.crypto.open(s.receiveKey, lo, hi, ciphertext, EMPTY_AD, plain, at)) return this.drop('decrypt');
     if (!s.replay.mark(lo, hi)) return this.drop('replay');
     const peer = entry.peer;
     peer.stats.rxBytes += d.length;
@@ -492,7 +506,6 @@ export class Endpoint<S = unknown> {
     this.anyAuthenticatedPacketReceived(peer);
     this.anyAuthenticatedPacketTraversal(now, peer);
     this.keepKeyFreshReceiving(now, peer);
-    const length = ciphertext.length - TAG_SIZE;
     if (length === 0) {
       this.counters.keepalivesReceived++;
       this.touch(peer);
@@ -501,7 +514,12 @@ export class Endpoint<S = unknown> {
     this.counters.dataPacketsReceived++;
     this.dataReceived(now, peer);
     this.touch(peer);
-    this.io.deliver(peer.id, d.subarray(Transport.headerSize, Transport.headerSize + length));
+    this.delivering = true;
+    try {
+      this.io.deliver(peer.id, plain.subarray(at, at + length));
+    } finally {
+      this.delivering = false;
+    }
     return 'data';
   }
 

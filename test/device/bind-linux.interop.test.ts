@@ -243,7 +243,9 @@ describe('LinuxUdpBind on loopback', { skip }, () => {
     // A thread per open used to leave ~3 MiB of address space and three mappings behind each time.
     assert.equal(threads, threads0, `threads ${threads0} -> ${threads}`);
     assert.ok(vmMiB < 16, `address space grew by ${vmMiB.toFixed(1)} MiB over 30 re-opens`);
-    assert.ok(maps < 30, `${maps} more mappings after 30 re-opens`);
+    // V8's heap adds mappings of its own as it grows (up to ~32 seen under a loaded suite); the
+    // leak this guards against added three per re-open, 90 here.
+    assert.ok(maps < 60, `${maps} more mappings after 30 re-opens`);
   });
 
   it('takes a free port for port 0, binds IPv4 and IPv6 on it, and close() releases it', async () => {

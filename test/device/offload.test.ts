@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { fold, sum16 } from '../../src/core/checksum.ts';
 import {
   TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_HDR_LEN,
-  completeChecksum, readVnetHeader, segmentTcp, tcpChecksumValid, tsoSegmentCount, writeTcpSegment,
+  completeChecksum, readVnetHeader, segmentTcp, segmentTcpInPlace, tcpChecksumValid, tsoSegmentCount, writeTcpSegment,
 } from '../../src/device/linux/offload.ts';
 import type { VnetHeader } from '../../src/device/linux/offload.ts';
 
@@ -115,6 +115,38 @@ describe('TSO in userspace: segmentTcp', () => {
       }
     });
   }
+
+  it('property: segmentTcpInPlace emits what segmentTcp does, cutting the packet where it lies (a SharedArrayBuffer too)', () => {
+    fc.assert(fc.property(fc.constantFrom(4 as const, 6 as const), fc.integer({ min: 1, max: 30_000 }), fc.integer({ min: 16, max: 1440 }), fc.nat(),
+      fc.boolean(), fc.integer({ min: 0, max: 64 }), (version, len, mss, seq, shared, at) => {
+        const ip = version === 4 ? 20 : 40;
+        const original = tcpPacket({ version, payload: bytes(len, seq & 0xff), seq: seq >>> 0, flags: ACK | PSH | FIN | CWR, options: TIMESTAMPS, id: seq & 0xffff });
+        const want = segmentAll(original, ip, mss);
+        const store = new Uint8Array(shared ? new SharedArrayBuffer(at + original.length) : new ArrayBuffer(at + original.length));
+        store.set(original, at);
+        const p = store.subarray(at);
+        const got: { view: Uint8Array; bytes: Uint8Array }[] = [];
+        const n = segmentTcpInPlace(p, ip, mss, new Uint8Array(128), (v) => got.push({ view: v, bytes: v.slice() }));
+        assert.equal(n, want.length);
+        got.forEach((g, i) => {
+          assert.deepEqual(g.bytes, want[i], `segment ${i}`);
+          assert.equal(g.view.buffer, store.buffer, 'cut where it lies');
+          assert.equal(g.view.byteOffset, at + i * mss, 'in front of its own payload');
+        });
+      }), { numRuns: 200 });
+  });
+
+  it('segmentTcpInPlace refuses what segmentTcp refuses, and headers longer than its template', () => {
+    const emitted: Uint8Array[] = [];
+    const emit = (x: Uint8Array) => emitted.push(x);
+    assert.equal(segmentTcpInPlace(new Uint8Array(0), 20, 1000, new Uint8Array(128), emit), -1, 'empty');
+    const good = tcpPacket({ version: 4, payload: bytes(3000), options: TIMESTAMPS });
+    assert.equal(segmentTcpInPlace(good, 20, 0, new Uint8Array(128), emit), -1, 'zero MSS');
+    const before = good.slice();
+    assert.equal(segmentTcpInPlace(good, 20, 1000, new Uint8Array(40), emit), -2, '52 bytes of headers, a 40-byte template');
+    assert.deepEqual(good, before, 'left alone');
+    assert.equal(emitted.length, 0);
+  });
 
   it('counts segments only for packets it can cut', () => {
     const good = tcpPacket({ version: 4, payload: bytes(3000) });

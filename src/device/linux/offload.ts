@@ -111,23 +111,32 @@ export function tsoSegmentCount(p: Uint8Array, tcpOffset: number, mss: number, m
  * its length.
  */
 export function writeTcpSegment(p: Uint8Array, tcpOffset: number, mss: number, i: number, count: number, out: Uint8Array, o: number): number {
-  const version = p[0]! >> 4;
   const headers = tcpOffset + (p[tcpOffset + 12]! >> 4) * 4;
   const off = i * mss;
   const len = Math.min(mss, p.length - headers - off);
-  out.set(p.subarray(0, headers), o);
   out.set(p.subarray(headers + off, headers + off + len), o + headers);
+  return writeSegmentHeaders(p, tcpOffset, headers, i * mss, i, count, len, out, o);
+}
+
+/**
+ * Writes segment `i`'s headers into `out` at `o`, in front of its `len` payload bytes already
+ * there, from `template` (the super-packet's headers): lengths, IPv4 id and checksum, sequence
+ * number (`off` past the first), flags, TCP checksum. Returns the segment's length.
+ */
+function writeSegmentHeaders(template: Uint8Array, tcpOffset: number, headers: number, off: number, i: number, count: number, len: number, out: Uint8Array, o: number): number {
+  const version = template[0]! >> 4;
+  out.set(template.subarray(0, headers), o);
   const total = headers + len;
   if (version === 4) {
     putU16(out, o + 2, total);
-    putU16(out, o + 4, (((p[4]! << 8) | p[5]!) + i) & 0xffff);
+    putU16(out, o + 4, (((template[4]! << 8) | template[5]!) + i) & 0xffff);
     ipv4HeaderChecksum(out, o, tcpOffset);
   } else putU16(out, o + 4, total - 40);
-  const seq = (((p[tcpOffset + 4]! << 24) | (p[tcpOffset + 5]! << 16) | (p[tcpOffset + 6]! << 8) | p[tcpOffset + 7]!) + off) >>> 0;
+  const seq = (((template[tcpOffset + 4]! << 24) | (template[tcpOffset + 5]! << 16) | (template[tcpOffset + 6]! << 8) | template[tcpOffset + 7]!) + off) >>> 0;
   const t = o + tcpOffset;
   out[t + 4] = seq >>> 24; out[t + 5] = (seq >>> 16) & 0xff;
   out[t + 6] = (seq >>> 8) & 0xff; out[t + 7] = seq & 0xff;
-  let flags = p[tcpOffset + 13]!;
+  let flags = template[tcpOffset + 13]!;
   if (i !== count - 1) flags &= ~(TCP_FIN | TCP_PSH); // only the last segment ends or pushes
   if (i !== 0) flags &= ~TCP_CWR; // congestion window reduced is said once
   out[t + 13] = flags;
@@ -145,6 +154,29 @@ export function writeTcpSegment(p: Uint8Array, tcpOffset: number, mss: number, i
 export function segmentTcp(p: Uint8Array, tcpOffset: number, mss: number, out: Uint8Array, emit: (segment: Uint8Array) => void): number {
   const count = tsoSegmentCount(p, tcpOffset, mss, out.length);
   for (let i = 0; i < count; i++) emit(out.subarray(0, writeTcpSegment(p, tcpOffset, mss, i, count, out, 0)));
+  return count;
+}
+
+/**
+ * segmentTcp without moving the payload: segment i's headers are written into `p` itself, just
+ * in front of its payload, so it is p[i·mss, i·mss + headers + len). They overwrite the end of
+ * segment i − 1, already emitted, which is why `emit` must be done with a segment when it
+ * returns. The original headers are first copied to `template`. The payload is not copied at
+ * all, which matters when `p` lies in a SharedArrayBuffer (the TUN ring): V8 copies out of one
+ * with relaxed atomic moves. Returns the number of segments, -1 if the packet is malformed, -2
+ * if its headers do not fit `template` (nothing emitted either way).
+ */
+export function segmentTcpInPlace(p: Uint8Array, tcpOffset: number, mss: number, template: Uint8Array, emit: (segment: Uint8Array) => void): number {
+  const count = tsoSegmentCount(p, tcpOffset, mss);
+  if (count < 0) return -1;
+  const headers = tcpOffset + (p[tcpOffset + 12]! >> 4) * 4;
+  if (headers > template.length) return -2;
+  template.set(p.subarray(0, headers));
+  for (let i = 0; i < count; i++) {
+    const o = i * mss;
+    const len = Math.min(mss, p.length - headers - o);
+    emit(p.subarray(o, o + writeSegmentHeaders(template, tcpOffset, headers, o, i, count, len, p, o)));
+  }
   return count;
 }
 

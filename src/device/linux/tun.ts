@@ -46,7 +46,7 @@ import { errnoName, errno, sysError } from '../errno.ts';
 import type { Tun } from '../tun.ts';
 import { libc, O_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK, wake } from './libc.ts';
 import type { Libc } from './libc.ts';
-import { TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_ECN, VNET_HDR_LEN, completeChecksum, readVnetHeader, segmentTcp } from './offload.ts';
+import { TcpCoalescer, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6, VNET_GSO_ECN, VNET_HDR_LEN, completeChecksum, readVnetHeader, segmentTcp, segmentTcpInPlace } from './offload.ts';
 import type { VnetHeader } from './offload.ts';
 import { checkSlots, controlBlock, HEAD, MIN_ITEM_BYTES, pumpRing, release, stop, throwLater } from './ring.ts';
 import { handOutSparse, HANDED_OUT, SCAN_ITEMS } from './sparse-ahead.ts';
@@ -211,6 +211,8 @@ export class LinuxTun implements Tun {
   readonly offloads: boolean;
   private readonly vnet: VnetHeader = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
   private readonly segmentBuffer = new Uint8Array(65536);
+  /** The super-packet's headers while its segments are cut in place (IP + TCP with options). */
+  private readonly segmentHeaders = new Uint8Array(128);
   private readonly coalescer: TcpCoalescer;
   private readonly sparseRing: SparseRing;
   private readonly sparseSeen = new Int32Array(SCAN_ITEMS);
@@ -432,7 +434,10 @@ export class LinuxTun implements Tun {
       return;
     }
     if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6) { this.offloadStats.rxMalformed++; return; }
-    const n = segmentTcp(packet, h.csumStart, h.gsoSize, this.segmentBuffer, this.deliverSegment);
+    // Segments are cut in the ring slot itself (their payload never moves); headers too long
+    // for the template (IPv6 extension headers) take the copying path.
+    let n = segmentTcpInPlace(packet, h.csumStart, h.gsoSize, this.segmentHeaders, this.deliverSegment);
+    if (n === -2) n = segmentTcp(packet, h.csumStart, h.gsoSize, this.segmentBuffer, this.deliverSegment);
     if (n < 0) { this.offloadStats.rxMalformed++; return; }
     this.offloadStats.tsoPackets++;
     this.offloadStats.tsoSegments += n;

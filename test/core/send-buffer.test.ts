@@ -7,21 +7,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { EndpointIO } from '../../src/core/endpoint.ts';
-import { packet, pair } from '../support/pair.ts';
+import { establishedPair, packet } from '../support/pair.ts';
 
-function established() {
-  const p = pair();
-  const wire: Uint8Array[] = [];
-  const transmit = p.sim.transmit.bind(p.sim);
-  p.sim.transmit = (from, to, d) => { if (from === 'a') wire.push(d.slice()); transmit(from, to, d); };
-  p.a.send(p.aToB, packet(1, 0));
-  p.sim.run(100);
-  p.b.send(p.bToA, packet(1, 1));
-  p.sim.run(100);
-  wire.length = 0;
-  p.b.delivered.length = 0;
-  return { ...p, wire };
-}
+const established = establishedPair;
 
 const ioOf = (e: object) => (e as unknown as { io: EndpointIO<string> }).io;
 const SIZES = [64, 100, 1424, 8, 48, 1400];

@@ -144,30 +144,50 @@ describe('LinuxUdpBind on loopback', { skip }, () => {
     assert.equal(b.bind.stats.txDropped, 0);
   });
 
-  it('batches datagrams to one endpoint into UDP GSO sends; sizes, contents and order survive', async () => {
-    const { a, b } = await pair();
+  /**
+   * Datagrams to two endpoints of `a` from `b`: equal sizes batch; a shorter one closes its batch;
+   * a longer one or another endpoint starts a new one. Datagram i is filled with i & 0xff and
+   * starts with i (big-endian).
+   */
+  function gsoPlan(a: Awaited<ReturnType<typeof recorder>>, b: Awaited<ReturnType<typeof recorder>>): [BindEndpoint, number][] {
     const to4 = b.bind.endpointFor('127.0.0.1', a.port);
     const to6 = b.bind.endpointFor('::1', a.port);
-    // Equal sizes batch; a shorter one closes its batch; a longer one or another endpoint starts a new one.
     const plan: [BindEndpoint, number][] = [];
     for (let i = 0; i < 50; i++) plan.push([to4, 1452]);
     plan.push([to4, 700], [to4, 1452], [to4, 1452], [to6, 1452], [to6, 1452], [to4, 64], [to4, 2000], [to4, 2000]);
     for (let i = 0; i < 70; i++) plan.push([to6, 300]);
-    const before = b.bind.stats;
-    plan.forEach(([to, len], i) => {
-      const d = new Uint8Array(len).fill(i & 0xff);
-      new DataView(d.buffer).setUint32(0, i);
-      b.bind.send(d, to);
-    });
+    return plan;
+  }
+
+  function fillDatagram(d: Uint8Array, i: number): void {
+    d.fill(i & 0xff);
+    new DataView(d.buffer, d.byteOffset).setUint32(0, i);
+  }
+
+  /** Waits for the whole plan at `a`, then checks each family's datagrams: every one, whole, in order. */
+  async function checkArrivals(a: Awaited<ReturnType<typeof recorder>>, plan: [BindEndpoint, number][]): Promise<void> {
     await until(`${plan.length} datagrams (got ${a.got.length})`, () => a.got.length === plan.length);
     const seen = a.got.map((g) => {
       const d = Buffer.from(g.data, 'latin1');
-      return { i: d.readUInt32BE(0), len: d.length, family: g.from.family };
+      const i = d.readUInt32BE(0);
+      return { i, len: d.length, family: g.from.family, whole: d.subarray(4).every((x) => x === (i & 0xff)) };
     });
     for (const fam of [4, 6]) {
-      const want = plan.map(([to, len], i) => ({ i, len, family: to.family })).filter((x) => x.family === fam);
+      const want = plan.map(([to, len], i) => ({ i, len, family: to.family, whole: true })).filter((x) => x.family === fam);
       assert.deepEqual(seen.filter((x) => x.family === fam), want, `IPv${fam} datagrams arrive whole and in order`);
     }
+  }
+
+  it('batches datagrams to one endpoint into UDP GSO sends; sizes, contents and order survive', async () => {
+    const { a, b } = await pair();
+    const plan = gsoPlan(a, b);
+    const before = b.bind.stats;
+    plan.forEach(([to, len], i) => {
+      const d = new Uint8Array(len);
+      fillDatagram(d, i);
+      b.bind.send(d, to);
+    });
+    await checkArrivals(a, plan);
     const after = b.bind.stats;
     assert.equal(after.txPackets - before.txPackets, plan.length, 'every datagram counted as sent');
     assert.equal(after.gsoRefused, 0, 'the kernel accepts UDP_SEGMENT on loopback');
@@ -177,12 +197,7 @@ describe('LinuxUdpBind on loopback', { skip }, () => {
 
   it('sendBuffer: datagrams written where send would copy them go out uncopied, batched, whole and in order', async () => {
     const { a, b } = await pair();
-    const to4 = b.bind.endpointFor('127.0.0.1', a.port);
-    const to6 = b.bind.endpointFor('::1', a.port);
-    const plan: [BindEndpoint, number][] = [];
-    for (let i = 0; i < 50; i++) plan.push([to4, 1452]);
-    plan.push([to4, 700], [to4, 1452], [to6, 1452], [to6, 1452], [to4, 64], [to4, 2000], [to4, 2000]);
-    for (let i = 0; i < 70; i++) plan.push([to6, 300]);
+    const plan = gsoPlan(a, b);
     const before = b.bind.stats;
     const set = Uint8Array.prototype.set;
     let copies = 0;
@@ -191,23 +206,14 @@ describe('LinuxUdpBind on loopback', { skip }, () => {
       plan.forEach(([to, len], i) => {
         const v = b.bind.sendBuffer(len, to);
         assert.ok(v !== null && v.length === len, `a view of ${len} bytes for datagram ${i}`);
-        v.fill(i & 0xff);
-        new DataView(v.buffer, v.byteOffset).setUint32(0, i);
+        fillDatagram(v, i);
         b.bind.send(v, to);
       });
     } finally {
       Uint8Array.prototype.set = set;
     }
     assert.equal(copies, 0, 'nothing was copied');
-    await until(`${plan.length} datagrams (got ${a.got.length})`, () => a.got.length === plan.length);
-    const seen = a.got.map((g) => {
-      const d = Buffer.from(g.data, 'latin1');
-      return { i: d.readUInt32BE(0), len: d.length, family: g.from.family, whole: d.subarray(4).every((x) => x === (d.readUInt32BE(0) & 0xff)) };
-    });
-    for (const fam of [4, 6]) {
-      const want = plan.map(([to, len], i) => ({ i, len, family: to.family, whole: true })).filter((x) => x.family === fam);
-      assert.deepEqual(seen.filter((x) => x.family === fam), want, `IPv${fam} datagrams arrive whole and in order`);
-    }
+    await checkArrivals(a, plan);
     const after = b.bind.stats;
     assert.equal(after.txPackets - before.txPackets, plan.length);
     assert.ok(after.gsoBatches - before.gsoBatches >= 4, `several datagrams per sendmsg (gsoBatches ${after.gsoBatches - before.gsoBatches})`);

@@ -215,3 +215,24 @@ export function packet(tag: number, n: number, size = 64): Uint8Array {
 export function packetNumber(p: Uint8Array): number {
   return new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(4);
 }
+
+/**
+ * A pair with a session both ways: a sent b one packet and b answered with one, so a's timers
+ * are in the state received data leaves them (keepalive armed, no handshake expected). From
+ * then on every datagram a sends is recorded whole in `wire`; both `delivered` lists are empty.
+ */
+export function establishedPair() {
+  const p = pair();
+  const wire: Uint8Array[] = [];
+  const transmit = p.sim.transmit.bind(p.sim);
+  p.sim.transmit = (from, to, d) => { if (from === 'a') wire.push(d.slice()); transmit(from, to, d); };
+  p.a.send(p.aToB, packet(1, 0));
+  p.sim.run(100);
+  p.b.send(p.bToA, packet(1, 1));
+  p.sim.run(100);
+  if (p.b.delivered.length !== 1 || p.a.delivered.length !== 1) throw new Error('establishedPair: the first exchange did not arrive');
+  wire.length = 0;
+  p.a.delivered.length = 0;
+  p.b.delivered.length = 0;
+  return { ...p, wire };
+}

@@ -122,9 +122,10 @@ const FIELDS: Record<string, Kind> = {
   privateKey: 'config', presharedKey: 'config', staticStatic: 'config',
   secret: 'cookieSecret',
   // mac1Key/cookieKey hash public keys; lastMac1 and lastTimestamp went over the wire; scratch
-  // holds the last ciphertext; the jitter pool only spaces retries.
+  // holds the last ciphertext and rxScratch the last opened packet (traffic, as a queued packet
+  // is); the jitter pool only spaces retries.
   publicKey: 'public', mac1Key: 'public', cookieKey: 'public', lastMac1: 'public', lastTimestamp: 'public',
-  scratch: 'public', jitterPool: 'public',
+  scratch: 'public', rxScratch: 'public', jitterPool: 'public',
 };
 /** Containers whose bytes are not secret: the Noise constants, plaintext waiting to be sent. */
 const PUBLIC_CONTAINERS = new Set(['start', 'queue']);

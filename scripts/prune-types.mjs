@@ -5,8 +5,10 @@
 // left, so a declaration the API needs cannot go missing unnoticed.
 import fs from 'node:fs';
 import path from 'node:path';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 const entries = Object.values(pkg.exports).map((e) => (typeof e === 'object' && e.types ? path.join(root, e.types) : null)).filter(Boolean);
 const reference = /(?:from|import\()\s*["'](\.{1,2}\/[^"']+)["']/g;
@@ -34,4 +36,4 @@ const walk = (dir) => {
 };
 walk(path.join(root, 'dist'));
 if (entries.some((e) => !reached.has(e))) throw new Error('prune-types: an entry point has no declaration file');
-if (process.env.PRUNE_TYPES_VERBOSE) console.error(`prune-types: kept ${reached.size} declaration files, removed ${removed}`);
+if (process.env.PRUNE_TYPES_VERBOSE) process.stderr.write(`prune-types: kept ${reached.size} declaration files, removed ${removed}\n`);

@@ -310,14 +310,28 @@ export function parseSetRequest(lines: readonly string[]): SetRequest {
  * The answer to `get=1`, byte for byte as wireguard-go writes it, including the final
  * `errno=0\n\n`. As there: private_key only when set, listen_port only when not 0, fwmark only
  * when not 0; every peer has preshared_key (zeros when none) and protocol_version=1; endpoint
- * only when known. Peers and allowed IPs appear in the order the state lists them. A UAPI
- * connection sends `encodeGetResponse`'s bytes instead, and wipes them once they are written.
+ * only when known. Peers and allowed IPs appear in the order the state lists them.
+ *
+ * A UAPI connection sends `encodeGetResponse`'s bytes instead (the same text written as latin1,
+ * built without a string per line, and wiped once sent). This string form keeps an endpoint's
+ * characters as they are, including any above U+00FF that a library caller put in a zone.
  */
 export function formatGetResponse(state: DeviceState): string {
-  const bytes = encodeGetResponse(state);
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
-  bytes.fill(0);
-  return text;
+  const out: string[] = [];
+  if (state.privateKey && !isAllZero(state.privateKey)) out.push(`private_key=${hex(state.privateKey)}`);
+  if (state.listenPort !== 0) out.push(`listen_port=${uint(state.listenPort)}`);
+  if (state.fwmark !== 0) out.push(`fwmark=${uint(state.fwmark)}`);
+  for (const peer of state.peers) {
+    out.push(`public_key=${hex(peer.publicKey)}`, `preshared_key=${hex(peer.presharedKey)}`, 'protocol_version=1');
+    if (peer.endpoint) out.push(`endpoint=${peer.endpoint}`);
+    out.push(
+      `last_handshake_time_sec=${uint(peer.lastHandshakeTimeSec)}`, `last_handshake_time_nsec=${uint(peer.lastHandshakeTimeNsec)}`,
+      `tx_bytes=${uint(peer.txBytes)}`, `rx_bytes=${uint(peer.rxBytes)}`, `persistent_keepalive_interval=${uint(peer.persistentKeepalive)}`,
+    );
+    for (const p of peer.allowedIps) out.push(`allowed_ip=${formatPrefix(p)}`);
+  }
+  out.push('errno=0', '', '');
+  return out.join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,33 +1,17 @@
 /**
- * encodeGetResponse: the bytes of a get=1 answer, checked against a plain string formatter
- * (the one it replaced) over generated states, and its writer's wiping.
+ * encodeGetResponse: the bytes of a get=1 answer, checked against the string form
+ * (formatGetResponse) over generated states, and its writer's wiping.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { fcParams } from '../support/property.ts';
 import type { DeviceState, PeerState, Prefix } from '../../src/device/config.ts';
-import { formatPrefix } from '../../src/device/allowedips.ts';
+import { formatGetResponse } from '../../src/device/uapi.ts';
 import { ByteWriter, encodeGetResponse } from '../../src/device/uapi-get.ts';
 
-/** The former template-string formatter, kept as the oracle. */
-function oracle(state: DeviceState): string {
-  const hex = (k: Uint8Array | null) => Buffer.from(k ?? new Uint8Array(32)).toString('hex');
-  const uint = (n: number) => (Number.isFinite(n) && n > 0 ? BigInt(Math.trunc(n)).toString() : '0');
-  const out: string[] = [];
-  if (state.privateKey && state.privateKey.some((b) => b !== 0)) out.push(`private_key=${hex(state.privateKey)}`);
-  if (state.listenPort !== 0) out.push(`listen_port=${uint(state.listenPort)}`);
-  if (state.fwmark !== 0) out.push(`fwmark=${uint(state.fwmark)}`);
-  for (const peer of state.peers) {
-    out.push(`public_key=${hex(peer.publicKey)}`, `preshared_key=${hex(peer.presharedKey)}`, 'protocol_version=1');
-    if (peer.endpoint) out.push(`endpoint=${peer.endpoint}`);
-    out.push(`last_handshake_time_sec=${uint(peer.lastHandshakeTimeSec)}`, `last_handshake_time_nsec=${uint(peer.lastHandshakeTimeNsec)}`,
-      `tx_bytes=${uint(peer.txBytes)}`, `rx_bytes=${uint(peer.rxBytes)}`, `persistent_keepalive_interval=${uint(peer.persistentKeepalive)}`);
-    for (const p of peer.allowedIps) out.push(`allowed_ip=${formatPrefix(p)}`);
-  }
-  out.push('errno=0', '', '');
-  return out.join('\n');
-}
+/** The string form: what the socket carries is the same text, written as latin1. */
+const oracle = formatGetResponse;
 
 const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
 const key = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -78,6 +62,18 @@ describe('encodeGetResponse', () => {
     const out = encodeGetResponse(s);
     assert.ok(out.length > 3 * 6000);
     assert.equal(text(out), oracle(s));
+  });
+});
+
+describe('formatGetResponse and encodeGetResponse on a zone above latin1', () => {
+  it('keeps the characters in the string form and writes their low bytes, as latin1 on the socket did', () => {
+    const p: PeerState = {
+      publicKey: new Uint8Array(32).fill(1), presharedKey: null, endpoint: '[fe80::1%eth\u20ac]:1',
+      lastHandshakeTimeSec: 0, lastHandshakeTimeNsec: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: 0, allowedIps: [], protocolVersion: 1,
+    };
+    const s: DeviceState = { privateKey: null, listenPort: 0, fwmark: 0, peers: [p] };
+    assert.ok(formatGetResponse(s).includes('endpoint=[fe80::1%eth\u20ac]:1\n'));
+    assert.deepEqual(Buffer.from(encodeGetResponse(s)), Buffer.from(formatGetResponse(s), 'latin1'));
   });
 });
 

@@ -24,6 +24,8 @@ import {
 } from './udp-ring.ts';
 import type { UdpReceiverData, UdpReceiverMessage } from './udp-ring.ts';
 
+/** Between opens, how often QUIT is looked at even without a notify. */
+const QUIT_CHECK_MS = 100;
 const d = workerData as UdpReceiverData;
 const lib = libc();
 const EAGAIN = errno('EAGAIN');
@@ -168,7 +170,9 @@ let gen = d.gen;
 for (;;) {
   if (Atomics.load(ctrl, QUIT) !== 0) break;
   const next = Atomics.load(ctrl, GEN);
-  if (next === gen) { Atomics.wait(ctrl, GEN, gen); continue; }
+  // QUIT is not the word waited on: its notify, coming between the check above and this wait,
+  // would be lost and close() would wait for this thread for ever. The timeout bounds that.
+  if (next === gen) { Atomics.wait(ctrl, GEN, gen, QUIT_CHECK_MS); continue; }
   gen = next;
   serve(gen);
 }

@@ -39,6 +39,9 @@ import type { TcpIpStackApi, StackConfig, StackIO, TcpConnection } from './stack
 import { NetstackTun } from './tun.ts';
 import { TunnelUdpSocket } from './udp.ts';
 
+/** How long close() waits, once our FINs are acknowledged, for the peers' FINs (FIN-WAIT-2). */
+const FIN_WAIT_2_GRACE_MS = 2000;
+
 export type StackFactory = (config: StackConfig, io: StackIO) => TcpIpStackApi;
 
 export interface NetstackOptions {
@@ -330,8 +333,9 @@ export class Netstack {
   /**
    * Takes the tunnel down gracefully: stops the listeners, ends every open socket (its queued
    * writes go first) and waits until the stack has delivered everything it accepted, FIN
-   * included, on every connection (also those whose socket already closed), then closes the UDP
-   * socket and stops the stack's timers. If that takes longer than `closeTimeoutMs`, the
+   * included, on every connection (also those whose socket already closed), and up to 2 s more
+   * for the peers' FINs to arrive and be acknowledged (so a peer closing at the same time settles
+   * too), then closes the UDP socket and stops the stack's timers. If that takes longer than `closeTimeoutMs`, the
    * remaining connections are reset, the tunnel still goes down, and the promise rejects with
    * ERR_NETSTACK_CLOSE_TIMEOUT. Later calls return the same promise.
    */
@@ -358,6 +362,11 @@ export class Netstack {
     const deadline = performance.now() + this.closeTimeoutMs;
     // The stack reports no "FIN acknowledged" event, and this runs once per tunnel: poll.
     while (!this.settled() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // Our FINs are acknowledged; a peer's FIN is usually a round trip behind. Acknowledging it
+    // lets the peer settle too (two ends closing at once); a peer keeping its half open costs
+    // at most the grace, and is not an error.
+    const graceEnd = Math.min(deadline, performance.now() + FIN_WAIT_2_GRACE_MS);
+    while (this.settled() && this.awaitingPeerFin() && performance.now() < graceEnd) await new Promise((r) => setTimeout(r, 10));
     const stuck = this.unsettled();
     // Without an error: an 'error' nobody listens for would crash the application on shutdown.
     if (stuck.connections === 0) for (const s of this.sockets) s.destroy();
@@ -373,6 +382,12 @@ export class Netstack {
     for (const s of this.sockets) if (!s.settled) return false;
     for (const c of this.lingering) if (!sendSettled(c)) return false;
     return true;
+  }
+
+  private awaitingPeerFin(): boolean {
+    for (const s of this.sockets) if (s.awaitingPeerFin) return true;
+    for (const c of this.lingering) if (c.state === 'FIN-WAIT-2') return true;
+    return false;
   }
 
   private unsettled(): { connections: number; bytes: number } {

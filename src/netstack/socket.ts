@@ -257,6 +257,14 @@ export class TunnelSocket extends Duplex {
     return this.conn === null || sendSettled(this.conn);
   }
 
+  /**
+   * Our FIN is acknowledged and the peer's has not come (FIN-WAIT-2): close() gives it a moment
+   * to arrive, so that it is acknowledged instead of retransmitted into a closed tunnel.
+   */
+  get awaitingPeerFin(): boolean {
+    return !this.connGone && !this.destroyed && this.conn !== null && this.conn.state === 'FIN-WAIT-2';
+  }
+
   private pipeError(): NetError {
     return netError('EPIPE', 'write EPIPE: the connection is closed', { syscall: 'write' });
   }

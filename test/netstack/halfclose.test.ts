@@ -233,6 +233,43 @@ describe('Netstack.close() and destroy()', () => {
     }
   });
 
+  it('close() acknowledges a FIN the peer sends after ours, so a peer closing at the same time settles too', { timeout: 30_000 }, async () => {
+    const rig = await makeRig({ options: { closeTimeoutMs: 1500 } });
+    try {
+      // bob ends his side 300 ms after alice's FIN: alice is in FIN-WAIT-2 meanwhile.
+      rig.pair.bob.listen(4006, undefined, { allowHalfOpen: true }).on('connection', (s: Duplex) => {
+        s.resume();
+        s.on('end', () => { setTimeout(() => s.end(), 300); });
+      });
+      const client = rig.pair.alice.connect({ host: '10.0.0.2', port: 4006, allowHalfOpen: true });
+      await once(client, 'connect');
+      client.resume();
+      const aliceClosed = rig.pair.alice.close();
+      await sleep(100);
+      const bobClosed = rig.pair.bob.close();
+      // Were alice's tunnel gone once her FIN was acknowledged, bob's FIN would go unanswered.
+      await aliceClosed;
+      await bobClosed;
+    } finally {
+      await rig.close().catch(() => {});
+    }
+  });
+
+  it('close() does not wait on a peer that keeps its half open beyond the grace, and is no error then', { timeout: 30_000 }, async () => {
+    const rig = await makeRig();
+    try {
+      rig.pair.bob.listen(4007, undefined, { allowHalfOpen: true }).on('connection', (s: Duplex) => s.resume());
+      const client = rig.pair.alice.connect({ host: '10.0.0.2', port: 4007, allowHalfOpen: true });
+      await once(client, 'connect');
+      client.resume();
+      await rig.pair.alice.close();
+      assert.ok(client.destroyed, 'the half-open socket is gone');
+    } finally {
+      await rig.pair.bob.destroy();
+      await rig.close().catch(() => {});
+    }
+  });
+
   it('destroy() resets every connection: the peer gets ECONNRESET, not a clean end', { timeout: 30_000 }, async () => {
     const rig = await makeRig();
     try {

@@ -493,8 +493,7 @@ export class Endpoint<S = unknown> {
     let plain = d;
     let at: number = Transport.headerSize;
     if (!this.delivering && length > 0) {
-      if (this.rxScratch.length < length) this.rxScratch = new Uint8Array(Math.max(length, this.rxScratch.length * 2));
-      plain = this.rxScratch;
+      plain = this.rxScratch = atLeast(this.rxScratch, length);
       at = 0;
     }
     if (!this.crypto.open(s.receiveKey, lo, hi, ciphertext, EMPTY_AD, plain, at)) return this.drop('decrypt');
@@ -638,8 +637,7 @@ export class Endpoint<S = unknown> {
     // Sealed where the bind will send it from when it can say where that is, else in scratch.
     let buf = this.io.sendBuffer?.(peer.id, total) ?? null;
     if (buf === null || buf.length !== total) {
-      if (this.scratch.length < total) this.scratch = new Uint8Array(Math.max(total, this.scratch.length * 2));
-      buf = this.scratch.subarray(0, total);
+      buf = (this.scratch = atLeast(this.scratch, total)).subarray(0, total);
     }
     writeType(buf, MESSAGE_TRANSPORT);
     writeU32LE(buf, Transport.receiver, s.remoteIndex);
@@ -893,4 +891,9 @@ function checkPeerChanges(changes: Partial<Omit<PeerConfig, 'publicKey'>>): void
 function checkKey(key: Uint8Array | null | undefined, what: string): Uint8Array {
   if (!(key instanceof Uint8Array) || key.length !== 32) throw new ConfigError('ERR_KEY_LENGTH', `${what} must be 32 bytes`);
   return key;
+}
+
+/** `buffer` if it holds `length` bytes, else a new one at least twice its size (contents not kept). */
+function atLeast(buffer: Uint8Array<ArrayBuffer>, length: number): Uint8Array<ArrayBuffer> {
+  return buffer.length >= length ? buffer : new Uint8Array(Math.max(length, buffer.length * 2));
 }

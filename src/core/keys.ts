@@ -160,13 +160,22 @@ export function decodeBase64(text: string): Uint8Array {
 /** Lowercase hex. */
 export function encodeHex(bytes: Uint8Array): string {
   const out = new Uint8Array(bytes.length * 2);
+  writeHex(bytes, out, 0);
+  return charCodesToString(out);
+}
+
+/**
+ * Writes `bytes` as lowercase hex ASCII into `out` at `at` (room for twice their length) and
+ * returns the index after it. No table is indexed by a byte, so keys leak nothing through cache.
+ */
+export function writeHex(bytes: Uint8Array, out: Uint8Array, at: number): number {
   for (let i = 0; i < bytes.length; i++) {
     const hi = bytes[i]! >> 4, lo = bytes[i]! & 15;
     // 48 = '0'; values 10..15 move up by 39 to 'a'..'f'.
-    out[2 * i] = hi + 48 + (((9 - hi) >> 8) & 39);
-    out[2 * i + 1] = lo + 48 + (((9 - lo) >> 8) & 39);
+    out[at++] = hi + 48 + (((9 - hi) >> 8) & 39);
+    out[at++] = lo + 48 + (((9 - lo) >> 8) & 39);
   }
-  return charCodesToString(out);
+  return at;
 }
 
 /** The value of an ASCII hex digit (0..127 in, either case), or -1, without a table. */

@@ -5,6 +5,7 @@
  */
 import type { DeviceState, Prefix } from './config.ts';
 import { isAllZero } from '../core/bytes.ts';
+import { writeHex } from '../core/keys.ts';
 import { formatPrefix } from './allowedips.ts';
 
 const ZERO_KEY = new Uint8Array(32);
@@ -64,15 +65,7 @@ export class ByteWriter {
 
   hex(key: Uint8Array): void {
     this.room(key.length * 2);
-    const out = this.buf;
-    let at = this.at;
-    for (let i = 0; i < key.length; i++) {
-      const hi = key[i]! >> 4, lo = key[i]! & 15;
-      // 48 = '0'; values 10..15 move up by 39 to 'a'..'f' (no table indexed by a secret).
-      out[at++] = hi + 48 + (((9 - hi) >> 8) & 39);
-      out[at++] = lo + 48 + (((9 - lo) >> 8) & 39);
-    }
-    this.at = at;
+    this.at = writeHex(key, this.buf, this.at);
   }
 
   /** A count as Go's %d of a uint64 prints it; anything not positive and finite is 0. */

@@ -2,13 +2,14 @@
  * ACKs held to the end of an input burst (TcpIpStackApi.beginInputBurst/endInputBurst): one
  * pure ACK per connection covers a burst's in-order data (at most 64 KiB), while the ACKs that
  * must go at once (out of order, FIN) still do, and without a burst every second segment is
- * acknowledged as before.
+ * acknowledged as before. The burst's in-order bytes likewise reach the application as one chunk
+ * at its end (at most 64 KiB each), before any event that follows them.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { FIN } from '../../../src/netstack/stack/tcp/segment.ts';
+import { FIN, RST } from '../../../src/netstack/stack/tcp/segment.ts';
 import { connected } from './tcp-support.ts';
-import { equalBytes, pattern, tcpOf } from './wire.ts';
+import { equalBytes, pattern, tcpOf, tcpPacket } from './wire.ts';
 import type { Host, Wire } from './wire.ts';
 
 /** A's next `count` segments to B, taken off the wire instead of delivered. */
@@ -108,14 +109,81 @@ describe('ACKs in an input burst', () => {
 
   it('sends no pure ACK at the end when data going the other way carried it', () => {
     const { wire, b, server, segments } = setUp(10 * 1400);
-    // B answers after every third segment and after the last, so ACKs are held in between.
+    // B answers what reaches it (the burst's bytes, at its end), before the held ACK would go.
     const onData = server.events.onData!;
     let n = 0;
-    server.events.onData = (d) => {
-      onData(d);
-      if (++n % 3 === 0 || n === segments.length) server.write(pattern(100, 5), wire.now);
-    };
+    server.events.onData = (d) => { onData(d); n++; server.write(pattern(100, 5), wire.now); };
     const { acks } = feed(wire, b, segments, true);
+    assert.ok(n >= 1);
     assert.deepEqual(acks, [], 'every ACK rode on data');
+  });
+});
+
+describe('bytes of an input burst', () => {
+  it('reach the application as one chunk at the end of the burst', () => {
+    const { wire, b, server, serverLog, data, segments } = setUp(10 * 1400);
+    let inside = -1;
+    const onData = server.events.onData!;
+    server.events.onData = (d) => { onData(d); if (inside < 0) inside = 0; };
+    b.stack.beginInputBurst();
+    for (const p of segments) b.stack.input(p, wire.now);
+    inside = serverLog.data.length;
+    b.stack.endInputBurst(wire.now);
+    assert.equal(inside, 0, 'nothing is delivered inside the burst');
+    assert.equal(serverLog.data.length, 1, `chunks: ${serverLog.data.map((c) => c.length).join(', ')}`);
+    assert.ok(equalBytes(serverLog.received(), data));
+  });
+
+  it('reach it per segment outside a burst', () => {
+    const { wire, b, serverLog, data, segments } = setUp(6 * 1400);
+    feed(wire, b, segments, false);
+    assert.equal(serverLog.data.length, segments.length);
+    assert.ok(equalBytes(serverLog.received(), data));
+  });
+
+  it('come in chunks of at most 64 KiB, in order, when a burst brings more', () => {
+    const { wire, b, serverLog, data, segments } = setUp(200_000);
+    feed(wire, b, segments, true);
+    const sizes = serverLog.data.map((c) => c.length);
+    assert.ok(sizes.length >= 4 && sizes.length < segments.length / 4, `chunks: ${sizes.join(', ')}`);
+    assert.ok(sizes.every((n) => n <= 65536), `chunks: ${sizes.join(', ')}`);
+    assert.ok(equalBytes(serverLog.received(), data), 'every byte once, in order');
+  });
+
+  it('come before the end of the stream a FIN in the same burst brings', () => {
+    const { wire, a, b, client, server, segments } = setUp(1400);
+    feed(wire, b, segments, false);
+    const last = capture(wire, a, () => { client.write(pattern(3 * 1400, 4), wire.now); client.close(wire.now); });
+    const events: string[] = [];
+    const { onData, onEnd } = server.events;
+    server.events.onData = (d) => { onData!(d); events.push(`data ${d.length}`); };
+    server.events.onEnd = () => { onEnd!(); events.push('end'); };
+    feed(wire, b, last, true);
+    assert.deepEqual(events, ['data 4200', 'end']);
+  });
+
+  it('come before the close a reset in the same burst causes', () => {
+    const { wire, b, server, serverLog, segments } = setUp(6 * 1400);
+    const first = segments.slice(0, 4);
+    const next = tcpOf(segments[4]!)!;
+    const rst = tcpPacket('10.0.0.1', '10.0.0.2', { srcPort: next.srcPort, dstPort: next.dstPort, seq: next.seq, ack: 0, flags: RST, window: 0 });
+    const events: string[] = [];
+    const { onData, onClose } = server.events;
+    server.events.onData = (d) => { onData!(d); events.push(`data ${d.length}`); };
+    server.events.onClose = (e) => { onClose!(e); events.push(`close ${e?.code}`); };
+    feed(wire, b, [...first, rst], true);
+    const bytes = first.reduce((n, p) => n + tcpOf(p)!.payload.length, 0);
+    assert.deepEqual(events, [`data ${bytes}`, 'close ECONNRESET']);
+    assert.equal(serverLog.received().length, bytes);
+  });
+
+  it('keep being gathered burst after burst (the staging buffers come back)', () => {
+    const { wire, b, serverLog, data, segments } = setUp(60 * 1400);
+    for (let i = 0; i < segments.length; i += 3) {
+      const before = serverLog.data.length;
+      feed(wire, b, segments.slice(i, i + 3), true);
+      assert.equal(serverLog.data.length, before + 1, `burst ${i / 3}: one chunk`);
+    }
+    assert.ok(equalBytes(serverLog.received(), data));
   });
 });

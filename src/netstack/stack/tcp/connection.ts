@@ -377,7 +377,7 @@ export class Connection extends Sender implements TcpConnection {
       return;
     }
     const fillsHole = !this.ooo.isEmpty;
-    this.deliver(payload.slice());
+    this.deliverCopy(payload);
     this.rcvNxt = seqAdd(this.rcvNxt, payload.length);
     if (!this.tsOk) this.timeWindow(now);
     if (fillsHole) {
@@ -416,6 +416,56 @@ export class Connection extends Sender implements TcpConnection {
       this.rcvSpace.sampleRtt(now - this.rcvRttAt);
       this.rcvRttSeq = undefined;
     }
+  }
+
+  /**
+   * Delivers in-order bytes that lie in the caller's packet. In an input burst they are gathered
+   * in a staging buffer and go to the application as one chunk: one allocation and one onData per
+   * burst instead of per segment, as a socket read returns what arrived meanwhile.
+   */
+  private deliverCopy(payload: Uint8Array): void {
+    if (this.appClosed || this.destroyed) { this.host.counters.tcpDataAfterClose++; return; }
+    if (this.staged !== undefined && this.stagedLength + payload.length > this.staged.length) this.deliverStaged();
+    this.staged ??= this.host.stage(this);
+    const staged = this.staged;
+    if (staged !== undefined && payload.length <= staged.length) {
+      staged.set(payload, this.stagedLength);
+      this.stagedLength += payload.length;
+      this.unreleased += payload.length;
+      return;
+    }
+    this.deliver(payload.slice());
+  }
+
+  /** The input burst is over: its staged bytes go to the application now. */
+  endBurst(): void {
+    if (this.staged === undefined) return;
+    this.deliverStaged();
+    this.after();
+  }
+
+  override deliverStaged(): void {
+    const staged = this.staged;
+    if (staged === undefined) return;
+    const n = this.stagedLength;
+    this.staged = undefined;
+    this.stagedLength = 0;
+    if (n === 0 || this.appClosed || this.destroyed) {
+      // close() already let go of undelivered bytes; an aborted connection's are not read.
+      this.host.unstage(staged);
+      return;
+    }
+    // A buffer at least half full is handed over as it is; less is copied out and the buffer reused.
+    let chunk: Uint8Array;
+    if (2 * n >= staged.length) {
+      chunk = staged.subarray(0, n);
+      this.host.unstage(undefined);
+    } else {
+      chunk = staged.slice(0, n);
+      this.host.unstage(staged);
+    }
+    this.unreleased -= n; // deliver() counts them again
+    this.deliver(chunk);
   }
 
   private deliver(chunk: Uint8Array): void {

@@ -36,6 +36,14 @@ export interface ConnectionHost {
    * at the burst's end (Tcb.sendHeldAck) and returns true; outside one, false.
    */
   holdAck(conn: Tcb): boolean;
+  /**
+   * Within an input burst, lends `conn` a buffer to gather the burst's in-order bytes in, to be
+   * handed to the application as one chunk by Tcb.deliverStaged at the latest at the burst's
+   * end; outside one, or when every buffer is lent, undefined.
+   */
+  stage(conn: Tcb): Uint8Array | undefined;
+  /** A lent buffer comes back (`buffer`), or was handed to the application (undefined). */
+  unstage(buffer: Uint8Array | undefined): void;
   /** The connection reached CLOSED: forget it. */
   removed(conn: Tcb): void;
   /** A passive open completed the handshake. */
@@ -174,6 +182,9 @@ export abstract class Tcb implements Timed {
   protected ackNow = false;
   /** An ACK the every-second-segment rule asked for, held to the end of the input burst. */
   protected ackHeld = false;
+  /** This input burst's in-order bytes not yet delivered (Connection.deliverCopy), and how many. */
+  protected staged: Uint8Array | undefined;
+  protected stagedLength = 0;
   protected persistBackoffs = 0;
   protected keepIdle = 0;
   protected lastOowAckAt = -Infinity;
@@ -487,14 +498,20 @@ export abstract class Tcb implements Timed {
     this.queue(() => this.events.onClose?.(error));
   }
 
+  // Every event comes after the bytes received before it: staged bytes are handed over first.
   protected queue(f: () => void): void {
+    this.deliverStaged();
     this.queued.push(f);
   }
 
   /** Callbacks that make no sense once the application destroyed the connection. */
   protected queueApp(f: () => void): void {
+    this.deliverStaged();
     this.queued.push(() => { if (!this.destroyed) f(); });
   }
+
+  /** Hands bytes gathered in a staging buffer (ConnectionHost.stage) to the application. */
+  deliverStaged(): void {}
 
   /** Recomputes the deadline and runs queued callbacks. */
   protected after(): void {

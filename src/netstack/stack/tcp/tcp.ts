@@ -3,6 +3,7 @@
  * RST for segments nobody wants (RFC 9293 §3.10.7.1), listen backlogs, the connection limit,
  * ephemeral ports, and the deadline heap that makes `nextDeadline` O(1).
  */
+import { compareBytes } from '../../../core/bytes.ts';
 import { ConfigError } from '../../../core/errors.ts';
 import { randomUint32 } from '../../../core/rng.ts';
 import { formatIp, parseIp } from '../../../core/ip-address.ts';
@@ -16,6 +17,12 @@ import { MemoryBudget } from './memory-budget.ts';
 import type { ConnectionHost } from './connection.ts';
 import { ACK, FIN, parseTcp, RST, segmentLength, SYN, tcpHeaderLength, writeTcpHeader } from './segment.ts';
 import type { SegmentOut, TcpSegment } from './segment.ts';
+
+/** A staging buffer holds at most this much of one connection's burst (one GRO batch's worth). */
+const STAGING_BYTES = 65536;
+/** At most this many are lent at once (further connections deliver per segment), and kept free. */
+const MAX_STAGING_LENT = 16;
+const MAX_STAGING_FREE = 2;
 
 class Listener implements TcpListener {
   readonly local: Endpoint4or6;
@@ -40,6 +47,12 @@ class Listener implements TcpListener {
 export class Tcp implements ConnectionHost {
   private readonly stack: StackHost;
   private readonly connections = new Map<string, Connection>();
+  /** Staging buffers (ConnectionHost.stage): lent to connections in this burst, and kept free. */
+  private readonly staging = new Set<Connection>();
+  private readonly stagingFree: Uint8Array[] = [];
+  private stagingLent = 0;
+  /** The connection the last segment went to (lookup's fast path); cleared when it is removed. */
+  private lastFound: Connection | undefined;
   /** `address|port`, `*` for all our addresses. */
   private readonly listeners = new Map<string, Listener>();
   private readonly heap = new DeadlineHeap<Connection>();
@@ -145,18 +158,19 @@ export class Tcp implements ConnectionHost {
       c.tcpBadFlags++;
       return;
     }
-    const key = `${ip.dstText}|${seg.dstPort}|${ip.srcText}|${seg.srcPort}`;
-    const conn = this.connections.get(key);
-    const listener = this.listeners.get(`${ip.dstText}|${seg.dstPort}`) ?? this.listeners.get(`*|${seg.dstPort}`);
+    const conn = this.lookup(ip, seg);
+    let listener: Listener | undefined;
     if (conn) {
       // A new SYN beyond what an old incarnation used may reopen from TIME-WAIT (RFC 9293 §3.6.1).
-      if (conn.state === 'TIME-WAIT' && (f & (SYN | ACK)) === SYN && listener && seqAfter(seg.seq, conn.rcvNxt)) {
+      if (conn.state === 'TIME-WAIT' && (f & (SYN | ACK)) === SYN && (listener = this.listenerFor(ip, seg)) && seqAfter(seg.seq, conn.rcvNxt)) {
         c.tcpTimeWaitReused++;
         conn.abort(now);
       } else {
         conn.input(seg, now);
         return;
       }
+    } else {
+      listener = this.listenerFor(ip, seg);
     }
     if (listener && (f & (SYN | ACK | RST)) === SYN) {
       this.passiveOpen(listener, ip, seg, now);
@@ -165,6 +179,26 @@ export class Tcp implements ConnectionHost {
     if (f & RST) { c.tcpRstIgnored++; return; }
     c.tcpNoSocket++;
     this.resetFor(ip, seg);
+  }
+
+  /**
+   * The connection a segment belongs to. A bulk stream's segments come one connection after
+   * another, so the last one found is tried first by its ports and address bytes, which spares
+   * building the four-part key string for each segment.
+   */
+  private lookup(ip: IpInput, seg: TcpSegment): Connection | undefined {
+    const last = this.lastFound;
+    if (last !== undefined && last.remote.port === seg.srcPort && last.local.port === seg.dstPort && last.family === ip.family
+      && compareBytes(last.remoteIp, ip.src) === 0 && compareBytes(last.localIp, ip.dst) === 0) {
+      return last;
+    }
+    const conn = this.connections.get(`${ip.dstText}|${seg.dstPort}|${ip.srcText}|${seg.srcPort}`);
+    if (conn) this.lastFound = conn;
+    return conn;
+  }
+
+  private listenerFor(ip: IpInput, seg: TcpSegment): Listener | undefined {
+    return this.listeners.get(`${ip.dstText}|${seg.dstPort}`) ?? this.listeners.get(`*|${seg.dstPort}`);
   }
 
   private passiveOpen(l: Listener, ip: IpInput, seg: TcpSegment, now: number): void {
@@ -250,18 +284,34 @@ export class Tcp implements ConnectionHost {
     return true;
   }
 
+  stage(conn: Connection): Uint8Array | undefined {
+    if (!this.burst || this.stagingLent >= MAX_STAGING_LENT) return undefined;
+    this.stagingLent++;
+    this.staging.add(conn);
+    return this.stagingFree.pop() ?? new Uint8Array(STAGING_BYTES);
+  }
+
+  unstage(buffer: Uint8Array | undefined): void {
+    this.stagingLent--;
+    if (buffer !== undefined && this.stagingFree.length < MAX_STAGING_FREE) this.stagingFree.push(buffer);
+  }
+
   beginInputBurst(): void {
     this.burst = true;
   }
 
   endInputBurst(now: number): void {
-    this.burst = false; // nothing is held from here on, so the set does not change below
+    this.burst = false; // nothing is held or staged from here on, so the sets do not change below
+    // The bytes first: the application's reads may open the window, which the held ACK then carries.
+    for (const conn of this.staging) conn.endBurst();
+    this.staging.clear();
     for (const conn of this.heldAcks) conn.sendHeldAck(now);
     this.heldAcks.clear();
   }
 
   removed(conn: Connection): void {
     this.heap.remove(conn);
+    if (this.lastFound === conn) this.lastFound = undefined;
     if (this.connections.get(conn.key) === conn) {
       this.connections.delete(conn.key);
       this.usePort(conn.local.port, -1);

@@ -27,12 +27,12 @@ const XNONCE_LEN = 24;
 interface Sodium {
   crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
   crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void;
-  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-    c: Uint8Array, mac: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array,
+  crypto_aead_chacha20poly1305_ietf_encrypt(
+    c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array,
   ): number;
-  crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-    m: Uint8Array, nsec: null, c: Uint8Array, mac: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array,
-  ): void;
+  crypto_aead_chacha20poly1305_ietf_decrypt(
+    m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array,
+  ): number;
   crypto_aead_xchacha20poly1305_ietf_encrypt(
     c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array,
   ): number;
@@ -125,9 +125,9 @@ function makeProvider(sodium: Sodium): CryptoProvider {
       const len = plaintext.length;
       if (outOffset < 0 || outOffset + len + TAG_LEN > out.length) throw new RangeError('seal: output buffer too small');
       // libsodium allows c == m exactly (in place), which is the only overlap the contract permits.
-      sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-        out.subarray(outOffset, outOffset + len), out.subarray(outOffset + len, outOffset + len + TAG_LEN),
-        plaintext, ad.length > 0 ? ad : null, null, setNonce(counterLo, counterHi), k,
+      // The combined form takes ciphertext and tag as one view: one allocation a packet, not two.
+      sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+        out.subarray(outOffset, outOffset + len + TAG_LEN), plaintext, ad.length > 0 ? ad : null, null, setNonce(counterLo, counterHi), k,
       );
       return len + TAG_LEN;
     },
@@ -137,15 +137,15 @@ function makeProvider(sodium: Sodium): CryptoProvider {
       if (ciphertext.length < TAG_LEN) return false;
       const len = ciphertext.length - TAG_LEN;
       if (outOffset < 0 || outOffset + len > out.length) return false;
-      // libsodium verifies the tag before it writes any plaintext, so in place is safe.
+      // libsodium verifies the tag before it writes any plaintext, so in place is safe. The
+      // combined form takes ciphertext and tag as they lie: no views to make but the output's.
       try {
-        sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-          out.subarray(outOffset, outOffset + len), null, ciphertext.subarray(0, len), ciphertext.subarray(len),
-          ad.length > 0 ? ad : null, setNonce(counterLo, counterHi), k,
+        sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+          out.subarray(outOffset, outOffset + len), null, ciphertext, ad.length > 0 ? ad : null, setNonce(counterLo, counterHi), k,
         );
         return true;
       } catch {
-        return false; // tag did not verify; libsodium leaves `out` untouched in that case
+        return false; // tag did not verify; libsodium zeroes the output then (the contract leaves it unspecified)
       }
     },
 

@@ -38,6 +38,8 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
   private ipv4Id: number;
   private ipv6FragmentId: number;
   private outputBuffer = new Uint8Array(0);
+  /** Views of outputBuffer's first bytes by length: a bulk stream sends its data and ACKs at two sizes again and again. */
+  private outputViews: Uint8Array[] = [];
   private outputBusy = false;
 
   constructor(config: StackConfig, io: StackIO) {
@@ -156,21 +158,21 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
       // io.output borrows the packet for the call only, so one buffer serves every packet. The
       // writers leave some bytes to be zero (checksum fields, ICMP's unused word): the headers
       // are cleared first, and the payload is always written in full.
-      if (this.outputBuffer.length < total) this.outputBuffer = new Uint8Array(Math.max(total, mtu));
-      packet = this.outputBuffer.subarray(0, total);
+      // At least 64 KiB, so that checksums read it through one cached word view (core/checksum.ts).
+      if (this.outputBuffer.length < total) this.outputBuffer = new Uint8Array(Math.max(total, mtu, 65536));
+      packet = this.outputView(total);
       packet.fill(0, 0, Math.min(total, header + CLEARED_TRANSPORT_BYTES));
     } else {
       packet = new Uint8Array(total);
     }
-    const body = packet.subarray(header);
     fill(packet, header);
     if (checksumAt >= 0) {
       const initial = family === 4 && protocol === PROTO_ICMP ? 0 : pseudoHeaderSum(src, dst, protocol, length);
-      let c = finish(sum16(body, 0, length, initial));
+      let c = finish(sum16(packet, header, total, initial));
       // A computed UDP checksum of zero is sent as all ones, zero meaning "none" (RFC 768).
       if (c === 0 && protocol === PROTO_UDP) c = 0xffff;
-      body[checksumAt] = c >> 8;
-      body[checksumAt + 1] = c & 0xff;
+      packet[header + checksumAt] = c >> 8;
+      packet[header + checksumAt + 1] = c & 0xff;
     }
     if (header + length <= mtu) {
       if (family === 4) writeIpv4Header(packet, src, dst, protocol, header + length, this.nextIpv4Id(), protocol === PROTO_TCP ? IPV4_DF : 0);
@@ -185,7 +187,16 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
       }
       return true;
     }
-    return this.sendFragments(family, src, dst, protocol, body);
+    return this.sendFragments(family, src, dst, protocol, packet.subarray(header));
+  }
+
+  private outputView(length: number): Uint8Array {
+    const views = this.outputViews;
+    for (const v of views) if (v.length === length && v.buffer === this.outputBuffer.buffer) return v;
+    const v = this.outputBuffer.subarray(0, length);
+    if (views.length >= 4) views.shift();
+    views.push(v);
+    return v;
   }
 
   // --- receive path ---------------------------------------------------------------------------

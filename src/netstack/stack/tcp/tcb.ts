@@ -182,6 +182,11 @@ export abstract class Tcb implements Timed {
   protected ackNow = false;
   /** An ACK the every-second-segment rule asked for, held to the end of the input burst. */
   protected ackHeld = false;
+  private readonly segOut: SegmentOut;
+  private readonly tsOut = { val: 0, ecr: 0 };
+  private fillOffset = 0;
+  private fillLength = 0;
+  private readonly fillPayload = (b: Uint8Array, at: number): void => this.sendBuf.copyOut(this.fillOffset, this.fillLength, b, at);
   /** This input burst's in-order bytes not yet delivered (Connection.deliverCopy), and how many. */
   protected staged: Uint8Array | undefined;
   protected stagedLength = 0;
@@ -212,6 +217,7 @@ export abstract class Tcb implements Timed {
     this.remoteIp = init.remoteIp;
     this.local = init.local;
     this.remote = init.remote;
+    this.segOut = { srcPort: init.local.port, dstPort: init.remote.port, seq: 0, ack: 0, flags: 0, window: 0, ts: undefined, sack: undefined };
     this.key = init.key;
     this.iss = init.iss;
     this.sndUna = init.iss;
@@ -310,20 +316,32 @@ export abstract class Tcb implements Timed {
   }
 
   protected emitSegment(now: number, flags: number, seq: number, len: number, off: number): void {
-    const seg: SegmentOut = {
-      srcPort: this.local.port, dstPort: this.remote.port, seq, ack: this.rcvNxt, flags, window: this.windowField(),
-    };
-    if (this.tsOk) seg.ts = { val: this.tsNow(now), ecr: this.tsRecent };
-    // SACK blocks ride on pure ACKs only, so data segments never outgrow the MSS.
-    if (this.sackOk && len === 0 && !this.ooo.isEmpty) {
-      seg.sack = this.ooo.sackBlocks(this.tsOk ? MAX_SACK_BLOCKS.withTs : MAX_SACK_BLOCKS.withoutTs);
+    // One segment object, timestamp and payload filler serve every segment: emit() writes the
+    // header and payload before it returns (or sends anything that could lead back here).
+    const seg = this.segOut;
+    seg.seq = seq;
+    seg.ack = this.rcvNxt;
+    seg.flags = flags;
+    seg.window = this.windowField();
+    if (this.tsOk) {
+      this.tsOut.val = this.tsNow(now);
+      this.tsOut.ecr = this.tsRecent;
+      seg.ts = this.tsOut;
+    } else {
+      seg.ts = undefined;
     }
+    // SACK blocks ride on pure ACKs only, so data segments never outgrow the MSS.
+    seg.sack = this.sackOk && len === 0 && !this.ooo.isEmpty
+      ? this.ooo.sackBlocks(this.tsOk ? MAX_SACK_BLOCKS.withTs : MAX_SACK_BLOCKS.withoutTs)
+      : undefined;
     this.lastAckSent = this.rcvNxt;
     this.ackAt = Infinity;
     this.ackNow = false;
     this.ackHeld = false;
     this.unackedSegments = 0;
-    this.host.emit(this, seg, len, len > 0 ? (b, at) => this.sendBuf.copyOut(off, len, b, at) : undefined);
+    this.fillOffset = off;
+    this.fillLength = len;
+    this.host.emit(this, seg, len, len > 0 ? this.fillPayload : undefined);
   }
 
   /** The end of an input burst: sends the ACK held for it, unless another segment carried it. */

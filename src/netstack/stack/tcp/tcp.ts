@@ -352,11 +352,22 @@ export class Tcp implements ConnectionHost {
     fill?: (b: Uint8Array, at: number) => void): void {
     const header = tcpHeaderLength(seg);
     this.counters.tcpSegmentsSent++;
-    this.stack.sendIp(family, src, dst, PROTO_TCP, header + length, (b, o) => {
-      writeTcpHeader(b, o, seg);
-      if (fill) fill(b, o + header);
-    }, 16);
+    this.sendSeg = seg;
+    this.sendHeader = header;
+    this.sendFill = fill;
+    this.stack.sendIp(family, src, dst, PROTO_TCP, header + length, this.fillSegment, 16);
+    this.sendSeg = undefined;
+    this.sendFill = undefined;
   }
+
+  /** send()'s segment, for fillSegment: sendIp fills the packet before it sends it, so nothing nests in between. */
+  private sendSeg: SegmentOut | undefined;
+  private sendHeader = 0;
+  private sendFill: ((b: Uint8Array, at: number) => void) | undefined;
+  private readonly fillSegment = (b: Uint8Array, o: number): void => {
+    writeTcpHeader(b, o, this.sendSeg!);
+    if (this.sendFill) this.sendFill(b, o + this.sendHeader);
+  };
 
   private newConnection(family: Family, localIp: Uint8Array, localText: string, localPort: number,
     remoteIp: Uint8Array, remoteText: string, remotePort: number): Connection {

@@ -4,9 +4,10 @@
  * then serves one open after another: it waits for GEN to change, reads that open's sockets and
  * eventfd from the control words, posts { type: 'ready', gen }, then loops: recvmmsg() on each
  * socket into the free run of slots after `head`, parses the control messages into the slot
- * header, publishes; poll()s when every socket says EAGAIN; waits on TAIL while the ring is full
- * (the socket buffers hold the burst meanwhile). When STOP is set it stores GEN in STOPPED, posts
- * { type: 'stopped', gen } and waits for the next open. It exits on QUIT.
+ * header, publishes; poll()s when every socket read says EAGAIN, then reads the ones it reports;
+ * waits on TAIL while the ring is full (the socket buffers hold the burst meanwhile). When STOP
+ * is set it stores GEN in STOPPED, posts { type: 'stopped', gen } and waits for the next open.
+ * It exits on QUIT.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { errno } from '../errno.ts';
@@ -54,6 +55,12 @@ const iovAt = vecOffset + slots * MMSGHDR;
 }
 // One open's sockets (at most two) and its eventfd, set by begin(): struct pollfd each.
 const fds = [-1, -1];
+/**
+ * Socket k may hold datagrams: set for every socket poll() reports (readable or in error), and
+ * cleared when a read says EAGAIN (or fails). At a few datagrams per wake-up this spares the
+ * reads of the socket poll did not report, which only said EAGAIN.
+ */
+const readable = [true, true];
 let nfds = 0;
 const pfdBuf = new ArrayBuffer(POLLFD_SIZE * 3);
 const pfd32 = new Int32Array(pfdBuf);
@@ -75,6 +82,8 @@ function begin(): void {
   }
   pfd32[2 * nfds] = Atomics.load(ctrl, WAKE_FD);
   pfd16[4 * nfds + 2] = POLLIN;
+  readable[0] = nfds > 0;
+  readable[1] = nfds > 1;
   head = Atomics.load(ctrl, HEAD);
 }
 
@@ -120,6 +129,7 @@ function serve(gen: number): void {
     if (Atomics.load(ctrl, STOP) !== 0) break;
     let got = 0, full = false, fatal = false;
     for (let k = 0; k < nfds; k++) {
+      if (!readable[k]) continue;
       const tail = Atomics.load(ctrl, TAIL);
       const free = slots - ((head - tail) | 0);
       if (free <= 0) { full = true; break; }
@@ -140,7 +150,9 @@ function serve(gen: number): void {
         continue;
       }
       const e = lib.errno();
-      if (n === 0 || e === EAGAIN || e === EINTR) continue;
+      if (e === EINTR) continue;
+      readable[k] = false; // after an error too: poll() says whether another one waits
+      if (n === 0 || e === EAGAIN) continue;
       const errors = Atomics.add(ctrl, RX_ERRORS, 1) + 1;
       if (e === EBADF || e === ENOTSOCK) { fatal = true; post({ type: 'error', errno: e, fatal: true }); break; }
       if ((errors & (errors - 1)) === 0) post({ type: 'error', errno: e, fatal: false }); // 1st, 2nd, 4th, ...: no storm
@@ -154,6 +166,7 @@ function serve(gen: number): void {
       continue;
     }
     if (got > 0) continue;
+    if (readable[0] || readable[1]) continue;
     for (let k = 0; k <= nfds; k++) pfd16[4 * k + 3] = 0;
     if (lib.poll(pfd, nfds + 1, -1) < 0) {
       const pe = lib.errno();
@@ -161,6 +174,7 @@ function serve(gen: number): void {
       post({ type: 'error', errno: pe, fatal: true });
       break;
     }
+    for (let k = 0; k < nfds; k++) readable[k] = pfd16[4 * k + 3] !== 0;
   }
   Atomics.store(ctrl, STOPPED, gen);
   post({ type: 'stopped', gen });

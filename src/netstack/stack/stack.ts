@@ -39,7 +39,7 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
   private ipv6FragmentId: number;
   private outputBuffer = new Uint8Array(0);
   /** Views of outputBuffer's first bytes by length: a bulk stream sends its data and ACKs at two sizes again and again. */
-  private outputViews: Uint8Array[] = [];
+  private readonly outputViews: Uint8Array[] = [];
   private outputBusy = false;
 
   constructor(config: StackConfig, io: StackIO) {
@@ -159,7 +159,10 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
       // writers leave some bytes to be zero (checksum fields, ICMP's unused word): the headers
       // are cleared first, and the payload is always written in full.
       // At least 64 KiB, so that checksums read it through one cached word view (core/checksum.ts).
-      if (this.outputBuffer.length < total) this.outputBuffer = new Uint8Array(Math.max(total, mtu, 65536));
+      if (this.outputBuffer.length < total) {
+        this.outputBuffer = new Uint8Array(Math.max(total, mtu, 65536));
+        this.outputViews.length = 0;
+      }
       packet = this.outputView(total);
       packet.fill(0, 0, Math.min(total, header + CLEARED_TRANSPORT_BYTES));
     } else {
@@ -192,7 +195,7 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
 
   private outputView(length: number): Uint8Array {
     const views = this.outputViews;
-    for (const v of views) if (v.length === length && v.buffer === this.outputBuffer.buffer) return v;
+    for (const v of views) if (v.length === length) return v;
     const v = this.outputBuffer.subarray(0, length);
     if (views.length >= 4) views.shift();
     views.push(v);

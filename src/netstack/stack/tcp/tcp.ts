@@ -159,19 +159,18 @@ export class Tcp implements ConnectionHost {
       return;
     }
     const conn = this.lookup(ip, seg);
-    let listener: Listener | undefined;
     if (conn) {
       // A new SYN beyond what an old incarnation used may reopen from TIME-WAIT (RFC 9293 §3.6.1).
-      if (conn.state === 'TIME-WAIT' && (f & (SYN | ACK)) === SYN && (listener = this.listenerFor(ip, seg)) && seqAfter(seg.seq, conn.rcvNxt)) {
-        c.tcpTimeWaitReused++;
-        conn.abort(now);
-      } else {
+      const reopens = conn.state === 'TIME-WAIT' && (f & (SYN | ACK)) === SYN && seqAfter(seg.seq, conn.rcvNxt)
+        && this.listenerFor(ip, seg) !== undefined;
+      if (!reopens) {
         conn.input(seg, now);
         return;
       }
-    } else {
-      listener = this.listenerFor(ip, seg);
+      c.tcpTimeWaitReused++;
+      conn.abort(now);
     }
+    const listener = this.listenerFor(ip, seg);
     if (listener && (f & (SYN | ACK | RST)) === SYN) {
       this.passiveOpen(listener, ip, seg, now);
       return;

@@ -255,6 +255,45 @@ describe('Netstack.close() and destroy()', () => {
     }
   });
 
+  /**
+   * bob ends first and is in TIME-WAIT once alice's last data and FIN arrive; his ACK of them is
+   * lost. Returns the pair and alice's connection (her socket destroyed: it lingers in LAST-ACK).
+   */
+  async function lastAckLost(options?: { closeTimeoutMs: number }) {
+    const pair = await makePair({ options });
+    await pair.alice.ping('10.0.0.2', { timeoutMs: 10_000 });
+    const accepted = once(pair.bob.listen(4009), 'connection');
+    const client = pair.alice.connect({ host: '10.0.0.2', port: 4009, allowHalfOpen: true });
+    client.resume();
+    const [server] = await accepted as [TunnelSocket];
+    let got = 0;
+    server.on('data', (d: Buffer) => { got += d.length; });
+    const serverEnded = once(server, 'end');
+    const clientEnded = once(client, 'end');
+    server.end();
+    await clientEnded;
+    pair.network.filter = (_d, from) => from.address !== '192.0.2.2';
+    client.end(Buffer.alloc(4000, 7)); // within the initial window: no ACK needed to send it all
+    await serverEnded;
+    assert.equal(got, 4000);
+    client.destroy();
+    return pair;
+  }
+
+  it('a tunnel in TIME-WAIT that goes down leaves its peer\'s close waiting for the lost ACK, and the pair harness waits for it', { timeout: 30_000 }, async () => {
+    // The tunnels alone: bob is settled and goes down at once; alice retransmits into nothing.
+    const bare = await lastAckLost({ closeTimeoutMs: 1500 });
+    bare.network.filter = () => true;
+    const [a, b] = await Promise.allSettled([bare.alice.close(), bare.bob.close()]);
+    assert.equal(b.status, 'fulfilled');
+    assert.equal(a.status, 'rejected');
+    assert.equal((a.reason as NodeJS.ErrnoException).code, 'ERR_NETSTACK_CLOSE_TIMEOUT');
+    assert.match((a.reason as Error).message, /1 connection\(s\) had not delivered 4000 byte\(s\)/);
+    // The harness every netstack test closes with: both stay up until the retransmission is answered.
+    const pair = await lastAckLost();
+    await pair.close();
+  });
+
   it('close() does not wait on a peer that keeps its half open beyond the grace, and is no error then', { timeout: 30_000 }, async () => {
     const rig = await makeRig();
     try {

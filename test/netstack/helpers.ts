@@ -9,6 +9,7 @@ import { nodeCrypto } from '../../src/crypto/node.ts';
 import { MemoryBind, MemoryNetwork } from '../../src/device/bind-memory.ts';
 import { netstack } from '../../src/netstack/api.ts';
 import type { Netstack, NetstackOptions, StackFactory } from '../../src/netstack/api.ts';
+import type { TcpConnection } from '../../src/netstack/stack/types.ts';
 import { FakeStack } from './fake-stack.ts';
 
 export interface Pair {
@@ -68,9 +69,25 @@ AllowedIPs = 10.0.0.1/32, fd00::1/128
     // Together: each drains its connections to the other, which must be up to acknowledge them.
     close: async () => {
       // An impaired link is healed first: were the last ACK of a close lost, its peer would
-      // retransmit into a tunnel already gone and fail its close, as over any TCP.
+      // retransmit into a tunnel already gone and fail its close, as over any TCP. An ACK lost
+      // before the heal is the same: its sender retransmits at its next timeout, and the end in
+      // TIME-WAIT must still be up to answer. So both wait for that before either goes down.
       network.filter = () => true;
+      const deadline = performance.now() + 10_000;
+      while ((awaitingAck(alice) || awaitingAck(bob)) && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       await Promise.all([alice.close(), bob.close()]);
     },
   };
+}
+
+/** A connection of `net` that has sent an end whose acknowledgment has not come (yet). */
+function awaitingAck(net: Netstack): boolean {
+  // The tunnel keeps these private: only this harness needs to look before a close.
+  const inner = net as unknown as { sockets: Set<{ conn: TcpConnection | null }>; lingering: Set<TcpConnection> };
+  const waiting = (c: TcpConnection | null) => c !== null && (c.state === 'FIN-WAIT-1' || c.state === 'CLOSING' || c.state === 'LAST-ACK');
+  for (const s of inner.sockets) if (waiting(s.conn)) return true;
+  for (const c of inner.lingering) if (waiting(c)) return true;
+  return false;
 }

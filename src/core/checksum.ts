@@ -43,7 +43,7 @@ export function sum16(b: Uint8Array, start: number, end: number, acc = 0): numbe
       i += n * 4;
     } else {
       const n = (end - i) >>> 2;
-      acc += sumBigEndian32(new DataView(b.buffer, b.byteOffset + i, n * 4), n);
+      acc += sumBigEndian32(dataViewOf(b.buffer), b.byteOffset + i, n);
       i += n * 4;
     }
   }
@@ -61,11 +61,24 @@ function sumNative32(w: Uint32Array, first: number, n: number): number {
   return ((le & 0xff) << 8) | (le >>> 8);
 }
 
-/** The unfolded sum of `n` big-endian 32-bit words. */
-function sumBigEndian32(v: DataView, n: number): number {
+/** The unfolded sum of `n` big-endian 32-bit words from byte `first`. */
+function sumBigEndian32(v: DataView, first: number, n: number): number {
   let acc = 0;
-  for (let k = 0; k < n; k++) acc += v.getUint32(4 * k);
+  for (let k = first; k < first + 4 * n; k += 4) acc += v.getUint32(k);
   return acc;
+}
+
+// The DataView of the last buffer summed through one: packets are mostly opened into one
+// scratch buffer, again and again, and a view a packet is an allocation a packet.
+let lastBuffer: ArrayBufferLike | null = null;
+let lastView: DataView | null = null;
+
+function dataViewOf(buffer: ArrayBufferLike): DataView {
+  if (buffer !== lastBuffer || lastView === null) {
+    lastView = new DataView(buffer);
+    lastBuffer = buffer;
+  }
+  return lastView;
 }
 
 /** Folds carries back in: the ones'-complement sum as 16 bits. */

@@ -46,6 +46,7 @@ import type { RateLimiterOptions } from './ratelimiter.ts';
 import type { Rng } from './rng.ts';
 import { systemRng } from './rng.ts';
 import type { Session } from './session.ts';
+import { ViewCache } from './view-cache.ts';
 
 export type EndpointEvent =
   | { type: 'handshakeInitiated'; peer: PeerId; retry: boolean }
@@ -165,6 +166,8 @@ export class Endpoint<S = unknown> {
   private scratch = new Uint8Array(2048);
   /** Where transport messages are opened, and whether a delivery from it is under way. */
   private rxScratch = new Uint8Array(2048);
+  /** The windows of the scratch buffers (and of a bind's send buffer) packets recur in. */
+  private readonly views = new ViewCache(128);
   private delivering = false;
   private readonly reservation: TransportReservation = { remoteIndex: 0, counterLo: 0, counterHi: 0, sendKey: new Uint8Array(0) };
   private readonly jitterPool = new Uint8Array(256);
@@ -515,7 +518,7 @@ export class Endpoint<S = unknown> {
     this.touch(peer);
     this.delivering = true;
     try {
-      this.io.deliver(peer.id, plain.subarray(at, at + length));
+      this.io.deliver(peer.id, this.views.view(plain, at, at + length));
     } finally {
       this.delivering = false;
     }
@@ -637,7 +640,7 @@ export class Endpoint<S = unknown> {
     // Sealed where the bind will send it from when it can say where that is, else in scratch.
     let buf = this.io.sendBuffer?.(peer.id, total) ?? null;
     if (buf === null || buf.length !== total) {
-      buf = (this.scratch = atLeast(this.scratch, total)).subarray(0, total);
+      buf = this.views.view(this.scratch = atLeast(this.scratch, total), 0, total);
     }
     writeType(buf, MESSAGE_TRANSPORT);
     writeU32LE(buf, Transport.receiver, s.remoteIndex);
@@ -649,7 +652,7 @@ export class Endpoint<S = unknown> {
     } else {
       buf.set(packet, Transport.headerSize);
       buf.fill(0, Transport.headerSize + packet.length, Transport.headerSize + padded);
-      const plaintext = buf.subarray(Transport.headerSize, Transport.headerSize + padded);
+      const plaintext = this.views.view(buf, Transport.headerSize, Transport.headerSize + padded);
       this.crypto.seal(s.sendKey, s.sendLo, s.sendHi, plaintext, EMPTY_AD, buf, Transport.headerSize);
     }
     s.nextCounter();

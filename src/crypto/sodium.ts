@@ -17,6 +17,7 @@
 import { createRequire } from 'node:module';
 import type { AeadKey, CryptoProvider, X25519PrivateKey } from '../core/crypto.ts';
 import { isAllZero } from '../core/bytes.ts';
+import { ViewCache } from '../core/view-cache.ts';
 import { nodeCrypto } from './node.ts';
 
 const KEY_LEN = 32;
@@ -85,6 +86,10 @@ function makeProvider(sodium: Sodium): CryptoProvider {
     nonceView.setUint32(8, hi >>> 0, true);
     return nonce;
   };
+  // libsodium takes exact views: these keep the ones of the places packets recur in (a
+  // sealing batch's segments, the receive scratch) instead of one new view a packet.
+  const sealViews = new ViewCache(128);
+  const openViews = new ViewCache(16);
 
   return {
     name: 'sodium',
@@ -125,9 +130,9 @@ function makeProvider(sodium: Sodium): CryptoProvider {
       const len = plaintext.length;
       if (outOffset < 0 || outOffset + len + TAG_LEN > out.length) throw new RangeError('seal: output buffer too small');
       // libsodium allows c == m exactly (in place), which is the only overlap the contract permits.
-      // The combined form takes ciphertext and tag as one view: one allocation a packet, not two.
+      // The combined form takes ciphertext and tag as one view.
       sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-        out.subarray(outOffset, outOffset + len + TAG_LEN), plaintext, ad.length > 0 ? ad : null, null, setNonce(counterLo, counterHi), k,
+        sealViews.view(out, outOffset, outOffset + len + TAG_LEN), plaintext, ad.length > 0 ? ad : null, null, setNonce(counterLo, counterHi), k,
       );
       return len + TAG_LEN;
     },
@@ -138,10 +143,10 @@ function makeProvider(sodium: Sodium): CryptoProvider {
       const len = ciphertext.length - TAG_LEN;
       if (outOffset < 0 || outOffset + len > out.length) return false;
       // libsodium verifies the tag before it writes any plaintext, so in place is safe. The
-      // combined form takes ciphertext and tag as they lie: no views to make but the output's.
+      // combined form takes ciphertext and tag as they lie: no view to make but the output's.
       try {
         sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
-          out.subarray(outOffset, outOffset + len), null, ciphertext, ad.length > 0 ? ad : null, setNonce(counterLo, counterHi), k,
+          openViews.view(out, outOffset, outOffset + len), null, ciphertext, ad.length > 0 ? ad : null, setNonce(counterLo, counterHi), k,
         );
         return true;
       } catch {

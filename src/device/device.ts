@@ -236,7 +236,7 @@ export class Device implements UapiTarget {
     const owner = version === 4 ? this.allowedIps.lookupV4(packet, 12) : this.allowedIps.lookupV6(packet, 8);
     if (owner !== peer) { this.counters.sourceNotAllowed++; return; }
     this.counters.tunPacketsOut++;
-    this.tun.write(packet.subarray(0, length));
+    this.tun.write(length === packet.length ? packet : packet.subarray(0, length));
   }
 
   private armTimer(): void {

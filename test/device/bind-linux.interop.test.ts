@@ -219,6 +219,37 @@ describe('LinuxUdpBind on loopback', { skip }, () => {
     assert.ok(after.gsoBatches - before.gsoBatches >= 4, `several datagrams per sendmsg (gsoBatches ${after.gsoBatches - before.gsoBatches})`);
   });
 
+  it('sendBuffer hands out the same views batch after batch: no new view a datagram', async () => {
+    const { a, b } = await pair();
+    const to = b.bind.endpointFor('127.0.0.1', a.port);
+    const proto = Object.getPrototypeOf(Uint8Array.prototype) as { subarray: (this: Uint8Array, s?: number, e?: number) => Uint8Array };
+    const subarray = proto.subarray;
+    let views = 0;
+    // Three batches of 40 full-size datagrams, each sent in one turn (a batch leaves in a microtask).
+    const batch = async (n: number): Promise<Uint8Array[]> => {
+      const handed: Uint8Array[] = [];
+      for (let i = 0; i < 40; i++) {
+        proto.subarray = function (this: Uint8Array, s?: number, e?: number) { views++; return subarray.call(this, s, e); };
+        let v: Uint8Array | null;
+        try { v = b.bind.sendBuffer(1452, to); } finally { proto.subarray = subarray; }
+        assert.ok(v !== null && v.length === 1452);
+        fillDatagram(v, n * 40 + i);
+        b.bind.send(v, to);
+        handed.push(v);
+      }
+      await new Promise((r) => setImmediate(r));
+      return handed;
+    };
+    const first = await batch(0);
+    const made = views;
+    const second = await batch(1);
+    await batch(2);
+    assert.ok(made >= 40, `the first batch makes its views (${made})`);
+    assert.equal(views - made, 0, 'later batches reuse them');
+    assert.ok(second.every((v, i) => v === first[i]), 'the same view objects, at the same places');
+    await until('120 datagrams', () => a.got.length === 120);
+  });
+
   it('a re-open (a listen-port change) reuses its receive ring and still receives', async () => {
     const { a, b } = await pair();
     const ringOf = (x: LinuxUdpBind) => (x as unknown as { ring: SharedArrayBuffer | undefined }).ring;

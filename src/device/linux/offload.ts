@@ -14,6 +14,7 @@
  * Pure functions over byte arrays (no I/O) so they are unit-tested without a TUN.
  */
 import { finish, fold, sum16, verifies } from '../../core/checksum.ts';
+import { ViewCache } from '../../core/view-cache.ts';
 
 export const VNET_HDR_LEN = 10;
 export const VNET_F_NEEDS_CSUM = 1;
@@ -125,7 +126,7 @@ export function writeTcpSegment(p: Uint8Array, tcpOffset: number, mss: number, i
  */
 function writeSegmentHeaders(template: Uint8Array, tcpOffset: number, headers: number, off: number, i: number, count: number, len: number, out: Uint8Array, o: number): number {
   const version = template[0]! >> 4;
-  out.set(template.subarray(0, headers), o);
+  for (let k = 0; k < headers; k++) out[o + k] = template[k]!; // ≤ 120 bytes: no view to make
   const total = headers + len;
   if (version === 4) {
     putU16(out, o + 2, total);
@@ -208,6 +209,8 @@ export class TcpCoalescer {
   private closed = false;
   /** Largest super-packet built (bytes after the vnet header). */
   private readonly maxPacket: number;
+  /** Payload views of the packets appended: they come from the same receive scratch each time. */
+  private readonly views = new ViewCache(16);
 
   constructor(maxPacket = MAX_PACKET) {
     this.maxPacket = Number.isFinite(maxPacket) ? Math.max(1500, Math.min(MAX_PACKET, Math.floor(maxPacket))) : MAX_PACKET;
@@ -241,7 +244,7 @@ export class TcpCoalescer {
     if (!same(p, b, tcp + 14, base + tcp + 14, 2) || !same(p, b, tcp + 18, base + tcp + 18, headers - tcp - 18)) return false; // window, urgent, options
     if (!tcpChecksumValid(p, tcp)) return false;
     const payload = p.length - headers;
-    b.set(p.subarray(headers), base + this.length);
+    b.set(this.views.view(p, headers, p.length), base + this.length);
     this.length += payload;
     this.nextSeq = (this.nextSeq + payload) >>> 0;
     this.count++;

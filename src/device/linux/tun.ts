@@ -43,6 +43,7 @@
 import type { Worker } from 'node:worker_threads';
 import { WireweaveError } from '../../core/errors.ts';
 import { errnoName, errno, sysError } from '../errno.ts';
+import { ViewCache } from '../../core/view-cache.ts';
 import type { Tun } from '../tun.ts';
 import { libc, O_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK, wake } from './libc.ts';
 import type { Libc } from './libc.ts';
@@ -211,6 +212,8 @@ export class LinuxTun implements Tun {
   readonly offloads: boolean;
   private readonly vnet: VnetHeader = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
   private readonly segmentBuffer = new Uint8Array(65536);
+  /** Views of the coalescer's buffer for single packets (ACKs, mostly): the same few lengths. */
+  private readonly writeViews = new ViewCache(16);
   /** The super-packet's headers while its segments are cut in place (IP + TCP with options). */
   private readonly segmentHeaders = new Uint8Array(128);
   private readonly coalescer: TcpCoalescer;
@@ -282,7 +285,7 @@ export class LinuxTun implements Tun {
     const b = c.buffer; // idle now (flushed above): borrow it to put the empty header in front
     b.fill(0, 0, VNET_HDR_LEN);
     b.set(packet, VNET_HDR_LEN);
-    return this.writeRaw(b.subarray(0, VNET_HDR_LEN + packet.length), 1);
+    return this.writeRaw(this.writeViews.view(b, 0, VNET_HDR_LEN + packet.length), 1);
   }
 
   private readonly flushTask = (): void => {

@@ -7,6 +7,7 @@
  * datagram arrives on it again (`arrived`).
  */
 import type { TransportReservation } from '../../core/endpoint.ts';
+import { ViewCache } from '../../core/view-cache.ts';
 import type { BindEndpoint } from '../bind.ts';
 import type { EndpointCache } from '../endpoint-address.ts';
 import { errno, errnoName } from '../errno.ts';
@@ -59,6 +60,8 @@ export class UdpSender {
   private readonly zoneScopes = new WeakMap<BindEndpoint, { scope: number; until: number }>();
   /** Endpoints whose local address the kernel refused; sent without a source until one arrives on it. */
   private readonly staleSources = new Set<BindEndpoint>();
+  /** sendBuffer's views: a batch's segments lie at the same places batch after batch. */
+  private readonly views = new ViewCache(128);
   private readonly E = {
     EAGAIN: errno('EAGAIN'), ENOBUFS: errno('ENOBUFS'), EINVAL: errno('EINVAL'), EADDRNOTAVAIL: errno('EADDRNOTAVAIL'), ENETUNREACH: errno('ENETUNREACH'),
   };
@@ -162,9 +165,9 @@ export class UdpSender {
     const sealers = this.sealers;
     if (sealers !== null && sealers.usable && sealers.busy) return null;
     const p = this.pending;
-    if (p.count > 0 && this.joins(length, to)) return this.send8.subarray(S_DATA + p.bytes, S_DATA + p.bytes + length);
+    if (p.count > 0 && this.joins(length, to)) return this.views.view(this.send8, S_DATA + p.bytes, S_DATA + p.bytes + length);
     this.flush();
-    return this.send8.subarray(S_DATA, S_DATA + length);
+    return this.views.view(this.send8, S_DATA, S_DATA + length);
   }
 
   /** Same destination, no longer than the first segment, room left: one more GSO segment. */

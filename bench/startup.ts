@@ -8,6 +8,9 @@
  *
  * - `wireweave genkey` start to exit: hyperfine (Debian package), no shell (-N), 3 warm-ups,
  *   --runs runs per checkout (default 40), the checkouts interleaved by hyperfine's order.
+ *   Without hyperfine, the same by spawnSync and the clock here, the checkouts alternating run
+ *   by run (spawnSync's own cost, ~1 ms, is in every figure then). A bare `node -e 0` is timed
+ *   beside them as the control: Node's own start-up varies from machine to machine and hour to hour.
  * - An idle daemon's RSS (needs root): `DIR/bin/wireweave IFNAME -f` in a network namespace
  *   of its own (named for this process), configured as a client would be (a private key, a
  *   listen port, one peer with an endpoint on the namespace's loopback, the interface up with
@@ -69,13 +72,46 @@ function gitDescribe(dir: string): string {
 
 interface GenkeyFigures { meanMs: number; stddevMs: number; medianMs: number; minMs: number; maxMs: number; runs: number }
 
+/** What is timed start to exit: each checkout's genkey, and Node itself as the control. */
+interface Timed { name: string; cmd: string; argv: string[] }
+const CONTROL = 'node -e 0 (control)';
+
+function timedCommands(args: Args): Timed[] {
+  return [...args.checkouts.map((c) => ({ name: c.name, cmd: c.bin, argv: ['genkey'] })), { name: CONTROL, cmd: process.execPath, argv: ['-e', '0'] }];
+}
+
 function genkey(args: Args, jsonOut: string): Map<string, GenkeyFigures> {
+  if (spawnSync('hyperfine', ['--version']).status !== 0) return genkeyTimed(args);
   const hf = ['-N', '--warmup', '3', '--runs', String(args.runs), '--export-json', jsonOut];
-  for (const c of args.checkouts) hf.push('-n', c.name, `${c.bin} genkey`);
+  for (const t of timedCommands(args)) hf.push('-n', t.name, [t.cmd, ...t.argv].join(' '));
   const r = spawnSync('hyperfine', hf, { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`hyperfine failed (${r.error?.message ?? `exit ${r.status}`})`);
   const json = JSON.parse(fs.readFileSync(jsonOut, 'utf8')) as { results: { command: string; mean: number; stddev: number; median: number; min: number; max: number; times: number[] }[] };
   return new Map(json.results.map((x) => [x.command, { meanMs: x.mean * 1e3, stddevMs: x.stddev * 1e3, medianMs: x.median * 1e3, minMs: x.min * 1e3, maxMs: x.max * 1e3, runs: x.times.length }]));
+}
+
+/** genkey without hyperfine: 3 warm-ups each, then `runs` rounds, the checkouts alternating. */
+function genkeyTimed(args: Args): Map<string, GenkeyFigures> {
+  const once = (c: Timed): number => {
+    const t = performance.now();
+    const r = spawnSync(c.cmd, c.argv, { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error(`${c.cmd} ${c.argv.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`})`);
+    return performance.now() - t;
+  };
+  const commands = timedCommands(args);
+  for (const c of commands) for (let i = 0; i < 3; i++) once(c);
+  const times = new Map<string, number[]>(commands.map((c) => [c.name, []]));
+  for (let r = 0; r < args.runs; r++) {
+    const order = r % 2 === 0 ? commands : [...commands].reverse();
+    for (const c of order) times.get(c.name)!.push(once(c));
+  }
+  return new Map(commands.map((c) => {
+    const xs = times.get(c.name)!;
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const stddev = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+    console.log(`${c.name}: ${mean.toFixed(1)} ms ± ${stddev.toFixed(1)} (${xs.length} runs, no hyperfine: spawnSync)`);
+    return [c.name, { meanMs: mean, stddevMs: stddev, medianMs: median(xs), minMs: Math.min(...xs), maxMs: Math.max(...xs), runs: xs.length }];
+  }));
 }
 
 interface DaemonSample { rssKiB: number; hwmKiB: number; threads: number }
@@ -148,10 +184,11 @@ async function main(): Promise<void> {
   const lines: string[] = [`# Startup and idle daemon, ${time}`, '', `node ${process.version}, ${process.arch}; load average ${fsLoad()}`, ''];
   for (const c of args.checkouts) lines.push(`- **${c.name}**: \`${c.dir}\` at ${gitDescribe(c.dir)}`);
 
-  console.log('== wireweave genkey, start to exit (hyperfine)');
+  const tool = spawnSync('hyperfine', ['--version']).status === 0 ? 'hyperfine -N' : 'spawnSync, no hyperfine here';
+  console.log(`== wireweave genkey, start to exit (${tool})`);
   const g = genkey(args, `${base}.hyperfine.json`);
-  lines.push('', '`wireweave genkey`, start to exit (hyperfine -N, 3 warm-ups):', '', '| checkout | mean | ± σ | median | min | max | runs |', '|---|---:|---:|---:|---:|---:|---:|');
-  for (const c of args.checkouts) {
+  lines.push('', `\`wireweave genkey\`, start to exit (${tool}, 3 warm-ups):`, '', '| checkout | mean | ± σ | median | min | max | runs |', '|---|---:|---:|---:|---:|---:|---:|');
+  for (const c of timedCommands(args)) {
     const f = g.get(c.name)!;
     lines.push(`| ${c.name} | ${f.meanMs.toFixed(1)} ms | ${f.stddevMs.toFixed(1)} ms | ${f.medianMs.toFixed(1)} ms | ${f.minMs.toFixed(1)} ms | ${f.maxMs.toFixed(1)} ms | ${f.runs} |`);
   }

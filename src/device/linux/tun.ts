@@ -42,8 +42,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { WireweaveError } from '../../core/errors.ts';
-import { errnoName, errno, sysError } from '../errno.ts';
 import { ViewCache } from '../../core/view-cache.ts';
+import { errnoName, errno, sysError } from '../errno.ts';
 import type { Tun } from '../tun.ts';
 import { libc, O_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK, wake } from './libc.ts';
 import type { Libc } from './libc.ts';

@@ -127,8 +127,11 @@ const FIELDS: Record<string, Kind> = {
   publicKey: 'public', mac1Key: 'public', cookieKey: 'public', lastMac1: 'public', lastTimestamp: 'public',
   scratch: 'public', rxScratch: 'public', jitterPool: 'public',
 };
-/** Containers whose bytes are not secret: the Noise constants, plaintext waiting to be sent. */
-const PUBLIC_CONTAINERS = new Set(['start', 'queue']);
+/**
+ * Containers whose bytes are not secret: the Noise constants, plaintext waiting to be sent, and
+ * the views the endpoint keeps of its scratch buffers and of datagrams (traffic, as above).
+ */
+const PUBLIC_CONTAINERS = new Set(['start', 'queue', 'views']);
 /** Edges the walk does not follow: the caller's objects, and ctx (the same objects again). */
 const SKIP = new Set(['crypto', 'io', 'rng', 'wallClock', 'ctx']);
 

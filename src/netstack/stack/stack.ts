@@ -7,6 +7,7 @@ import { formatIp, parseIp } from '../../core/ip-address.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { randomUint32 } from '../../core/rng.ts';
 import { finish, pseudoHeaderSum, sum16 } from '../../core/checksum.ts';
+import { ViewCache } from '../../core/view-cache.ts';
 import { resolveConfig } from './config.ts';
 import type { ResolvedConfig } from './config.ts';
 import { newCounters } from './counters.ts';
@@ -39,7 +40,7 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
   private ipv6FragmentId: number;
   private outputBuffer = new Uint8Array(0);
   /** Views of outputBuffer's first bytes by length: a bulk stream sends its data and ACKs at two sizes again and again. */
-  private readonly outputViews: Uint8Array[] = [];
+  private readonly outputViews = new ViewCache(8);
   private outputBusy = false;
 
   constructor(config: StackConfig, io: StackIO) {
@@ -159,11 +160,8 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
       // writers leave some bytes to be zero (checksum fields, ICMP's unused word): the headers
       // are cleared first, and the payload is always written in full.
       // At least 64 KiB, so that checksums read it through one cached word view (core/checksum.ts).
-      if (this.outputBuffer.length < total) {
-        this.outputBuffer = new Uint8Array(Math.max(total, mtu, 65536));
-        this.outputViews.length = 0;
-      }
-      packet = this.outputView(total);
+      if (this.outputBuffer.length < total) this.outputBuffer = new Uint8Array(Math.max(total, mtu, 65536));
+      packet = this.outputViews.view(this.outputBuffer, 0, total);
       packet.fill(0, 0, Math.min(total, header + CLEARED_TRANSPORT_BYTES));
     } else {
       packet = new Uint8Array(total);
@@ -191,15 +189,6 @@ export class TcpIpStack implements TcpIpStackApi, StackHost {
       return true;
     }
     return this.sendFragments(family, src, dst, protocol, packet.subarray(header));
-  }
-
-  private outputView(length: number): Uint8Array {
-    const views = this.outputViews;
-    for (const v of views) if (v.length === length) return v;
-    const v = this.outputBuffer.subarray(0, length);
-    if (views.length >= 4) views.shift();
-    views.push(v);
-    return v;
   }
 
   // --- receive path ---------------------------------------------------------------------------

@@ -80,8 +80,8 @@ function timedCommands(args: Args): Timed[] {
   return [...args.checkouts.map((c) => ({ name: c.name, cmd: c.bin, argv: ['genkey'] })), { name: CONTROL, cmd: process.execPath, argv: ['-e', '0'] }];
 }
 
-function genkey(args: Args, jsonOut: string): Map<string, GenkeyFigures> {
-  if (spawnSync('hyperfine', ['--version']).status !== 0) return genkeyTimed(args);
+function genkey(args: Args, hyperfine: boolean, jsonOut: string): Map<string, GenkeyFigures> {
+  if (!hyperfine) return genkeyTimed(args);
   const hf = ['-N', '--warmup', '3', '--runs', String(args.runs), '--export-json', jsonOut];
   for (const t of timedCommands(args)) hf.push('-n', t.name, [t.cmd, ...t.argv].join(' '));
   const r = spawnSync('hyperfine', hf, { stdio: 'inherit' });
@@ -184,9 +184,10 @@ async function main(): Promise<void> {
   const lines: string[] = [`# Startup and idle daemon, ${time}`, '', `node ${process.version}, ${process.arch}; load average ${fsLoad()}`, ''];
   for (const c of args.checkouts) lines.push(`- **${c.name}**: \`${c.dir}\` at ${gitDescribe(c.dir)}`);
 
-  const tool = spawnSync('hyperfine', ['--version']).status === 0 ? 'hyperfine -N' : 'spawnSync, no hyperfine here';
+  const hyperfine = spawnSync('hyperfine', ['--version']).status === 0;
+  const tool = hyperfine ? 'hyperfine -N' : 'spawnSync, no hyperfine here';
   console.log(`== wireweave genkey, start to exit (${tool})`);
-  const g = genkey(args, `${base}.hyperfine.json`);
+  const g = genkey(args, hyperfine, `${base}.hyperfine.json`);
   lines.push('', `\`wireweave genkey\`, start to exit (${tool}, 3 warm-ups):`, '', '| checkout | mean | ± σ | median | min | max | runs |', '|---|---:|---:|---:|---:|---:|---:|');
   for (const c of timedCommands(args)) {
     const f = g.get(c.name)!;

@@ -155,6 +155,13 @@ export class Endpoint<S = unknown> {
   private nextPeerId = 1;
   /** Earliest deadline of any peer; may be too early (harmless), never too late. */
   private earliest = Infinity;
+  /**
+   * Where a tick that ran out of initiations stopped: the rest of its pass over the peers (a
+   * live Map iterator: peers removed since are skipped) and the due peer it did not serve. The
+   * next tick resumes there, so serving N due peers a few at a time costs O(N), not O(N²).
+   */
+  private tickRest: Iterator<Peer> | null = null;
+  private tickPending: Peer | null = null;
   private underLoadMode: boolean | 'auto';
   private underLoadUntil = -Infinity;
   private underLoadActive = false;
@@ -448,9 +455,30 @@ export class Endpoint<S = unknown> {
     this.cookieChecker?.expire(now);
     const sentBefore = this.counters.handshakeInitiationsSent;
     let complete = true;
-    for (const peer of this.peers.values()) {
-      if (peer.nextDeadline() > now) continue;
-      if (this.counters.handshakeInitiationsSent - sentBefore >= maxInitiations) { complete = false; break; }
+    // A resumed pass ends with one whole pass, for the peers before its start that fell due since.
+    let whole = this.tickRest === null;
+    let rest = this.tickRest ?? this.peers.values();
+    let peer = this.tickPending !== null && this.peers.get(this.tickPending.id) === this.tickPending ? this.tickPending : null;
+    this.tickRest = null;
+    this.tickPending = null;
+    for (;;) {
+      if (peer === null) {
+        const next = rest.next();
+        if (next.done === true) {
+          if (whole) break;
+          rest = this.peers.values();
+          whole = true;
+          continue;
+        }
+        peer = next.value;
+      }
+      if (peer.nextDeadline() > now) { peer = null; continue; }
+      if (this.counters.handshakeInitiationsSent - sentBefore >= maxInitiations) {
+        this.tickRest = rest;
+        this.tickPending = peer;
+        complete = false;
+        break;
+      }
       this.expireOldSessions(now, peer);
       if (peer.retransmitHandshakeAt <= now) this.onRetransmitHandshake(now, peer);
       if (peer.sendKeepaliveAt <= now) this.onSendKeepalive(now, peer);
@@ -464,18 +492,21 @@ export class Endpoint<S = unknown> {
         peer.persistentKeepaliveAt = Infinity;
         this.sendKeepalive(peer, now);
       }
+      peer = null;
     }
     if (this.underLoadActive && !this.isUnderLoad(now)) {
       this.underLoadActive = false;
       this.emit({ type: 'underLoad', active: false });
     }
+    // Unfinished: `earliest` stays as it was, no later than the due peer left pending.
+    if (!complete) return false;
     let earliest = Infinity;
-    for (const peer of this.peers.values()) {
-      const d = peer.nextDeadline();
+    for (const p of this.peers.values()) {
+      const d = p.nextDeadline();
       if (d < earliest) earliest = d;
     }
     this.earliest = earliest;
-    return complete;
+    return true;
   }
 
   // ---------------------------------------------------------------- receive path

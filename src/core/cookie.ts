@@ -99,9 +99,10 @@ export class CookieChecker {
 }
 
 export class CookieGenerator {
+  /** Views of one buffer (one generator per peer: see Peer's keys). */
   private readonly mac1Key: Uint8Array;
   private readonly cookieKey: Uint8Array;
-  private readonly lastMac1 = new Uint8Array(MAC_SIZE);
+  private readonly lastMac1: Uint8Array;
   private hasLastMac1 = false;
   private cookie: Uint8Array | null = null;
   // Stryker disable next-line UnaryOperator: read only while `cookie` is set, and set with it
@@ -111,7 +112,13 @@ export class CookieGenerator {
 
   constructor(crypto: CryptoProvider, remotePublicKey: Uint8Array) {
     this.crypto = crypto;
-    ({ mac1Key: this.mac1Key, cookieKey: this.cookieKey } = macKeys(crypto, remotePublicKey));
+    const store = new ArrayBuffer(2 * 32 + MAC_SIZE);
+    this.mac1Key = new Uint8Array(store, 0, 32);
+    this.cookieKey = new Uint8Array(store, 32, 32);
+    this.lastMac1 = new Uint8Array(store, 64, MAC_SIZE);
+    const keys = macKeys(crypto, remotePublicKey);
+    this.mac1Key.set(keys.mac1Key);
+    this.cookieKey.set(keys.cookieKey);
   }
 
   /** Fills mac1 and mac2 (zeros without a fresh cookie) of an outgoing handshake message. */

@@ -251,7 +251,7 @@ export class Endpoint<S = unknown> {
       throw new ConfigError('ERR_PEER_IS_SELF', "a peer's public key cannot be the interface's own");
     }
     const id = this.nextPeerId++;
-    const peer = new Peer(id, this.crypto, key.slice(), hex);
+    const peer = new Peer(id, this.crypto, key, hex);
     this.peers.set(id, peer);
     this.peersByKey.set(hex, peer);
     this.computeStaticStatic(peer);
@@ -302,6 +302,25 @@ export class Endpoint<S = unknown> {
 
   get peerCount(): number {
     return this.peers.size;
+  }
+
+  /** A peer's public key: the endpoint's own bytes, to read and not to change (ERR_NO_PEER). */
+  peerPublicKey(id: PeerId): Uint8Array {
+    return this.mustPeer(id).publicKey;
+  }
+
+  /** A copy of a peer's preshared key, or null when it has none (ERR_NO_PEER). */
+  peerPresharedKey(id: PeerId): Uint8Array | null {
+    return this.peerPresharedKeyView(id)?.slice() ?? null;
+  }
+
+  /**
+   * @internal The peer's preshared key itself (null when it has none), for a caller that reads
+   * it at once and keeps no reference (the UAPI's `get=1` encoder): no copy of it is left behind.
+   */
+  peerPresharedKeyView(id: PeerId): Uint8Array | null {
+    const key = this.mustPeer(id).presharedKey;
+    return isAllZero(key) ? null : key;
   }
 
   /** A peer's counters and handshake times (ERR_NO_PEER for an unknown id). */
@@ -890,8 +909,7 @@ export class Endpoint<S = unknown> {
   // ---------------------------------------------------------------- helpers
 
   private computeStaticStatic(peer: Peer): void {
-    zeroize(peer.staticStatic);
-    peer.staticStatic = this.local ? this.crypto.x25519(this.local.key, peer.publicKey) : null;
+    peer.setStaticStatic(this.local ? this.crypto.x25519(this.local.key, peer.publicKey) : null);
   }
 
   private mustPeer(id: PeerId): Peer {

@@ -64,10 +64,21 @@ export interface DeviceState {
   peers: PeerState[];
 }
 
+/**
+ * A DeviceState whose peers are made one at a time while they are read, each valid only until
+ * the next: `get=1` of 10,000 peers then leaves no array of 10,000 objects to the collector.
+ */
+export interface DeviceStateStream extends Omit<DeviceState, 'peers'> {
+  peerCount: number;
+  peers: Iterable<PeerState>;
+}
+
 /** What the UAPI needs from a device. */
 export interface UapiTarget {
   /** The configuration and peer statistics for `get=1`. */
   getState(): DeviceState;
+  /** The same, streamed (preferred by the UAPI when present; see DeviceStateStream). */
+  streamState?(): DeviceStateStream;
   /** Applies a validated request all or nothing; throws a UapiError (with errno) when it cannot. */
   applySet(request: SetRequest): Promise<void>;
 }

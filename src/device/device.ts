@@ -21,7 +21,7 @@ import type { Bind, BindEndpoint } from './bind.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import { Errno, UapiError } from './config.ts';
-import type { DeviceState, PeerChange, PeerState, SetRequest, UapiTarget } from './config.ts';
+import type { DeviceState, DeviceStateStream, PeerChange, PeerState, SetRequest, UapiTarget } from './config.ts';
 import { ipPacketLength } from './ip.ts';
 import type { Tun } from './tun.ts';
 import { formatGetResponse, parseSetRequest } from './uapi.ts';
@@ -50,12 +50,13 @@ export interface DeviceOptions {
   onForeignDatagram?: (datagram: Uint8Array, from: BindEndpoint) => void;
 }
 
+/** The device's side of a peer; its keys live in the endpoint's peer only (memory: 10,000 peers). */
 interface DevicePeer {
   readonly id: PeerId;
+  /** The endpoint's copy (Endpoint.peerPublicKey). */
   readonly publicKey: Uint8Array;
   readonly hex: string;
   endpoint: BindEndpoint | null;
-  presharedKey: Uint8Array | null;
   persistentKeepalive: number;
 }
 
@@ -305,22 +306,45 @@ export class Device implements UapiTarget {
   getState(): DeviceState {
     const peers: PeerState[] = [];
     for (const peer of this.peers.values()) {
-      const stats = this.endpoint.peerStats(peer.id);
-      const wall = stats.lastHandshakeWall;
-      peers.push({
-        publicKey: peer.publicKey,
-        presharedKey: peer.presharedKey,
-        endpoint: peer.endpoint?.text ?? null,
-        lastHandshakeTimeSec: wall > 0 ? Math.floor(wall / 1000) : 0,
-        lastHandshakeTimeNsec: wall > 0 ? Math.floor((wall % 1000) * 1e6) : 0,
-        rxBytes: stats.rxBytes,
-        txBytes: stats.txBytes,
-        persistentKeepalive: peer.persistentKeepalive,
-        allowedIps: this.allowedIps.entriesForPeer(peer),
-        protocolVersion: 1,
-      });
+      const state = this.peerState(peer, this.endpoint.peerPresharedKey(peer.id));
+      state.publicKey = state.publicKey.slice(); // the endpoint's own bytes otherwise
+      peers.push(state);
     }
     return { privateKey: this.privateKey, listenPort: this.listenPort, fwmark: this.fwmark, peers };
+  }
+
+  /**
+   * @internal getState() for the UAPI's encoder, one peer at a time (DeviceStateStream): each
+   * peer's object holds the endpoint's own public and preshared keys, read at once, not copied.
+   */
+  streamState(): DeviceStateStream {
+    const peers = this.peers;
+    const stateOf = (peer: DevicePeer): PeerState => this.peerState(peer, this.endpoint.peerPresharedKeyView(peer.id));
+    return {
+      privateKey: this.privateKey, listenPort: this.listenPort, fwmark: this.fwmark, peerCount: peers.size,
+      peers: {
+        *[Symbol.iterator]() {
+          for (const peer of peers.values()) yield stateOf(peer);
+        },
+      },
+    };
+  }
+
+  private peerState(peer: DevicePeer, presharedKey: Uint8Array | null): PeerState {
+    const stats = this.endpoint.peerStats(peer.id);
+    const wall = stats.lastHandshakeWall;
+    return {
+      publicKey: peer.publicKey,
+      presharedKey,
+      endpoint: peer.endpoint?.text ?? null,
+      lastHandshakeTimeSec: wall > 0 ? Math.floor(wall / 1000) : 0,
+      lastHandshakeTimeNsec: wall > 0 ? Math.floor((wall % 1000) * 1e6) : 0,
+      rxBytes: stats.rxBytes,
+      txBytes: stats.txBytes,
+      persistentKeepalive: peer.persistentKeepalive,
+      allowedIps: this.allowedIps.entriesForPeer(peer),
+      protocolVersion: 1,
+    };
   }
 
   /**
@@ -402,13 +426,12 @@ export class Device implements UapiTarget {
       const own = this.endpoint.publicKey;
       if (own && equalConstantTime(own, change.publicKey)) return;
       const id = this.endpoint.addPeer({ publicKey: change.publicKey }, now);
-      peer = { id, publicKey: change.publicKey.slice(), hex, endpoint: null, presharedKey: null, persistentKeepalive: 0 };
+      peer = { id, publicKey: this.endpoint.peerPublicKey(id), hex, endpoint: null, persistentKeepalive: 0 };
       this.peers.set(hex, peer);
       this.peersById.set(id, peer);
     }
     if (change.presharedKey !== undefined) {
-      const psk = change.presharedKey && !isAllZero(change.presharedKey) ? change.presharedKey.slice() : null;
-      peer.presharedKey = psk;
+      const psk = change.presharedKey && !isAllZero(change.presharedKey) ? change.presharedKey : null;
       this.endpoint.updatePeer(peer.id, { presharedKey: psk }, now);
     }
     if (change.endpoint) peer.endpoint = this.bind.endpointFor(change.endpoint.address, change.endpoint.port);

@@ -3,7 +3,7 @@
  * from template strings and joined it took ~90 ms of the main thread, most of `wg show dump`'s
  * time. The buffer holds the private key and preshared keys in hex: whoever sends it wipes it.
  */
-import type { DeviceState, Prefix } from './config.ts';
+import type { DeviceState, DeviceStateStream, Prefix } from './config.ts';
 import { isAllZero } from '../core/bytes.ts';
 import { writeHex } from '../core/keys.ts';
 import { formatPrefix } from './allowedips.ts';
@@ -106,10 +106,10 @@ export class ByteWriter {
  * The answer to `get=1` as bytes, exactly as wireguard-go writes it (see formatGetResponse).
  * The result holds key material: wipe it once it has been sent.
  */
-export function encodeGetResponse(state: DeviceState): Uint8Array {
-  let prefixes = 0;
-  for (const peer of state.peers) prefixes += peer.allowedIps.length;
-  const w = new ByteWriter(256 + state.peers.length * PEER_BYTES + prefixes * PREFIX_BYTES);
+export function encodeGetResponse(state: DeviceState | DeviceStateStream): Uint8Array {
+  // A stream is read once: its size is guessed with one prefix a peer (the writer grows).
+  const count = 'peerCount' in state ? state.peerCount : state.peers.length;
+  const w = new ByteWriter(256 + count * (PEER_BYTES + PREFIX_BYTES));
   if (state.privateKey && !isAllZero(state.privateKey)) {
     w.bytes(PRIVATE_KEY);
     w.hex(state.privateKey);

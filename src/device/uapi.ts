@@ -586,7 +586,7 @@ class UapiConnection {
 
   private runGet(): void {
     this.endRequest();
-    this.runExclusive(() => encodeGetResponse(this.target.getState()));
+    this.runExclusive(() => encodeGetResponse(this.target.streamState?.() ?? this.target.getState()));
   }
 
   private runSet(request: SetRequest): void {

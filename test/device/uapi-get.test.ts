@@ -1,6 +1,7 @@
 /**
  * encodeGetResponse: the bytes of a get=1 answer, checked against the string form
- * (formatGetResponse) over generated states, and its writer's wiping.
+ * (formatGetResponse) over generated states, and its writer's wiping; a device's streamed
+ * state (what the UAPI encodes) against its whole one.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,13 @@ import { fcParams } from '../support/property.ts';
 import type { DeviceState, PeerState, Prefix } from '../../src/device/config.ts';
 import { formatGetResponse } from '../../src/device/uapi.ts';
 import { ByteWriter, encodeGetResponse } from '../../src/device/uapi-get.ts';
+import { Device } from '../../src/device/device.ts';
+import { MemoryTun } from '../../src/device/tun-memory.ts';
+import { MemoryBind, MemoryNetwork } from '../../src/device/bind-memory.ts';
+import { ManualClock } from '../../src/device/clock.ts';
+import { encodeHex, generatePrivateKey } from '../../src/core/keys.ts';
+import { seededRng } from '../../src/core/rng.ts';
+import { nodeCrypto } from '../../src/crypto/node.ts';
 
 /** The string form: what the socket carries is the same text, written as latin1. */
 const oracle = formatGetResponse;
@@ -86,5 +94,42 @@ describe('ByteWriter', () => {
     assert.notEqual(w.buf, first);
     assert.ok(first.every((b) => b === 0), 'the outgrown buffer still holds the key');
     assert.equal(text(w.buf.subarray(0, w.at)), 'ab'.repeat(16) + 'y'.repeat(100));
+  });
+});
+
+describe('a device\'s get=1 state, streamed and whole', () => {
+  async function configured(): Promise<Device> {
+    const rng = seededRng(44);
+    const device = new Device({ tun: new MemoryTun({ name: 'wwget0' }), bind: new MemoryBind(new MemoryNetwork(), '192.0.2.9'), clock: new ManualClock(), rng });
+    const pub = () => encodeHex(nodeCrypto.x25519PrivateKey(generatePrivateKey(rng)).publicKey);
+    await device.ipcSet([
+      `private_key=${encodeHex(generatePrivateKey(rng))}`, 'listen_port=51820',
+      `public_key=${pub()}`, `preshared_key=${'ab'.repeat(32)}`, 'endpoint=192.0.2.1:51820', 'persistent_keepalive_interval=25',
+      ...Array.from({ length: 40 }, (_, i) => `allowed_ip=10.0.${i}.0/24`), 'allowed_ip=fd00::/64',
+      `public_key=${pub()}`, 'allowed_ip=10.1.0.1/32',
+      `public_key=${pub()}`, `preshared_key=${'cd'.repeat(32)}`, 'endpoint=[2001:db8::1]:1',
+    ].join('\n') + '\n');
+    return device;
+  }
+
+  it('the UAPI\'s streamed state encodes exactly as getState() does', async () => {
+    const device = await configured();
+    const stream = device.streamState();
+    assert.equal(stream.peerCount, 3);
+    const whole = device.getState();
+    assert.equal(text(encodeGetResponse(stream)), formatGetResponse(whole));
+    assert.ok(formatGetResponse(whole).includes(`preshared_key=${'ab'.repeat(32)}\n`));
+    // 41 prefixes for the first peer: past the stream's first guess of one a peer.
+    assert.equal(formatGetResponse(whole).split('allowed_ip=').length - 1, 42);
+  });
+
+  it('getState() hands out copies of the keys: changing them changes nothing', async () => {
+    const device = await configured();
+    const before = formatGetResponse(device.getState());
+    const [first] = device.getState().peers;
+    first!.publicKey.fill(7);
+    first!.presharedKey!.fill(7);
+    assert.equal(formatGetResponse(device.getState()), before);
+    assert.equal(text(encodeGetResponse(device.streamState())), before);
   });
 });

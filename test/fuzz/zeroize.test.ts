@@ -119,7 +119,7 @@ const FIELDS: Record<string, Kind> = {
   cookie: 'session',
   // reserveTransport's reused answer lends the session's own send key (rawKeys[0]), erased with it.
   sendKey: 'session',
-  privateKey: 'config', presharedKey: 'config', staticStatic: 'config',
+  privateKey: 'config', presharedKey: 'config', staticStatic: 'config', staticStaticSlot: 'config',
   secret: 'cookieSecret',
   // mac1Key/cookieKey hash public keys; lastMac1 and lastTimestamp went over the wire; scratch
   // holds the last ciphertext and rxScratch the last opened packet (traffic, as a queued packet

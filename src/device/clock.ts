@@ -16,31 +16,17 @@ export interface Clock {
 }
 
 const epochAtZero = Date.now() - performance.now();
-/**
- * Timers due at once run as immediates: a timeout waits ≥ 1 ms, idle between turns of work.
- * They stay referenced: an unreferenced immediate does not keep poll() from blocking, and would
- * wait for the next I/O or timer. One keeps the process up only until it has run.
- */
-const immediates = new WeakSet<object>();
 
 export const systemClock: Clock = {
   now: () => performance.now(),
   // Anchored once: later wall-clock steps cannot make our TAI64N timestamps go backwards.
   wall: (now) => epochAtZero + now,
   setTimer: (callback, delayMs) => {
-    if (delayMs <= 0) {
-      const i = setImmediate(callback);
-      immediates.add(i);
-      return i;
-    }
     const t = setTimeout(callback, delayMs);
     t.unref?.();
     return t;
   },
-  clearTimer: (handle) => {
-    if (immediates.has(handle as object)) clearImmediate(handle as NodeJS.Immediate);
-    else clearTimeout(handle as NodeJS.Timeout);
-  },
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
 export class ManualClock implements Clock {

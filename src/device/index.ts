@@ -40,7 +40,7 @@ export type { LinuxTunStats } from './linux/tun.ts';
 export type { NodeBindStats } from './bind-node.ts';
 
 /** The configuration model: a parsed `set=1` operation and the state `get=1` reports. */
-export type { DeviceState, PeerChange, PeerState, Prefix, SetRequest } from './config.ts';
+export type { DeviceState, DeviceStateStream, PeerChange, PeerState, Prefix, SetRequest } from './config.ts';
 /** A peer's endpoint as configured (address and port); what a Device serves its UAPI to. */
 export type { EndpointAddress, UapiTarget } from './config.ts';
 /** A configuration change the device refused; `errno` is what the UAPI reports. */

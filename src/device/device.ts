@@ -306,9 +306,8 @@ export class Device implements UapiTarget {
   getState(): DeviceState {
     const peers: PeerState[] = [];
     for (const peer of this.peers.values()) {
-      const state = this.peerState(peer, this.endpoint.peerPresharedKey(peer.id));
-      state.publicKey = state.publicKey.slice(); // the endpoint's own bytes otherwise
-      peers.push(state);
+      // Copies: the endpoint's own key bytes are not handed out.
+      peers.push(this.peerState(peer, peer.publicKey.slice(), this.endpoint.peerPresharedKey(peer.id)));
     }
     return { privateKey: this.privateKey, listenPort: this.listenPort, fwmark: this.fwmark, peers };
   }
@@ -318,23 +317,21 @@ export class Device implements UapiTarget {
    * peer's object holds the endpoint's own public and preshared keys, read at once, not copied.
    */
   streamState(): DeviceStateStream {
-    const peers = this.peers;
-    const stateOf = (peer: DevicePeer): PeerState => this.peerState(peer, this.endpoint.peerPresharedKeyView(peer.id));
     return {
-      privateKey: this.privateKey, listenPort: this.listenPort, fwmark: this.fwmark, peerCount: peers.size,
-      peers: {
-        *[Symbol.iterator]() {
-          for (const peer of peers.values()) yield stateOf(peer);
-        },
-      },
+      privateKey: this.privateKey, listenPort: this.listenPort, fwmark: this.fwmark, peerCount: this.peers.size,
+      peers: { [Symbol.iterator]: () => this.lentPeerStates() },
     };
   }
 
-  private peerState(peer: DevicePeer, presharedKey: Uint8Array | null): PeerState {
+  private *lentPeerStates(): Generator<PeerState> {
+    for (const peer of this.peers.values()) yield this.peerState(peer, peer.publicKey, this.endpoint.peerPresharedKeyView(peer.id));
+  }
+
+  private peerState(peer: DevicePeer, publicKey: Uint8Array, presharedKey: Uint8Array | null): PeerState {
     const stats = this.endpoint.peerStats(peer.id);
     const wall = stats.lastHandshakeWall;
     return {
-      publicKey: peer.publicKey,
+      publicKey,
       presharedKey,
       endpoint: peer.endpoint?.text ?? null,
       lastHandshakeTimeSec: wall > 0 ? Math.floor(wall / 1000) : 0,

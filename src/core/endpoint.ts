@@ -31,11 +31,14 @@ import type { CryptoProvider } from './crypto.ts';
 import { equalConstantTime, zeroize } from './crypto.ts';
 import { ConfigError } from './errors.ts';
 import type { HandshakeContext, IndexEntry, LocalIdentity } from './handshake.ts';
-import { beginSession, consumeInitiation, consumeResponse, createInitiation, createResponse } from './handshake.ts';
+import {
+  beginSession, completeInitiation, consumeInitiation, consumeResponse, createInitiation, createResponse,
+} from './handshake.ts';
+import type { InitiationJob, InitiationResult } from './handshake.ts';
 import { IndexTable } from './indexes.ts';
 import {
   CookieReply, Initiation, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT,
-  MAC_SIZE, messageType, paddedLength, Response, TAG_SIZE, Transport, writeType,
+  KEY_SIZE, MAC_SIZE, messageType, paddedLength, Response, TAG_SIZE, Transport, writeType,
 } from './messages.ts';
 import type { NoiseStart } from './noise.ts';
 import { noiseStart } from './noise.ts';
@@ -45,6 +48,7 @@ import { RateLimiter } from './ratelimiter.ts';
 import type { RateLimiterOptions } from './ratelimiter.ts';
 import type { Rng } from './rng.ts';
 import { systemRng } from './rng.ts';
+import { tai64n } from './tai64n.ts';
 import type { Session } from './session.ts';
 import { ViewCache } from './view-cache.ts';
 
@@ -78,6 +82,13 @@ export interface EndpointIO<S> {
   sourceTag(source: S): Uint8Array;
   /** Called with what happened: handshakes, sessions, drops; for logs and metrics. */
   event?(event: EndpointEvent): void;
+  /**
+   * Optional: takes an initiation to compute elsewhere (a worker thread) and returns true, or
+   * returns false to have it computed here. The job's arrays are valid only during the call
+   * (its secrets are erased after it). The result goes to `completeInitiation`; one that never
+   * comes is covered by the retransmission, as a lost initiation is.
+   */
+  offloadInitiation?(job: InitiationJob): boolean;
 }
 
 /** Where `reserveTransport` says a caller's own transport messages go (see there). */
@@ -147,6 +158,8 @@ export class Endpoint<S = unknown> {
   private readonly wallClock: (now: number) => number;
   private readonly mtu: number;
   private readonly start: NoiseStart;
+  /** Jobs for io.offloadInitiation assume WireGuard's identifier (computeInitiation). */
+  private readonly standardIdentifier: boolean;
   private readonly indexes: IndexTable<IndexEntry>;
   private readonly peers = new Map<PeerId, Peer>();
   private readonly peersByKey = new Map<string, Peer>();
@@ -177,6 +190,9 @@ export class Endpoint<S = unknown> {
   private readonly views = new ViewCache(128);
   private delivering = false;
   private readonly reservation: TransportReservation = { remoteIndex: 0, counterLo: 0, counterHi: 0, sendKey: new Uint8Array(0) };
+  /** Initiations begun, here or offloaded (tick's budget counts these). */
+  private initiationsBegun = 0;
+  private lastOffloadToken = 0;
   private readonly jitterPool = new Uint8Array(256);
   private jitterNext = 256;
   private readonly ctx: HandshakeContext;
@@ -192,6 +208,7 @@ export class Endpoint<S = unknown> {
     this.handshakeLimiter = limit === false ? null : new RateLimiter(limit);
     this.cookieLimiter = limit === false ? null : new RateLimiter(limit);
     this.start = noiseStart(this.crypto, CONSTRUCTION, utf8(options.identifier ?? IDENTIFIER));
+    this.standardIdentifier = (options.identifier ?? IDENTIFIER) === IDENTIFIER;
     this.indexes = new IndexTable<IndexEntry>(this.rng);
     const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.counters = {
@@ -472,7 +489,7 @@ export class Endpoint<S = unknown> {
    */
   tick(now: number, maxInitiations = Infinity): boolean {
     this.cookieChecker?.expire(now);
-    const sentBefore = this.counters.handshakeInitiationsSent;
+    const begunBefore = this.initiationsBegun;
     let complete = true;
     // A resumed pass ends with one whole pass, for the peers before its start that fell due since.
     let whole = this.tickRest === null;
@@ -492,7 +509,7 @@ export class Endpoint<S = unknown> {
         peer = next.value;
       }
       if (peer.nextDeadline() > now) { peer = null; continue; }
-      if (this.counters.handshakeInitiationsSent - sentBefore >= maxInitiations) {
+      if (this.initiationsBegun - begunBefore >= maxInitiations) {
         this.tickRest = rest;
         this.tickPending = peer;
         complete = false;
@@ -759,15 +776,63 @@ export class Endpoint<S = unknown> {
       }
       return;
     }
+    if (this.io.offloadInitiation && this.offloadInitiation(now, peer, isRetry)) {
+      // Sent as far as the timers go: the rate limit and the retransmission count from now.
+      this.initiationsBegun++;
+      peer.handshake.lastSentHandshake = now;
+      peer.retransmitHandshakeAt = now + REKEY_TIMEOUT + this.jitter();
+      return;
+    }
     const msg = createInitiation(this.ctx, peer, now);
     if (!msg) return;
+    this.initiationsBegun++;
     peer.handshake.lastSentHandshake = now;
+    this.initiationSent(now, peer, msg, isRetry);
+    peer.retransmitHandshakeAt = now + REKEY_TIMEOUT + this.jitter();
+  }
+
+  private initiationSent(now: number, peer: Peer, msg: Uint8Array, isRetry: boolean): void {
     this.counters.handshakeInitiationsSent++;
     this.transmit(peer, msg);
     this.emit({ type: 'handshakeInitiated', peer: peer.id, retry: isRetry });
     this.anyAuthenticatedPacketTraversal(now, peer);
     this.anyAuthenticatedPacketSent(peer);
-    peer.retransmitHandshakeAt = now + REKEY_TIMEOUT + this.jitter();
+  }
+
+  /** Hands the initiation to io.offloadInitiation; false when it must be computed here. */
+  private offloadInitiation(now: number, peer: Peer, isRetry: boolean): boolean {
+    const local = this.local;
+    if (!local || !peer.staticStatic || !this.standardIdentifier) return false;
+    this.lastOffloadToken = this.lastOffloadToken >= 0xffffffff ? 1 : this.lastOffloadToken + 1;
+    const ephemeral = new Uint8Array(KEY_SIZE);
+    this.rng.fill(ephemeral);
+    const job: InitiationJob = {
+      peer: peer.id, token: this.lastOffloadToken, localStatic: local.publicKey, remoteStatic: peer.publicKey,
+      staticStatic: peer.staticStatic, ephemeral, timestamp: tai64n(this.wallClock(now)),
+    };
+    const taken = this.io.offloadInitiation!(job);
+    zeroize(ephemeral);
+    if (!taken) return false;
+    peer.handshake.offloadToken = job.token;
+    peer.handshake.offloadRetry = isRetry;
+    return true;
+  }
+
+  /**
+   * Sends an initiation computed elsewhere (`computeInitiation` on a job from
+   * io.offloadInitiation). Returns false, sending nothing, when it is no longer wanted: the
+   * peer is gone, or a newer handshake (ours or the peer's) or a new key superseded it. Copies
+   * what it keeps; the caller erases the result.
+   */
+  completeInitiation(now: number, result: InitiationResult): boolean {
+    const peer = this.peers.get(result.peer);
+    if (!peer) return false;
+    const isRetry = peer.handshake.offloadRetry;
+    const msg = completeInitiation(this.ctx, peer, result, now);
+    if (!msg) return false;
+    this.initiationSent(now, peer, msg, isRetry);
+    this.touch(peer);
+    return true;
   }
 
   private keepKeyFreshSending(now: number, peer: Peer, s: Session): void {

@@ -2,8 +2,8 @@
  * WireGuard handshake messages around the Noise core: indexes, timestamps, MACs, and turning a
  * finished handshake into a session (whitepaper §5.4.2–§5.4.6).
  */
-import { EMPTY, compareBytes, readU32LE, writeU32LE } from './bytes.ts';
-import { HANDSHAKE_INITIATION_RATE } from './constants.ts';
+import { EMPTY, compareBytes, readU32LE, utf8, writeU32LE } from './bytes.ts';
+import { CONSTRUCTION, HANDSHAKE_INITIATION_RATE, IDENTIFIER } from './constants.ts';
 import type { CryptoProvider, X25519PrivateKey } from './crypto.ts';
 import { zeroize } from './crypto.ts';
 import type { IndexTable } from './indexes.ts';
@@ -11,8 +11,8 @@ import {
   Initiation, KEY_SIZE, MESSAGE_INITIATION, MESSAGE_RESPONSE, Response, writeType,
 } from './messages.ts';
 import type { NoiseStart } from './noise.ts';
-import { readMessage1, readMessage2, split, writeMessage1, writeMessage2 } from './noise.ts';
-import type { Peer } from './peer.ts';
+import { noiseStart, readMessage1, readMessage2, split, writeMessage1, writeMessage2 } from './noise.ts';
+import type { Peer, PeerId } from './peer.ts';
 import type { Rng } from './rng.ts';
 import { Session } from './session.ts';
 import { tai64n } from './tai64n.ts';
@@ -69,6 +69,84 @@ export function createInitiation(ctx: HandshakeContext, peer: Peer, now: number)
   hs.hash = state.hash;
   hs.localEphemeral = eph.key;
   hs.localEphemeralRaw = eph.raw;
+  peer.cookies.addMacs(msg, now);
+  return msg;
+}
+
+/**
+ * An initiation's inputs, for computing its Noise part elsewhere (a worker thread): everything
+ * `computeInitiation` needs, so the result depends on nothing else. The secrets (`staticStatic`,
+ * `ephemeral`) are the caller's to erase once used.
+ */
+export interface InitiationJob {
+  readonly peer: PeerId;
+  /** Matches the result to this request (Handshake.offloadToken); never 0. */
+  readonly token: number;
+  /** Our static public key. */
+  readonly localStatic: Uint8Array;
+  readonly remoteStatic: Uint8Array;
+  /** DH(s_i, S_r), precomputed. */
+  readonly staticStatic: Uint8Array;
+  /** The ephemeral private key (from the endpoint's Rng, so runs with a seeded Rng repeat). */
+  readonly ephemeral: Uint8Array;
+  /** TAI64N of when the initiation was asked for. */
+  readonly timestamp: Uint8Array;
+}
+
+/** What `computeInitiation` returns for a job. */
+export interface InitiationResult {
+  readonly peer: PeerId;
+  readonly token: number;
+  /** The message's Noise part: Initiation.noiseEnd - Initiation.noiseStart bytes. */
+  readonly noise: Uint8Array;
+  readonly chainKey: Uint8Array;
+  readonly hash: Uint8Array;
+  /** The job's ephemeral private key, kept by the handshake for the response. */
+  readonly ephemeral: Uint8Array;
+}
+
+/** WireGuard's NoiseStart per provider (jobs exist only for endpoints with the standard identifier). */
+const starts = new WeakMap<CryptoProvider, NoiseStart>();
+
+/**
+ * The pure part of an initiation (es, s, ss and the timestamp): two X25519 operations and the
+ * hashing, which is what a worker thread takes off the endpoint's thread. Null only for a
+ * low-order remote static key (no peer with one has a staticStatic to put in a job).
+ */
+export function computeInitiation(crypto: CryptoProvider, job: InitiationJob): InitiationResult | null {
+  let start = starts.get(crypto);
+  if (!start) { start = noiseStart(crypto, CONSTRUCTION, utf8(IDENTIFIER)); starts.set(crypto, start); }
+  const ephemeral = crypto.x25519PrivateKey(job.ephemeral);
+  const noise = new Uint8Array(Initiation.noiseEnd - Initiation.noiseStart);
+  const state = writeMessage1(
+    crypto, start, { publicKey: job.localStatic }, job.remoteStatic, job.staticStatic, ephemeral, job.timestamp, noise, 0,
+  );
+  if (!state) return null;
+  return { peer: job.peer, token: job.token, noise, chainKey: state.chainKey, hash: state.hash, ephemeral: job.ephemeral };
+}
+
+/**
+ * Installs a computed initiation as `peer`'s pending handshake and returns the message to send,
+ * or null when the result is no longer wanted (a newer handshake, a cleared one). Copies what it
+ * keeps: the caller erases the result's secrets.
+ */
+export function completeInitiation(ctx: HandshakeContext, peer: Peer, result: InitiationResult, now: number): Uint8Array | null {
+  const hs = peer.handshake;
+  if (result.token === 0 || hs.offloadToken !== result.token) return null;
+  ctx.indexes.delete(hs.localIndex);
+  hs.clear();
+  const msg = new Uint8Array(Initiation.size);
+  writeType(msg, MESSAGE_INITIATION);
+  msg.set(result.noise, Initiation.noiseStart);
+  hs.localIndex = ctx.indexes.allocate({ peer, session: null });
+  writeU32LE(msg, Initiation.sender, hs.localIndex);
+  hs.stage = 'initiationCreated';
+  hs.chainKey = result.chainKey.slice();
+  hs.hash = result.hash.slice();
+  // The X25519 key object is made when a response comes (consumeResponse): most initiations
+  // of a dialing storm get none, and making it costs what the worker saved.
+  hs.localEphemeral = null;
+  hs.localEphemeralRaw = result.ephemeral.slice();
   peer.cookies.addMacs(msg, now);
   return msg;
 }
@@ -150,7 +228,8 @@ export function consumeResponse(ctx: HandshakeContext, msg: Uint8Array): Peer | 
   const hs = peer.handshake;
   if (hs.stage !== 'initiationCreated') return null;
   // Stryker disable next-line ConditionalExpression,LogicalOperator: createInitiation sets all three with the stage; narrows types
-  if (!hs.chainKey || !hs.hash || !hs.localEphemeral) return null;
+  if (!hs.chainKey || !hs.hash || !hs.localEphemeralRaw) return null;
+  hs.localEphemeral ??= ctx.crypto.x25519PrivateKey(hs.localEphemeralRaw);
   const result = readMessage2(
     ctx.crypto, { chainKey: hs.chainKey, hash: hs.hash, ephemeral: hs.localEphemeral }, local.key, peer.presharedKey,
     msg.subarray(Response.noiseStart, Response.noiseEnd),

@@ -14,6 +14,12 @@ export type {
   DropReason, EndpointCounters, EndpointEvent, EndpointIO, EndpointOptions, PeerInspection, RecvResult, SendResult,
   TransportReservation,
 } from './endpoint.ts';
+/**
+ * Handshake initiations computed elsewhere (a worker thread): the job `EndpointIO.offloadInitiation`
+ * receives, the pure computation, and the result for `Endpoint.completeInitiation`.
+ */
+export { computeInitiation } from './handshake.ts';
+export type { InitiationJob, InitiationResult } from './handshake.ts';
 /** A peer's configuration, its id within an Endpoint, its statistics and handshake stage. */
 export type { HandshakeStage, PeerConfig, PeerId, PeerStats } from './peer.ts';
 /** Per-source handshake rate limits used under load (`EndpointOptions.rateLimit`). */

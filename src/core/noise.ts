@@ -108,7 +108,7 @@ export interface InitiatorState extends SymmetricState {
 export function writeMessage1(
   crypto: CryptoProvider,
   start: NoiseStart,
-  localStatic: X25519PrivateKey,
+  localStatic: { readonly publicKey: Uint8Array },
   remoteStatic: Uint8Array,
   staticStatic: Uint8Array,
   ephemeral: X25519PrivateKey,

@@ -29,6 +29,10 @@ export class Handshake {
   lastInitiationConsumed = -Infinity;
   /** When we last sent an initiation or response (rate limit for new initiations). */
   lastSentHandshake = -Infinity;
+  /** The token of an initiation being computed elsewhere (Endpoint.completeInitiation), or 0. */
+  offloadToken = 0;
+  /** Whether that initiation is a retry (for its event). */
+  offloadRetry = false;
 
   clear(): void {
     zeroize(this.chainKey, this.hash, this.localEphemeralRaw, this.remoteEphemeral);
@@ -40,6 +44,7 @@ export class Handshake {
     this.localEphemeral = null;
     this.localEphemeralRaw = null;
     this.remoteEphemeral = null;
+    this.offloadToken = 0;
   }
 }
 

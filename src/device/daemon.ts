@@ -10,8 +10,11 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../core/errors.ts';
 import { Device } from './device.ts';
+import { ThreadInitiationOffload } from './initiation-thread.ts';
 import { isInterfaceName } from './ifname.ts';
 import { chooseBind } from './bind-choose.ts';
 import { chooseCrypto } from '../crypto/choose.ts';
@@ -141,6 +144,18 @@ async function daemonize(ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv): 
   return code;
 }
 
+/**
+ * WIREWEAVE_INITIATION_THREAD: where handshake initiations are computed. 'auto': a worker thread
+ * that starts on a burst (many peers dialing) and stops when idle; 'always'; 'off': the main
+ * thread only. The default is 'auto' with more than two cores, else 'off': on two cores the
+ * thread only competes with the device's own thread and `wg` (bench/results/peers-20261207T2130Z.md).
+ */
+export function initiationThreadFrom(text: string | undefined, cores = availableParallelism()): 'auto' | 'always' | 'off' {
+  if (text === undefined || text === '') return cores > 2 ? 'auto' : 'off';
+  if (text === 'auto' || text === 'always' || text === 'off') return text;
+  throw new ConfigError('ERR_INITIATION_THREAD', `WIREWEAVE_INITIATION_THREAD must be auto, always or off, not ${JSON.stringify(text)}`);
+}
+
 /** Runs the interface in this process until it is told or made to stop. */
 async function runForeground(
   ifname: string, io: DaemonIo, env: NodeJS.ProcessEnv, signal: AbortSignal | null, extension?: DaemonExtension,
@@ -155,6 +170,7 @@ async function runForeground(
   try {
     // WIREWEAVE_TUN_SLOTS: packets the TUN reader may hold (a power of two; tuning and diagnosis).
     const slots = env.WIREWEAVE_TUN_SLOTS ? Number(env.WIREWEAVE_TUN_SLOTS) : undefined;
+    const initiationThread = initiationThreadFrom(env.WIREWEAVE_INITIATION_THREAD);
     // WIREWEAVE_TUN_OFFLOAD=0: no TSO/GRO on the TUN (comparisons, diagnosis).
     // WIREWEAVE_TUN_GRO_BYTES: the largest super-packet written to the TUN (tuning and diagnosis).
     const groMaxBytes = env.WIREWEAVE_TUN_GRO_BYTES ? Number(env.WIREWEAVE_TUN_GRO_BYTES) : undefined;
@@ -162,7 +178,8 @@ async function runForeground(
     const ringFullWaitMs = env.WIREWEAVE_TUN_FULL_WAIT_MS ? Number(env.WIREWEAVE_TUN_FULL_WAIT_MS) : undefined;
     const tun = await openLinuxTun(ifname, { mtu: DEFAULT_MTU, ringSlots: slots, offload: env.WIREWEAVE_TUN_OFFLOAD !== '0', groMaxBytes, ringFullWaitMs });
     const bind = await chooseBind(env, { error: (m) => logger.error(m), verbose: (m) => logger.verbose(m) });
-    device = new Device({ tun, bind: extension ? extension.wrapBind(bind) : bind, logger, crypto: chooseCrypto(env) });
+    const initiationOffload = initiationThread === 'off' ? undefined : new ThreadInitiationOffload({ mode: initiationThread, logger });
+    device = new Device({ tun, bind: extension ? extension.wrapBind(bind) : bind, logger, crypto: chooseCrypto(env), initiationOffload });
     try {
       uapi = await startUapiServer(tun.name, device);
     } catch (err) {

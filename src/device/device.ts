@@ -9,6 +9,7 @@
 import { Endpoint } from '../core/endpoint.ts';
 import type { EndpointEvent } from '../core/endpoint.ts';
 import type { CryptoProvider } from '../core/crypto.ts';
+import type { InitiationJob } from '../core/handshake.ts';
 import { equalConstantTime } from '../core/crypto.ts';
 import { isWireGuardMessage, paddedLength, TAG_SIZE, Transport } from '../core/messages.ts';
 import type { PeerId } from '../core/peer.ts';
@@ -22,6 +23,7 @@ import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import { Errno, UapiError } from './config.ts';
 import type { DeviceState, DeviceStateStream, PeerChange, PeerState, SetRequest, UapiTarget } from './config.ts';
+import type { InitiationOffload } from './initiation-offload.ts';
 import { ipPacketLength } from './ip.ts';
 import type { Tun } from './tun.ts';
 import { formatGetResponse, parseSetRequest } from './uapi.ts';
@@ -48,6 +50,11 @@ export interface DeviceOptions {
   logger?: DeviceLogger;
   /** Datagrams on our port that are not WireGuard messages (for protocols sharing the socket). */
   onForeignDatagram?: (datagram: Uint8Array, from: BindEndpoint) => void;
+  /**
+   * Where handshake initiations are computed (ThreadInitiationOffload: a worker thread, as the
+   * daemon uses); without one, on the device's thread. The device closes it.
+   */
+  initiationOffload?: InitiationOffload;
 }
 
 /** The device's side of a peer; its keys live in the endpoint's peer only (memory: 10,000 peers). */
@@ -69,6 +76,8 @@ export interface DeviceCounters {
   invalidDecrypted: number;
   noEndpoint: number;
   foreignDatagrams: number;
+  /** Handshake initiations computed by the initiation offload and sent. */
+  initiationsOffloaded: number;
 }
 
 export class Device implements UapiTarget {
@@ -77,7 +86,7 @@ export class Device implements UapiTarget {
   readonly allowedIps = new AllowedIps<DevicePeer>();
   readonly counters: DeviceCounters = {
     tunPacketsIn: 0, tunPacketsOut: 0, noRoute: 0, invalidTunPacket: 0, sourceNotAllowed: 0,
-    invalidDecrypted: 0, noEndpoint: 0, foreignDatagrams: 0,
+    invalidDecrypted: 0, noEndpoint: 0, foreignDatagrams: 0, initiationsOffloaded: 0,
   };
   private readonly tun: Tun;
   private readonly bind: Bind;
@@ -85,6 +94,7 @@ export class Device implements UapiTarget {
   private readonly crypto: CryptoProvider;
   private readonly logger: DeviceLogger;
   private readonly onForeign: DeviceOptions['onForeignDatagram'];
+  private readonly offload: InitiationOffload | null;
   private readonly peers = new Map<string, DevicePeer>();
   private readonly peersById = new Map<PeerId, DevicePeer>();
   private privateKey: Uint8Array | null = null;
@@ -109,6 +119,7 @@ export class Device implements UapiTarget {
     this.crypto = options.crypto ?? defaultCrypto;
     this.logger = options.logger ?? silentLogger;
     this.onForeign = options.onForeignDatagram;
+    const offload = this.offload = options.initiationOffload ?? null;
     this.endpoint = new Endpoint<BindEndpoint>({
       crypto: this.crypto,
       rng: options.rng,
@@ -135,7 +146,13 @@ export class Device implements UapiTarget {
         },
         sourceTag: (source) => source.tag,
         event: (e) => this.onEvent(e),
+        ...(offload ? { offloadInitiation: (job: InitiationJob) => offload.submit(job) } : {}),
       },
+    });
+    offload?.onResult((result) => {
+      if (!this.isUp) return;
+      if (this.endpoint.completeInitiation(this.clock.now(), result)) this.counters.initiationsOffloaded++;
+      this.armTimer();
     });
     this.tun.onClose((reason) => void this.close(`tun ${reason}`));
   }
@@ -187,6 +204,7 @@ export class Device implements UapiTarget {
     for (const peer of this.peers.values()) this.endpoint.removePeer(peer.id);
     this.peers.clear();
     this.peersById.clear();
+    await this.offload?.close();
     await this.bind.close();
     await this.tun.close();
     this.logger.verbose(`interface ${this.tun.name} down: ${reason}`);

@@ -29,6 +29,14 @@ export { MemoryBind, MemoryNetwork } from './bind-memory.ts';
 /** A clock that moves only when told (`advance(ms)` fires due timers in order). */
 export { ManualClock } from './clock.ts';
 
+/** The initiation edge: where a device has handshake initiations computed. */
+export type { InitiationOffload } from './initiation-offload.ts';
+/** Its in-memory twin: holds jobs until `run()` computes them. */
+export { MemoryInitiationOffload } from './initiation-offload.ts';
+/** Initiations on a worker thread (started on a burst of them, stopped when idle), and its options. */
+export { ThreadInitiationOffload } from './initiation-thread.ts';
+export type { InitiationThreadLogger, InitiationThreadOptions } from './initiation-thread.ts';
+
 /** The UDP bind on node:dgram (IPv4 and IPv6 on one port), for any platform. */
 export { NodeUdpBind } from './bind-node.ts';
 /** Creates a Linux TUN interface (root or CAP_NET_ADMIN). */

@@ -84,6 +84,7 @@ export class DeviceMetrics {
     metric('wireweave_data_packets_received_total', 'counter', 'Data packets received and authenticated (keepalives excluded).', [['', c.dataPacketsReceived]]);
     metric('wireweave_keepalives_sent_total', 'counter', 'Keepalives sent.', [['', c.keepalivesSent]]);
     metric('wireweave_keepalives_received_total', 'counter', 'Keepalives received.', [['', c.keepalivesReceived]]);
+    metric('wireweave_handshake_initiations_offloaded_total', 'counter', 'Handshake initiations computed on the initiation thread (of those sent).', [['', d.counters.initiationsOffloaded]]);
     metric('wireweave_foreign_datagrams_total', 'counter', 'Datagrams on the port that are not WireGuard messages.', [['', d.counters.foreignDatagrams]]);
     metric('wireweave_dropped_packets_total', 'counter', 'Packets dropped, by reason (protocol and device).', [
       ...DROP_REASONS.map((r): [string, number] => [`reason="${r}"`, c.dropped[r]]),

@@ -1,7 +1,7 @@
 /** The Node options daemonize() gives the interface process it re-executes (src/device/daemon.ts). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DAEMON_V8_FLAGS, daemonNodeArgs } from '../../src/device/daemon.ts';
+import { DAEMON_V8_FLAGS, daemonNodeArgs, initiationThreadFrom } from '../../src/device/daemon.ts';
 
 describe('daemonNodeArgs', () => {
   it("keeps this process's options and adds a small young generation", () => {
@@ -17,5 +17,22 @@ describe('daemonNodeArgs', () => {
       assert.deepEqual(daemonNodeArgs(['--cpu-prof'], `--trace-warnings ${own}`), ['--cpu-prof'], `NODE_OPTIONS ${own}`);
     }
     assert.deepEqual(daemonNodeArgs(['--max-semi-space-size', '8']), ['--max-semi-space-size', '8'], 'value as the next word');
+  });
+});
+
+describe('WIREWEAVE_INITIATION_THREAD', () => {
+  it('defaults to a thread started on bursts only with more than two cores', () => {
+    assert.equal(initiationThreadFrom(undefined, 2), 'off');
+    assert.equal(initiationThreadFrom('', 1), 'off');
+    assert.equal(initiationThreadFrom(undefined, 4), 'auto');
+    for (const v of ['auto', 'always', 'off'] as const) assert.equal(initiationThreadFrom(v, 2), v);
+  });
+
+  it('refuses anything else with a one-line error naming the variable', () => {
+    assert.throws(() => initiationThreadFrom('yes', 8), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'ERR_INITIATION_THREAD');
+      assert.match(e.message, /^WIREWEAVE_INITIATION_THREAD must be auto, always or off, not "yes"$/);
+      return true;
+    });
   });
 });

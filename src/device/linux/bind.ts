@@ -91,7 +91,7 @@ import type { SendCounters } from './seal-ring.ts';
 import { DEFAULT_SEAL_SLOTS, SealPipeline } from './seal-pipeline.ts';
 import { sodiumCrypto } from '../../crypto/index.ts';
 import type { TransportReservation } from '../../core/endpoint.ts';
-import { startWorker } from './worker.ts';
+import { startWorker } from '../worker.ts';
 
 export interface LinuxBindOptions {
   /** Ring slots between the receiving thread and the main thread; a power of two (default 256). */

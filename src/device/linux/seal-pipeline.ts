@@ -21,7 +21,7 @@ import {
 import type { SealerData, SealerMessage, SendCounters } from './seal-ring.ts';
 import { SOCKADDR_IN, SOCKADDR_IN6 } from './socket-abi.ts';
 import { waitAsync } from './ring.ts';
-import { startWorker } from './worker.ts';
+import { startWorker } from '../worker.ts';
 
 /** Jobs a sealer may hold: 8 of up to 64 KiB bound its memory and the delay a queue adds (~2 ms at 2 Gbit/s). */
 export const DEFAULT_SEAL_SLOTS = 8;

@@ -55,7 +55,7 @@ import type { SparseRing } from './sparse-ahead.ts';
 import { DROPPED, TUN_SLOT_SIZE, tunDataOffset, tunLengths, tunRingBytes } from './tun-ring.ts';
 import type { TunReaderData, TunReaderMessage } from './tun-ring.ts';
 import { AF_INET, SOCK_DGRAM } from './socket-abi.ts';
-import { startWorker } from './worker.ts';
+import { startWorker } from '../worker.ts';
 
 export interface LinuxTunOptions {
   /** MTU to set on the new interface (default 1420, as wg-quick). */

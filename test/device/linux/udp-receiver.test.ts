@@ -10,7 +10,7 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, libc, wake } from '../../../src/device/linux
 import { controlBlock, stop } from '../../../src/device/linux/ring.ts';
 import { GEN, NFDS, QUIT, udpRingLayout, WAKE_FD } from '../../../src/device/linux/udp-ring.ts';
 import type { UdpReceiverData, UdpReceiverMessage } from '../../../src/device/linux/udp-ring.ts';
-import { startWorker } from '../../../src/device/linux/worker.ts';
+import { startWorker } from '../../../src/device/worker.ts';
 
 describe('udp-receiver thread', () => {
   it('exits on QUIT without a notify (the notify can come before its wait)', { timeout: 60_000 }, async () => {

@@ -1,7 +1,8 @@
 /**
- * Starts one of this folder's worker threads (tun-reader, udp-receiver) from its own module.
+ * Starts one of the device's worker threads (linux/: tun-reader, udp-receiver, sealer; here:
+ * initiation-worker) from its own module.
  *
- * Compiled (dist/), the module is `<name>.js` next to this one. From the sources (tests, bench,
+ * Compiled (dist/), the module is `<name>.js` in its folder. From the sources (tests, bench,
  * `node --import tsx`) it is `<name>.ts`, and a worker needs a TypeScript loader of its own:
  * Node 20 applies neither `--import tsx` from execArgv nor module.register() hooks to a worker's
  * modules. So the thread starts from a two-line script that installs tsx's require hook (tsx is
@@ -16,8 +17,9 @@ import type { WorkerOptions } from 'node:worker_threads';
 /** '.ts' when this module runs from the sources, '.js' when compiled. */
 const EXTENSION = new URL(import.meta.url).pathname.endsWith('.ts') ? '.ts' : '.js';
 
-export function startWorker(name: 'tun-reader' | 'udp-receiver' | 'sealer', options: WorkerOptions): Worker {
-  const url = new URL(`./${name}${EXTENSION}`, import.meta.url);
+export function startWorker(name: 'tun-reader' | 'udp-receiver' | 'sealer' | 'initiation-worker', options: WorkerOptions): Worker {
+  const dir = name === 'initiation-worker' ? './' : './linux/';
+  const url = new URL(`${dir}${name}${EXTENSION}`, import.meta.url);
   if (EXTENSION === '.js') return new Worker(url, options);
   let tsx: string;
   try {

@@ -25,6 +25,8 @@ export interface InitiationThreadOptions {
   idleMs?: number;
   /** Where the thread's start, stop and failure are told (a DeviceLogger fits). */
   logger?: InitiationThreadLogger;
+  /** @internal Starts the thread (tests give one that fails). */
+  spawn?: () => Worker;
 }
 
 /** The logger of a ThreadInitiationOffload. */
@@ -47,6 +49,7 @@ export class ThreadInitiationOffload implements InitiationOffload {
   private readonly mode: 'auto' | 'always';
   private readonly idleMs: number;
   private readonly logger: InitiationThreadLogger | null;
+  private readonly spawn: () => Worker;
   private listener: (result: InitiationResult) => void = () => {};
   private worker: Worker | null = null;
   private ready = false;
@@ -67,6 +70,7 @@ export class ThreadInitiationOffload implements InitiationOffload {
     this.mode = options.mode ?? 'auto';
     this.idleMs = options.idleMs ?? 30_000;
     this.logger = options.logger ?? null;
+    this.spawn = options.spawn ?? (() => startWorker('initiation-worker', { name: 'initiations' }));
     if (this.mode === 'always') this.start('always on');
   }
 
@@ -109,7 +113,7 @@ export class ThreadInitiationOffload implements InitiationOffload {
   private start(why: string): void {
     let worker: Worker;
     try {
-      worker = startWorker('initiation-worker', { name: 'initiations' });
+      worker = this.spawn();
     } catch (err) {
       this.fail(`could not start: ${(err as Error).message}`);
       return;

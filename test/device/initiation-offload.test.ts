@@ -17,6 +17,7 @@ import { computeInitiation } from '../../src/core/handshake.ts';
 import { encodeHex, generatePrivateKey } from '../../src/core/keys.ts';
 import { seededRng } from '../../src/core/rng.ts';
 import { nodeCrypto } from '../../src/crypto/node.ts';
+import { Worker } from 'node:worker_threads';
 import { icmpEcho4 } from '../support/ip.ts';
 import { until } from '../support/until.ts';
 
@@ -139,6 +140,29 @@ describe('a device with its initiations computed elsewhere', () => {
       assert.ok(verbose.includes('initiation thread stopped (idle)'));
     } finally {
       await a.device.close();
+    }
+  });
+
+  it('gives the initiations back to the device thread when the thread fails, for good', async () => {
+    const errors: string[] = [];
+    let spawned = 0;
+    const offload = new ThreadInitiationOffload({
+      mode: 'always',
+      logger: { error: (m) => errors.push(m), verbose: () => {} },
+      spawn: () => { spawned++; return new Worker('throw new Error("no initiations today")', { eval: true }); },
+    });
+    const { a, b } = await pair(systemClock, offload);
+    try {
+      await until('the failure is told', () => errors.length > 0);
+      assert.match(errors[0]!, /^initiation thread: .*no initiations today.*; initiations are computed on the main thread$/);
+      a.tun.inject(ping);
+      await until('the packet arrives', () => b.tun.written.length > 0);
+      assert.equal(a.device.counters.initiationsOffloaded, 0);
+      assert.equal(offload.running, false);
+      assert.equal(spawned, 1, 'not started again');
+    } finally {
+      await a.device.close();
+      await b.device.close();
     }
   });
 });

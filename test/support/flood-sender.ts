@@ -13,6 +13,8 @@
  * With LOCAL_ADDRS (comma-separated), SOCKETS sockets are bound to each of those addresses, so
  * the flood comes from many sources.
  *
+ * FLOOD_PPS=N caps the rate at N datagrams a second (bench/flood-cost.ts measures per datagram).
+ *
  * Everything the flooder knows is public (the target's public key, a datagram seen on the wire).
  */
 import dgram from 'node:dgram';
@@ -83,10 +85,21 @@ function next(): Buffer {
   return replay;
 }
 
+/** FLOOD_PPS: a cap on datagrams a second over all sockets (bench/flood-cost.ts); unset: none. */
+const PPS = Number(process.env.FLOOD_PPS ?? 0);
+let sentTotal = 0;
+const underCap = (): boolean => PPS <= 0 || sentTotal < (PPS * (performance.now() - t0)) / 1000;
+
 function pump(s: dgram.Socket): void {
   let inFlight = 0;
+  let waiting = false;
   const go = (): void => {
     while (!stopped && !paused && inFlight < 32) {
+      if (!underCap()) {
+        if (!waiting) { waiting = true; setTimeout(() => { waiting = false; go(); }, 1); }
+        return;
+      }
+      sentTotal++;
       inFlight++;
       s.send(next(), port, host, (err) => {
         inFlight--;

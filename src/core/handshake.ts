@@ -10,7 +10,7 @@ import type { IndexTable } from './indexes.ts';
 import {
   Initiation, KEY_SIZE, MESSAGE_INITIATION, MESSAGE_RESPONSE, Response, writeType,
 } from './messages.ts';
-import type { NoiseStart } from './noise.ts';
+import type { NoiseStart, SymmetricState } from './noise.ts';
 import { noiseStart, readMessage1, readMessage2, split, writeMessage1, writeMessage2 } from './noise.ts';
 import type { Peer, PeerId } from './peer.ts';
 import type { Rng } from './rng.ts';
@@ -62,15 +62,27 @@ export function createInitiation(ctx: HandshakeContext, peer: Peer, now: number)
   // peer.staticStatic is null too and we returned above: kept for the type.
   // Stryker disable next-line ConditionalExpression,BlockStatement: unreachable, see above
   if (!state) { zeroize(eph.raw); return null; }
+  installInitiation(ctx, peer, msg, state, eph.key, eph.raw, now);
+  return msg;
+}
+
+/**
+ * Makes `msg` (its type and Noise part written) `peer`'s pending initiation, whose handshake was
+ * cleared: a fresh sender index, the state for the response, the MACs.
+ */
+function installInitiation(
+  ctx: HandshakeContext, peer: Peer, msg: Uint8Array, state: SymmetricState, ephemeral: X25519PrivateKey | null,
+  ephemeralRaw: Uint8Array, now: number,
+): void {
+  const hs = peer.handshake;
   hs.localIndex = ctx.indexes.allocate({ peer, session: null });
   writeU32LE(msg, Initiation.sender, hs.localIndex);
   hs.stage = 'initiationCreated';
   hs.chainKey = state.chainKey;
   hs.hash = state.hash;
-  hs.localEphemeral = eph.key;
-  hs.localEphemeralRaw = eph.raw;
+  hs.localEphemeral = ephemeral;
+  hs.localEphemeralRaw = ephemeralRaw;
   peer.cookies.addMacs(msg, now);
-  return msg;
 }
 
 /**
@@ -138,16 +150,10 @@ export function completeInitiation(ctx: HandshakeContext, peer: Peer, result: In
   const msg = new Uint8Array(Initiation.size);
   writeType(msg, MESSAGE_INITIATION);
   msg.set(result.noise, Initiation.noiseStart);
-  hs.localIndex = ctx.indexes.allocate({ peer, session: null });
-  writeU32LE(msg, Initiation.sender, hs.localIndex);
-  hs.stage = 'initiationCreated';
-  hs.chainKey = result.chainKey.slice();
-  hs.hash = result.hash.slice();
   // The X25519 key object is made when a response comes (consumeResponse): most initiations
   // of a dialing storm get none, and making it costs what the worker saved.
-  hs.localEphemeral = null;
-  hs.localEphemeralRaw = result.ephemeral.slice();
-  peer.cookies.addMacs(msg, now);
+  const state = { chainKey: result.chainKey.slice(), hash: result.hash.slice() };
+  installInitiation(ctx, peer, msg, state, null, result.ephemeral.slice(), now);
   return msg;
 }
 

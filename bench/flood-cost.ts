@@ -11,11 +11,12 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createRig, genKeyPair } from '../test/support/netns.ts';
 import { FETCH_METRICS, parseMetrics } from '../test/support/flood-tools.ts';
+import { positiveFlag } from './util.ts';
 
 const args = process.argv.slice(2);
-const SECONDS = args.includes('--seconds') ? Number(args[args.indexOf('--seconds') + 1]) : 6;
+const SECONDS = positiveFlag(args, 'bench:flood-cost', '--seconds', 6);
 /** A rate the daemon keeps up with, so the cost per datagram is not that of a saturated daemon. */
-const PPS = args.includes('--pps') ? Number(args[args.indexOf('--pps') + 1]) : 20_000;
+const PPS = positiveFlag(args, 'bench:flood-cost', '--pps', 20_000, true);
 const FLOOD_SENDER = fileURLToPath(new URL('../test/support/flood-sender.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 const METRICS = '127.0.0.1:9589';

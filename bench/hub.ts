@@ -37,17 +37,12 @@ import { systemRng } from '../src/core/rng.ts';
 import { MeshHubClient } from '../src/mesh/client/hub-client.ts';
 import { nodeTimers, nodeWebSocket } from '../src/mesh/client/node.ts';
 import { DEFAULT_HUB_LIMITS } from '../src/mesh/hub/hub.ts';
+import { positiveFlag } from './util.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
 const has = (f: string) => args.includes(f);
-const num = (f: string, dflt: number): number => {
-  const i = args.indexOf(f);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) { console.error(`bench:hub: ${f} needs a positive number`); process.exit(2); }
-  return v;
-};
+const num = (f: string, dflt: number): number => positiveFlag(args, 'bench:hub', f, dflt);
 const QUICK = has('--quick');
 const CLIENTS = Math.floor(num('--clients', QUICK ? 1000 : 10_000) / 2) * 2;
 const WORKERS = Math.floor(num('--workers', 2));

@@ -17,15 +17,10 @@ import { MemoryBind, MemoryNetwork } from '../src/device/bind-memory.ts';
 import { ThreadInitiationOffload } from '../src/device/initiation-thread.ts';
 import { encodeHex } from '../src/core/keys.ts';
 import { defaultCrypto } from '../src/crypto/index.ts';
+import { positiveFlag } from './util.ts';
 
 const args = process.argv.slice(2);
-const flag = (name: string, dflt: number): number => {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) { console.error(`bench:initiations: ${name} needs a positive integer`); process.exit(2); }
-  return v;
-};
+const flag = (name: string, dflt: number): number => positiveFlag(args, 'bench:initiations', name, dflt, true);
 const PEERS = flag('--peers', 10_000);
 const ROUNDS = flag('--rounds', 3);
 

@@ -35,15 +35,10 @@ import { uapiRequest } from '../src/device/uapi-client.ts';
 import { encodeHex } from '../src/core/keys.ts';
 import { defaultCrypto } from '../src/crypto/index.ts';
 import type { Rig, RigNode } from '../test/support/netns.ts';
+import { positiveFlag } from './util.ts';
 
 const args = process.argv.slice(2);
-const flag = (name: string, dflt: number): number => {
-  const i = args.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) { console.error(`bench:peers: ${name} needs a positive integer`); process.exit(2); }
-  return v;
-};
+const flag = (name: string, dflt: number): number => positiveFlag(args, 'bench:peers', name, dflt, true);
 const PEERS = flag('--peers', 10_000);
 const ALLOWED = flag('--allowed', 1);
 const JSON_OUT = args.includes('--json');

@@ -57,6 +57,21 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
 export class UsageError extends Error {}
 
 /**
+ * The positive number after flag `name` in `args` (an integer when `integer`), or `dflt` without
+ * the flag; anything else ends the process with `BENCH: NAME needs a positive integer|number`.
+ */
+export function positiveFlag(args: readonly string[], bench: string, name: string, dflt: number, integer = false): number {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = Number(args[i + 1]);
+  if (!(integer ? Number.isInteger(v) : Number.isFinite(v)) || v <= 0) {
+    console.error(`${bench}: ${name} needs a positive ${integer ? 'integer' : 'number'}`);
+    process.exit(2);
+  }
+  return v;
+}
+
+/**
  * One benchmark case. `run(n)` performs n operations and is timed; `prepare(n)`, when given,
  * runs before each `run(n)` and is not timed (e.g. sealing the datagrams that `run` opens).
  */
